@@ -1,0 +1,1 @@
+"""stockcast: daily stock prices in, served multi-day forecasts out."""

@@ -1,0 +1,1 @@
+"""Price data: download/cache, cleaning and validation, windowed datasets."""

@@ -1,0 +1,155 @@
+"""PriceDataModule: a price table -> sliding windows, split chronologically, scaler fit on train only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from stockcast.data.download import Downloader
+from stockcast.data.prices import check_prices, warn_split_jumps
+from stockcast.errors import StockcastError
+from stockcast.tickers import normalize_ticker, parse_date, parse_range
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Statistics of the training rows only; the net stores them as buffers."""
+
+    feature_min: list[float]  # per feature, for min-max scaling of levels
+    feature_max: list[float]
+    change_std: float  # std of the training horizon's relative close changes, to scale targets
+
+
+@dataclass(frozen=True)
+class Split:
+    """Windows of one period: inputs [N, window, F] in raw units, targets [N, horizon] raw closes."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    target_dates: list[pd.DatetimeIndex]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of `values` [T, F]: inputs [N, window, F] and the next `horizon` closes [N, horizon].
+
+    Window i reads rows i..i+window-1 and targets rows i+window..i+window+horizon-1 (column 0 = Close).
+    """
+    count = len(values) - window - horizon + 1
+    if count <= 0:
+        return np.empty((0, window, values.shape[1])), np.empty((0, horizon))
+    starts = np.arange(count)
+    input_rows = starts[:, None] + np.arange(window)[None, :]  # [N, window]
+    target_rows = starts[:, None] + window + np.arange(horizon)[None, :]  # [N, horizon]
+    return values[input_rows], values[target_rows, 0]
+
+
+class PriceDataModule(L.LightningDataModule):
+    """Windows of daily prices for one ticker: `window` rows in, the next `horizon` closes out.
+
+    The split is chronological by target rows: a window belongs to a period when all of its target
+    rows lie in that period (inputs may reach back into the previous one); windows straddling a
+    boundary are dropped. Boundaries come from `val_start`/`test_start` dates or, when those are
+    null, from `val_fraction`/`test_fraction` of the rows.
+    """
+
+    def __init__(self, stock: str, start: str | None, end: str | None, downloader: Downloader,
+                 window: int = 20, horizon: int = 10, features: list[str] | None = None,
+                 val_fraction: float = 0.15, test_fraction: float = 0.15,
+                 val_start: str | None = None, test_start: str | None = None,
+                 batch_size: int = 64) -> None:
+        super().__init__()
+        self.symbol = normalize_ticker(stock)
+        self.start, self.end = parse_range(start, end)
+        self.downloader = downloader
+        if window < 1 or horizon < 1:
+            raise StockcastError(f"window ({window}) and horizon ({horizon}) must be positive")
+        self.window, self.horizon = window, horizon
+        self.features = list(features or ["Close"])
+        if self.features[0] != "Close":
+            raise StockcastError(f"the first feature must be Close, got {self.features}")
+        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise StockcastError("val_fraction and test_fraction must be in (0, 1) and sum below 1")
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.val_start = parse_date(val_start, "val_start") if val_start else None
+        self.test_start = parse_date(test_start, "test_start") if test_start else None
+        self.batch_size = batch_size
+        self.prices: pd.DataFrame | None = None
+        self.warnings: list[str] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.prices is not None:
+            return
+        prices = self.downloader.load(self.symbol, self.start, self.end)
+        check_prices(prices, self.features, self.symbol)
+        needed = self.window + self.horizon
+        if len(prices) < 3 * needed:
+            raise StockcastError(
+                f"{self.symbol} has {len(prices)} trading days in {self.start}..{self.end}: too little "
+                f"history for window {self.window} + horizon {self.horizon} in train, val and test "
+                f"(need at least {3 * needed})"
+            )
+        self.warnings = warn_split_jumps(prices, self.symbol)
+        self.prices = prices
+        val_row, test_row = self._boundaries(prices.index)
+        values = prices[self.features].to_numpy(dtype=np.float64)
+        self.scaler = self._fit_scaler(values[:val_row])
+        self.train = self._split(prices, values, 0, val_row)
+        self.val = self._split(prices, values, val_row, test_row)
+        self.test = self._split(prices, values, test_row, len(prices))
+        for name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
+            if len(split) == 0:
+                raise StockcastError(f"{self.symbol}: the {name} period has no complete window; "
+                                     "widen the date range or move the split dates")
+        log.info("%s: %d rows, windows train/val/test = %d/%d/%d", self.symbol, len(prices),
+                 len(self.train), len(self.val), len(self.test))
+
+    def _boundaries(self, dates: pd.DatetimeIndex) -> tuple[int, int]:
+        """First row of the validation and of the test period."""
+        n = len(dates)
+        val_row = (int(dates.searchsorted(pd.Timestamp(self.val_start))) if self.val_start
+                   else int(round(n * (1 - self.val_fraction - self.test_fraction))))
+        test_row = (int(dates.searchsorted(pd.Timestamp(self.test_start))) if self.test_start
+                    else int(round(n * (1 - self.test_fraction))))
+        if not 0 < val_row < test_row < n:
+            raise StockcastError(f"split dates must satisfy {dates[0]:%Y-%m-%d} < val_start < "
+                                 f"test_start <= {dates[-1]:%Y-%m-%d}")
+        return val_row, test_row
+
+    def _fit_scaler(self, train_values: np.ndarray) -> Scaler:
+        inputs, targets = make_windows(train_values, self.window, self.horizon)
+        changes = targets / inputs[:, -1, :1] - 1  # [N, horizon]
+        return Scaler(feature_min=train_values.min(axis=0).tolist(),
+                      feature_max=train_values.max(axis=0).tolist(),
+                      change_std=float(changes.std()) or 1.0)
+
+    def _split(self, prices: pd.DataFrame, values: np.ndarray, first: int, stop: int) -> Split:
+        """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
+        lead = max(first - self.window, 0)  # the first window's targets start at row `first`
+        inputs, targets = make_windows(values[lead:stop], self.window, self.horizon)
+        target_start = lead + self.window
+        dates = [prices.index[target_start + i:target_start + i + self.horizon] for i in range(len(targets))]
+        return Split(torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32), dates)
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        return DataLoader(TensorDataset(split.inputs, split.targets), batch_size=self.batch_size,
+                          shuffle=shuffle)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test, shuffle=False)

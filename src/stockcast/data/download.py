@@ -1,0 +1,105 @@
+"""Downloader: yfinance daily history -> one canonical CSV per ticker in `data/`, with offline fallbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from stockcast.data.prices import canonicalize, read_price_csv, write_price_csv
+from stockcast.errors import StockcastError
+from stockcast.tickers import normalize_ticker, parse_range
+
+log = logging.getLogger(__name__)
+
+DATA_DIRS_ENV = "STOCKCAST_DATA_DIRS"
+# The one price file the repo ships: `make demo` still runs with no network and no other copy.
+SAMPLE_DIR = Path(__file__).parent / "sample"
+
+
+class Downloader:
+    """Fetch a ticker's daily OHLCV for an ISO date range, caching it as `<data_dir>/<SYMBOL>.csv`.
+
+    The cache is reused when the range it was downloaded for covers the request. When the download
+    fails (no network, Yahoo rate limits, unknown ticker) the cache or `<SYMBOL>.csv` from
+    `extra_dirs` / `$STOCKCAST_DATA_DIRS` is used instead, with a warning naming the file.
+    """
+
+    def __init__(self, data_dir: str | Path = "data", extra_dirs: list[str] | None = None,
+                 use_sample: bool = True, timeout: float = 20.0) -> None:
+        self.data_dir = Path(data_dir)
+        env_dirs = [d for d in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if d]
+        self.extra_dirs = [Path(d) for d in [*(extra_dirs or []), *env_dirs]]
+        if use_sample:
+            self.extra_dirs.append(SAMPLE_DIR)
+        self.timeout = timeout
+
+    def cache_path(self, symbol: str) -> Path:
+        return self.data_dir / f"{symbol}.csv"
+
+    def load(self, ticker: str, start: str | dt.date | None, end: str | dt.date | None) -> pd.DataFrame:
+        """Canonical OHLCV rows of `ticker` with start <= Date <= end (end=None: today)."""
+        symbol = normalize_ticker(ticker)
+        start_date, end_date = parse_range(start, end)
+        frame = self._cached(symbol, start_date, end_date)
+        if frame is None:
+            frame = self._download_or_fallback(symbol, start_date, end_date)
+        rows = frame.loc[pd.Timestamp(start_date):pd.Timestamp(end_date)]
+        if rows.empty:
+            raise StockcastError(f"no prices for {symbol} between {start_date} and {end_date}")
+        return rows
+
+    def _cached(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+        meta_path = self.cache_path(symbol).with_suffix(".json")
+        if not (meta_path.exists() and self.cache_path(symbol).exists()):
+            return None
+        covered = json.loads(meta_path.read_text())
+        if dt.date.fromisoformat(covered["start"]) <= start and end <= dt.date.fromisoformat(covered["end"]):
+            log.info("using cached %s for %s..%s", self.cache_path(symbol), start, end)
+            return read_price_csv(self.cache_path(symbol))
+        return None
+
+    def _download_or_fallback(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        try:
+            frame = self.download(symbol, start, end)
+        except Exception as err:  # network, rate limit, yfinance internals: all mean "use a copy"
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            return self._fallback(symbol, start, end, reason)
+        path = self.cache_path(symbol)
+        if path.exists():  # keep rows outside this request that an earlier download fetched
+            frame = canonicalize(pd.concat([read_price_csv(path), frame]))
+        write_price_csv(frame, path)
+        covered = {"start": start.isoformat(), "end": min(end, dt.date.today()).isoformat()}
+        path.with_suffix(".json").write_text(json.dumps(covered))
+        log.info("downloaded %d rows of %s into %s", len(frame), symbol, path)
+        return frame
+
+    def download(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Daily history from yfinance (its `end` is exclusive); raises when nothing comes back."""
+        import yfinance as yf
+
+        raw = yf.download(symbol, start=start.isoformat(), end=(end + dt.timedelta(days=1)).isoformat(),
+                          interval="1d", auto_adjust=False, actions=False, progress=False,
+                          threads=False, timeout=self.timeout)
+        if raw is None or raw.empty:
+            raise StockcastError(f"yfinance returned no rows for {symbol} (unknown ticker or no trading)")
+        frame = canonicalize(raw)
+        if frame.empty:
+            raise StockcastError(f"yfinance returned only empty rows for {symbol}")
+        return frame
+
+    def _fallback(self, symbol: str, start: dt.date, end: dt.date, reason: str) -> pd.DataFrame:
+        for folder in [self.data_dir, *self.extra_dirs]:
+            path = folder / f"{symbol}.csv"
+            if path.exists():
+                log.warning("download of %s failed (%s); using local file %s", symbol, reason, path)
+                return read_price_csv(path)
+        searched = ", ".join(str(d) for d in [self.data_dir, *self.extra_dirs])
+        raise StockcastError(
+            f"cannot get prices for {symbol} {start}..{end}: download failed ({reason}) and no "
+            f"{symbol}.csv in {searched} (set {DATA_DIRS_ENV} to a folder of CSVs)"
+        )

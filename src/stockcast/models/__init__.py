@@ -1,0 +1,1 @@
+"""Forecasting models: the torch-only serving net and its LightningModule wrapper."""

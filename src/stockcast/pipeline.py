@@ -1,0 +1,134 @@
+"""run(cfg): data -> fit -> test vs naive -> log to MLflow -> serving bundle. The one orchestration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from stockcast.bundle import write_bundle
+from stockcast.data.datamodule import PriceDataModule
+from stockcast.errors import StockcastError
+from stockcast.metrics import compare_with_naive
+from stockcast.models.module import Forecaster
+from stockcast.plots import forecast_figure
+from stockcast.tracking import flat_params, prepare_store
+
+log = logging.getLogger(__name__)
+
+BUNDLE_PATH = "bundle"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced: where to find it and how it scored."""
+
+    run_id: str
+    tracking_uri: str
+    symbol: str
+    metrics: dict[str, float]
+    metadata: dict
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train and test one model as configured; log everything to one MLflow run.
+
+    A failure at any step (bad input, diverged loss) marks the run FAILED and re-raises; the bundle
+    is logged last, so a failed run never has one.
+    """
+    L.seed_everything(cfg.seed, workers=True)
+    tracking_uri = prepare_store(cfg.logger.tracking_uri)
+    logger: MLFlowLogger = instantiate(cfg.logger)
+    client, run_id = logger.experiment, logger.run_id
+    try:
+        logger.log_hyperparams(flat_params(cfg))
+        client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        datamodule: PriceDataModule = instantiate(cfg.data)
+        datamodule.setup()
+        client.set_tag(run_id, "symbol", datamodule.symbol)
+        for number, warning in enumerate(datamodule.warnings, start=1):
+            client.set_tag(run_id, f"data_warning_{number}", warning)
+        model: Forecaster = instantiate(cfg.model, features=datamodule.features, horizon=datamodule.horizon,
+                                        _convert_="all")
+        model.net.set_scaler(**asdict(datamodule.scaler))
+        callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+        trainer.fit(model, datamodule=datamodule)
+        _restore_best(model, trainer)
+        metrics, forecast = _test(model, datamodule)
+        logger.log_metrics(metrics)
+        split = datamodule.test
+        figure = forecast_figure(datamodule.symbol, split.target_dates, split.targets.numpy(), forecast, metrics)
+        client.log_figure(run_id, figure, "forecast_test.png")
+        metadata = _metadata(cfg, datamodule, model, metrics, run_id)
+        with tempfile.TemporaryDirectory() as folder:
+            client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
+        client.set_tag(run_id, "bundle", BUNDLE_PATH)
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    log.info("run %s: test_mape %.3f %% vs naive %.3f %% (skill_mape %+.4f)", run_id,
+             metrics["test_mape"], metrics["naive_mape"], metrics["skill_mape"])
+    return RunResult(run_id, tracking_uri, datamodule.symbol, metrics, metadata)
+
+
+def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
+    """Load the best validation epoch's weights (and scaler buffers) back into `model`."""
+    checkpoint = trainer.checkpoint_callback
+    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])
+    val_loss = trainer.callback_metrics.get("val_loss")
+    if val_loss is None or not torch.isfinite(val_loss):
+        raise StockcastError(f"training diverged: validation loss is {val_loss}")
+
+
+def _test(model: Forecaster, datamodule: PriceDataModule) -> tuple[dict[str, float], np.ndarray]:
+    """Forecast the test windows with the exported net itself; compare in price units."""
+    net = model.net.eval()
+    split = datamodule.test
+    with torch.no_grad():
+        forecast = net(split.inputs).numpy()  # [N, H]
+    actual = split.targets.numpy()
+    metrics = compare_with_naive(forecast, actual, split.inputs[:, -1, 0].numpy())
+    if not all(np.isfinite(value) for value in metrics.values()):
+        raise StockcastError("training diverged: test metrics are not finite")
+    return metrics, forecast
+
+
+def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, metrics: dict[str, float],
+              run_id: str) -> dict:
+    dates = datamodule.prices.index
+    return {
+        "symbol": datamodule.symbol,
+        "stocks": [datamodule.symbol],
+        "window": datamodule.window,
+        "horizon": datamodule.horizon,
+        "features": datamodule.features,
+        "net": model.net_kwargs(),
+        "scaler": asdict(datamodule.scaler),
+        "data": {
+            "start": datamodule.start.isoformat(),
+            "end": datamodule.end.isoformat(),
+            "first_date": f"{dates[0]:%Y-%m-%d}",
+            "last_date": f"{dates[-1]:%Y-%m-%d}",
+            "val_start": f"{datamodule.val.target_dates[0][0]:%Y-%m-%d}",
+            "test_start": f"{datamodule.test.target_dates[0][0]:%Y-%m-%d}",
+            "rows": len(dates),
+            "warnings": datamodule.warnings,
+        },
+        "metrics": {key: value for key, value in metrics.items() if "_h" not in key},
+        "mlflow_run_id": run_id,
+        "seed": cfg.seed,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,50 @@
+"""Ticker and date normalisation shared by training, serving metadata and operations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from stockcast.errors import StockcastError
+
+# B3 equities, units and BDRs: four letters, then 1-2 digits (VALE3, PETR4, TAEE11, AAPL34).
+_B3_CODE = re.compile(r"^[A-Z]{4}\d{1,2}$")
+_TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]*$")
+
+
+def normalize_ticker(ticker: str) -> str:
+    """Return the Yahoo symbol: `vale3`, `VALE3`, `VALE3.SA` -> `VALE3.SA`; `AAPL`, `^BVSP` unchanged."""
+    symbol = str(ticker).strip().upper()
+    if not _TICKER.match(symbol):
+        raise StockcastError(f"invalid ticker {ticker!r}: expected a Yahoo Finance symbol like VALE3 or AAPL")
+    if _B3_CODE.match(symbol):
+        return f"{symbol}.SA"
+    return symbol
+
+
+def parse_date(value: str | dt.date | None, name: str, default: dt.date | None = None) -> dt.date:
+    """Parse an ISO 8601 calendar date (YYYY-MM-DD); `None` gives `default`."""
+    if value is None:
+        if default is None:
+            raise StockcastError(f"{name} is required (YYYY-MM-DD)")
+        return default
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise StockcastError(f"{name}={value!r} is not an ISO date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as err:
+        raise StockcastError(f"{name}={value!r} is not a valid date: {err}") from None
+
+
+def parse_range(start: str | dt.date | None, end: str | dt.date | None) -> tuple[dt.date, dt.date]:
+    """Validate a date range; `end=None` means today. Start must not be after end."""
+    end_date = parse_date(end, "end", default=dt.date.today())
+    start_date = parse_date(start, "start")
+    if start_date > end_date:
+        raise StockcastError(f"start {start_date} is after end {end_date}")
+    return start_date, end_date

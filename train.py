@@ -1,0 +1,30 @@
+"""Train one forecaster: `python train.py stock=PETR4 model.hidden=64`, or sweep with `-m`."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from stockcast.cli import user_errors_exit  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Returns the metric named by `optimized_metric`, for sweepers."""
+    from stockcast.pipeline import run  # heavy imports after Hydra has parsed the command line
+
+    with user_errors_exit():
+        result = run(cfg)
+    print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
+        f"{name}={result.metrics[name]:.4f}"
+        for name in ("test_rmse", "test_mape", "naive_rmse", "naive_mape", "skill_mape")))
+    return result.metrics[cfg.optimized_metric]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
