@@ -93,7 +93,7 @@ def check_prices(frame: pd.DataFrame, columns: list[str], ticker: str) -> None:
 
 
 def find_split_jumps(close: pd.Series) -> list[tuple[pd.Timestamp, float]]:
-    """Days whose close moved by a ratio near a split ratio (>= 33 % in one day; smaller bonus issues look like crashes): likely unadjusted."""
+    """Days whose close moved by a ratio near a split ratio: likely unadjusted for that split."""
     ratio = close.shift(1) / close
     suspects = []
     for date, value in ratio.dropna().items():

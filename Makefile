@@ -1,0 +1,41 @@
+# stockcast: `make help` lists the targets. Every target that needs the venv creates it first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.13.0
+export STOCKCAST_ROOT := $(CURDIR)
+
+.DEFAULT_GOAL := help
+.PHONY: help install train sweep test lint mlflow-ui clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)  # first: a looser spec pulls CUDA wheels
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project with dev extras
+
+train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 model.hidden=32"
+	$(PY) train.py $(ARGS)
+
+sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.hidden=32,64,128"
+	$(PY) train.py -m $(or $(ARGS),model.hidden=32,64,128)
+
+test: $(VENV)/.installed ## run the test suite (no network)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff
+	$(VENV)/bin/ruff check .
+
+mlflow-ui: $(VENV)/.installed ## browse runs at http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+
+clean: ## remove generated outputs (keeps data/ cache and mlruns/)
+	rm -rf outputs multirun .pytest_cache

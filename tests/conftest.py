@@ -1,0 +1,72 @@
+"""Shared fixtures: real Hydra configs via compose(), real price CSVs, a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
+
+
+def shared_data_dir() -> Path:
+    """The real price CSVs (../shared/data, or the first folder in $STOCKCAST_DATA_DIRS)."""
+    configured = [d for d in os.environ.get("STOCKCAST_DATA_DIRS", "").split(os.pathsep) if d]
+    folder = Path(configured[0]) if configured else ROOT.parent / "shared" / "data"
+    if not (folder / "VALE3.SA.csv").exists():
+        pytest.fail(f"real price CSVs not found in {folder}: set STOCKCAST_DATA_DIRS")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_data_dir()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
+    """No test touches the user's MLflow server or the repo's own caches."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("STOCKCAST_DATA_DIRS", str(shared_data))
+
+
+def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
+    """The real `configs/train.yaml`, made fast (2 epochs) and pointed at `tmp_path`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True, overrides=[
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"paths.mlruns_dir={tmp_path / 'mlruns'}",
+            "trainer.max_epochs=2",
+            "+trainer.enable_progress_bar=false",
+            "~callbacks.progress_bar",
+            "model.hidden=16",
+            "model.layers=1",
+            *overrides,
+        ])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "outputs")
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
+    """One real 2-epoch VALE3 run in a throwaway store: (RunResult, local bundle folder)."""
+    import mlflow
+
+    from stockcast.pipeline import BUNDLE_PATH, run
+
+    os.environ["STOCKCAST_DATA_DIRS"] = str(shared_data)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    tmp_path = tmp_path_factory.mktemp("trained")
+    result = run(compose_train(tmp_path, "end=2025-11-07"))
+    bundle = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=BUNDLE_PATH,
+                                                 dst_path=str(tmp_path / "download"),
+                                                 tracking_uri=result.tracking_uri)
+    return result, Path(bundle)
