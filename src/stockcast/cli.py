@@ -9,10 +9,22 @@ from contextlib import contextmanager
 from stockcast.errors import StockcastError
 
 
+def user_error(err: BaseException) -> StockcastError | None:
+    """The StockcastError behind `err`, also when Hydra's instantiate wrapped it."""
+    while err is not None:
+        if isinstance(err, StockcastError):
+            return err
+        err = err.__cause__
+    return None
+
+
 @contextmanager
 def user_errors_exit(code: int = 2) -> Iterator[None]:
     try:
         yield
-    except StockcastError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         raise SystemExit(code) from None

@@ -1,0 +1,78 @@
+"""Windows, chronological split without leakage, scaler fit on the training rows only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stockcast.data.datamodule import PriceDataModule, make_windows
+from stockcast.data.download import Downloader
+from stockcast.errors import StockcastError
+
+
+def test_make_windows_by_hand():
+    values = np.arange(1.0, 8.0)[:, None]  # closes 1..7, one feature
+    inputs, targets = make_windows(values, window=3, horizon=2)
+    assert inputs.shape == (3, 3, 1) and targets.shape == (3, 2)
+    assert inputs[0, :, 0].tolist() == [1, 2, 3] and targets[0].tolist() == [4, 5]
+    assert inputs[-1, :, 0].tolist() == [3, 4, 5] and targets[-1].tolist() == [6, 7]
+
+
+def datamodule(tmp_path, **kwargs) -> PriceDataModule:
+    options = {"stock": "VALE3", "start": "2018-01-01", "end": "2025-11-07",
+               "downloader": Downloader(tmp_path, use_sample=False)} | kwargs
+    dm = PriceDataModule(**options)
+    dm.setup()
+    return dm
+
+
+def test_targets_stay_inside_their_period(tmp_path):
+    dm = datamodule(tmp_path, val_start="2023-01-01", test_start="2024-06-01")
+    val_start, test_start = pd.Timestamp("2023-01-01"), pd.Timestamp("2024-06-01")
+    assert all(d[-1] < val_start for d in dm.train.target_dates)
+    assert all(val_start <= d[0] and d[-1] < test_start for d in dm.val.target_dates)
+    assert all(test_start <= d[0] for d in dm.test.target_dates)
+    # The first test window targets the first test day exactly, reading the 20 days before it.
+    first_test_row = dm.prices.index.searchsorted(test_start)
+    assert dm.test.target_dates[0][0] == dm.prices.index[first_test_row]
+    expected_inputs = dm.prices["Close"].iloc[first_test_row - 20:first_test_row].to_numpy()
+    np.testing.assert_allclose(dm.test.inputs[0, :, 0].numpy(), expected_inputs, rtol=1e-6)
+    # Windows straddling a boundary are dropped: each period loses horizon - 1 windows.
+    rows_in_test = len(dm.prices) - first_test_row
+    assert len(dm.test) == rows_in_test - 10 + 1
+
+
+def test_fraction_split_is_chronological(tmp_path):
+    dm = datamodule(tmp_path)
+    assert dm.train.target_dates[-1][-1] < dm.val.target_dates[0][0]
+    assert dm.val.target_dates[-1][-1] < dm.test.target_dates[0][0]
+    assert len(dm.test) == pytest.approx(0.15 * len(dm.prices), abs=10)
+
+
+def test_scaler_sees_training_rows_only(tmp_path, shared_data):
+    before = datamodule(tmp_path / "a", test_start="2024-01-01", val_start="2023-01-01").scaler
+    prices = pd.read_csv(shared_data / "VALE3.SA.csv")
+    prices.loc[prices["Date"] >= "2023-01-01", ["Open", "High", "Low", "Close"]] *= 10  # change val+test only
+    (tmp_path / "changed").mkdir()
+    prices.to_csv(tmp_path / "changed" / "VALE3.SA.csv", index=False)
+    after = datamodule(tmp_path / "b", test_start="2024-01-01", val_start="2023-01-01",
+                       downloader=Downloader(tmp_path / "b", extra_dirs=[str(tmp_path / "changed")],
+                                             use_sample=False)).scaler
+    assert after.feature_min == before.feature_min and after.feature_max == before.feature_max
+    assert after.change_std == before.change_std
+
+
+def test_more_features(tmp_path):
+    dm = datamodule(tmp_path, features=["Close", "Volume"])
+    assert dm.train.inputs.shape[1:] == (20, 2) and len(dm.scaler.feature_min) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"start": "2025-09-01"}, "too little history for window 20 \\+ horizon 10"),
+    ({"features": ["Volume", "Close"]}, "first feature must be Close"),
+    ({"window": 0}, "must be positive"),
+    ({"val_start": "2030-01-01"}, "split dates must satisfy"),
+    ({"val_fraction": 0.6, "test_fraction": 0.5}, "sum below 1"),
+])
+def test_bad_settings_get_clear_errors(tmp_path, kwargs, message):
+    with pytest.raises(StockcastError, match=message):
+        datamodule(tmp_path, **kwargs)

@@ -1,0 +1,86 @@
+"""The three CSV shapes users really bring, and the checks that keep bad prices out of training."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stockcast.data.prices import COLUMNS, check_prices, read_price_csv, warn_split_jumps, write_price_csv
+from stockcast.errors import StockcastError
+
+
+def assert_canonical(frame: pd.DataFrame) -> None:
+    assert list(frame.columns) == COLUMNS and frame.index.name == "Date"
+    assert frame.index.is_monotonic_increasing and frame.index.is_unique
+    assert not frame[["Open", "High", "Low", "Close"]].isna().all(axis=1).any()
+
+
+def test_plain_csv(shared_data):
+    frame = read_price_csv(shared_data / "VALE3.SA.csv")
+    assert_canonical(frame)
+    assert frame.loc["2018-01-02", "Close"] == 41.72
+    assert (frame["Adj Close"] == frame["Close"]).all()  # no Adj Close column: Close stands in
+
+
+def test_yahoo_csv_drops_null_rows(shared_data):
+    path = shared_data / "yahoo" / "VALE3.SA.csv"
+    raw_lines = path.read_text().splitlines()
+    null_rows = sum("null" in line for line in raw_lines)
+    frame = read_price_csv(path)
+    assert_canonical(frame)
+    assert null_rows > 0 and len(frame) == len(raw_lines) - 1 - null_rows
+    assert frame.loc["2000-01-03", "Adj Close"] == pytest.approx(2.058778)
+
+
+def test_yfinance_multilevel_csv(shared_data):
+    frame = read_price_csv(shared_data / "yfinance-multiindex" / "PETR4.SA.csv")
+    assert_canonical(frame)
+    assert frame.index[0] == pd.Timestamp("2015-01-02")
+    assert frame.loc["2015-01-02", "Close"] == pytest.approx(2.572509527206421)
+
+
+def test_canonical_csv_round_trip_sorts_and_dedups(tmp_path):
+    dates = pd.to_datetime(["2024-01-03", "2024-01-02", "2024-01-03"])
+    frame = pd.DataFrame({"Close": [2.0, 1.0, 3.0], "Open": 1.0, "High": 1.0, "Low": 1.0, "Volume": 5},
+                         index=dates)
+    write_price_csv(read_price_csv_from(frame, tmp_path), tmp_path / "out.csv")
+    text = (tmp_path / "out.csv").read_text().splitlines()
+    assert text[0] == "Date,Open,High,Low,Close,Adj Close,Volume"
+    assert [line.split(",")[0] for line in text[1:]] == ["2024-01-02", "2024-01-03"]
+    assert text[2].split(",")[4] == "3.0"  # the later duplicate wins
+
+
+def read_price_csv_from(frame: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    frame.to_csv(tmp_path / "raw.csv", index_label="Date")
+    return read_price_csv(tmp_path / "raw.csv")
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "missing or non-positive Close"),
+                                          (0.0, "missing or non-positive Close"),
+                                          (-3.0, "missing or non-positive Close")])
+def test_missing_or_non_positive_prices_are_refused(shared_data, bad, message):
+    frame = read_price_csv(shared_data / "VALE3.SA.csv")
+    frame.loc["2019-05-02", "Close"] = bad
+    with pytest.raises(StockcastError, match=f"1 {message} value\\(s\\), first on 2019-05-02"):
+        check_prices(frame, ["Close"], "VALE3.SA")
+
+
+def test_unknown_feature_column_is_refused(shared_data):
+    with pytest.raises(StockcastError, match="unknown feature"):
+        check_prices(read_price_csv(shared_data / "VALE3.SA.csv"), ["Close", "RSI"], "VALE3.SA")
+
+
+def test_unadjusted_split_is_flagged_with_date_and_ratio(shared_data, caplog):
+    with caplog.at_level(logging.WARNING):
+        warnings = warn_split_jumps(read_price_csv(shared_data / "unadjusted" / "ITUB4.SA.csv"), "ITUB4.SA")
+    assert len(warnings) == 1
+    assert "2018-11-21" in warnings[0] and "ratio 1.520" in warnings[0]
+    assert "2018-11-21" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["VALE3.SA.csv", "PETR4.SA.csv", "ITUB4.SA.csv", "BBAS3.SA.csv", "AAPL.csv",
+                                  "MSFT.csv"])
+def test_adjusted_files_raise_no_split_warning(shared_data, name):
+    """March 2020's real crashes (PETR4 -30 % in a day) must not look like splits."""
+    assert warn_split_jumps(read_price_csv(shared_data / name), name) == []
