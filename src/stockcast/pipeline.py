@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> RunResult:
     is logged last, so a failed run never has one.
     """
     L.seed_everything(cfg.seed, workers=True)
-    tracking_uri = prepare_store(cfg.logger.tracking_uri)
+    tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_location)
     logger: MLFlowLogger = instantiate(cfg.logger)
     client, run_id = logger.experiment, logger.run_id
     try:
