@@ -7,7 +7,7 @@ TORCH_VERSION := 2.13.0
 export STOCKCAST_ROOT := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep test lint mlflow-ui clean
+.PHONY: help install train sweep evaluate report test lint mlflow-ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 
 
 sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.hidden=32,64,128"
 	$(PY) train.py -m $(or $(ARGS),model.hidden=32,64,128)
+
+evaluate: $(VENV)/.installed ## walk-forward backtest of the newest run vs baselines; ARGS="stock=PETR4"
+	$(PY) evaluate.py $(ARGS)
+
+report: $(VENV)/.installed ## comparison table of the newest evaluation per ticker, written into README.md
+	$(PY) scripts/report.py --readme README.md $(ARGS)
 
 test: $(VENV)/.installed ## run the test suite (no network)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -35,24 +35,22 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
     monkeypatch.setenv("STOCKCAST_DATA_DIRS", str(shared_data))
 
 
-def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
-    """The real `configs/train.yaml`, made fast (2 epochs) and pointed at `tmp_path`."""
+def compose_config(config_name: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    """A real config from `configs/`, its data cache, MLflow store and outputs under `tmp_path`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True, overrides=[
-            f"paths.data_dir={tmp_path / 'data'}",
-            f"paths.mlruns_dir={tmp_path / 'mlruns'}",
-            "trainer.max_epochs=2",
-            "+trainer.enable_progress_bar=false",
-            "~callbacks.progress_bar",
-            "model.hidden=16",
-            "model.layers=1",
-            *overrides,
-        ])
+        cfg = compose(config_name, return_hydra_config=True, overrides=[
+            f"paths.data_dir={tmp_path / 'data'}", f"paths.mlruns_dir={tmp_path / 'mlruns'}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "outputs")
         del cfg.hydra
     return cfg
+
+
+def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
+    """`configs/train.yaml`, made fast: 2 epochs of a small LSTM, no progress bar."""
+    return compose_config("train", tmp_path, "trainer.max_epochs=2", "+trainer.enable_progress_bar=false",
+                          "~callbacks.progress_bar", "model.hidden=16", "model.layers=1", *overrides)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from stockcast.metrics import compare_with_naive, error_metrics, naive_forecast
+from stockcast.metrics import ALL_METRICS, compare_with_naive, error_metrics, naive_forecast, step_errors
 
 
 def test_error_metrics_by_hand():
     actual = np.array([[100.0, 110.0], [200.0, 200.0]])
     forecast = np.array([[90.0, 110.0], [210.0, 220.0]])  # errors -10, 0 / +10, +20
-    metrics = error_metrics(forecast, actual, "test")
+    metrics = error_metrics(forecast, actual, np.array([95.0, 205.0]), "test")
     assert metrics["test_mae"] == pytest.approx(40 / 4)
     assert metrics["test_rmse"] == pytest.approx(np.sqrt((100 + 0 + 100 + 400) / 4))
     # step 1: |-10|/100 and 10/200 -> 7.5 %; step 2: 0 and 20/200 -> 5 %
@@ -33,3 +33,17 @@ def test_naive_repeats_last_close_and_skill_is_relative_to_it():
     assert metrics["test_mape"] == pytest.approx(expected_mape)
     assert metrics["skill_mape"] == pytest.approx(1 - expected_mape / naive_mape)
     assert {f"test_mape_h{h}" for h in (1, 2)} <= metrics.keys()
+
+
+def test_smape_and_direction_by_hand():
+    last = np.array([100.0, 100.0])
+    actual = np.array([[110.0, 90.0], [90.0, 100.0]])  # moves: up, down / down, flat
+    forecast = np.array([[105.0, 95.0], [105.0, 100.0]])  # moves: up, down / up, flat
+    per_step = step_errors(forecast, actual, last)
+    # step 1: up/up right, up/down wrong -> 50 %; step 2: down/down right, flat/flat right -> 100 %
+    assert per_step["direction"].tolist() == [50.0, 100.0]
+    assert per_step["smape"][0] == pytest.approx(100 * (2 * 5 / 215 + 2 * 15 / 195) / 2)
+    naive = step_errors(naive_forecast(last, 2), actual, last)
+    assert np.isnan(naive["direction"]).all()  # a flat forecast has no direction
+    metrics = error_metrics(forecast, actual, last, "m", names=ALL_METRICS)
+    assert metrics["m_direction"] == 75.0 and metrics["m_smape_h2"] == pytest.approx(100 * (2 * 5 / 185) / 2)

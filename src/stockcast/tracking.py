@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
+
+from stockcast.errors import StockcastError
 
 
 def prepare_store(tracking_uri: str, experiment_name: str | None = None,
@@ -19,8 +24,6 @@ def prepare_store(tracking_uri: str, experiment_name: str | None = None,
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if experiment_name:
-        from mlflow.tracking import MlflowClient
-
         client = MlflowClient(tracking_uri)
         if client.get_experiment_by_name(experiment_name) is None:
             client.create_experiment(experiment_name, artifact_location=artifact_location)
@@ -56,3 +59,33 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
+
+
+def find_run(client: MlflowClient, experiment: str, symbol: str, run_id: str | None = None) -> Run:
+    """`run_id`'s run, or the newest FINISHED run of `symbol` that logged a serving bundle.
+
+    Training tags a run `bundle=<artifact path>` once its bundle is logged (its last step).
+    """
+    where = f"the MLflow store {client.tracking_uri}"
+    try:
+        if run_id:
+            run = client.get_run(run_id)
+        else:
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise StockcastError(f"no experiment {experiment!r} in {where}: train a model first (make train)")
+            runs = client.search_runs(
+                [found.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+                filter_string=f"tags.symbol = '{symbol}' and attributes.status = 'FINISHED' and tags.bundle != ''")
+            if not runs:
+                raise StockcastError(f"no finished run of {symbol} with a serving bundle in {where}: train one "
+                                     f"first (make train), or pick a run with RUN_ID=...")
+            run = runs[0]
+    except MlflowException as err:
+        raise StockcastError(f"cannot read run {run_id or symbol!r} from {where}: {err.message}") from None
+    if run.info.status != "FINISHED":
+        raise StockcastError(f"run {run.info.run_id} is {run.info.status}, not FINISHED: only finished runs have a "
+                             "serving bundle")
+    if not run.data.tags.get("bundle"):
+        raise StockcastError(f"run {run.info.run_id} logged no serving bundle (it has no 'bundle' tag)")
+    return run

@@ -1,0 +1,29 @@
+"""Backtest a trained run walk-forward against baselines: `python evaluate.py stock=PETR4`."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("STOCKCAST_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from stockcast.cli import user_errors_exit  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    """Returns the LSTM's skill_mape over the backtest."""
+    from stockcast.eval.evaluation import evaluate
+
+    with user_errors_exit():
+        result = evaluate(cfg)
+    print(f"evaluation {result.run_id} of run {result.evaluated_run_id} ({result.symbol}):")
+    print(result.summary.to_markdown(floatfmt=".4g"))
+    print(f"written to {result.output_dir}")
+    return float(result.summary.loc["lstm", "skill_mape"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Comparison table of the newest evaluation per ticker.
+
+    python scripts/report.py [--readme README.md] [hydra overrides, e.g. logger.tracking_uri=...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from stockcast.cli import user_errors_exit
+from stockcast.config import load_config
+from stockcast.eval.report import comparison_table, update_readme
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readme", type=Path, help="also write the table into this file's results section")
+    parser.add_argument("overrides", nargs="*", help="overrides of configs/evaluate.yaml")
+    args = parser.parse_args()
+    cfg = load_config("evaluate", args.overrides)
+    with user_errors_exit():
+        table = comparison_table(MlflowClient(cfg.logger.tracking_uri), cfg.experiment_name)
+        markdown = table.to_markdown(floatfmt=".4g")
+        print(markdown)
+        if args.readme:
+            update_readme(args.readme, markdown)
+            print(f"updated {args.readme}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Walk-forward evaluation of a trained run against baselines."""

@@ -1,0 +1,103 @@
+"""evaluate(cfg): backtest a trained run against baselines; write and log the table and plots."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from hydra.utils import instantiate
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+from omegaconf import DictConfig, OmegaConf
+
+from stockcast.bundle import load_bundle
+from stockcast.eval.backtest import Backtest, walk_forward
+from stockcast.eval.baselines import NetMethod
+from stockcast.eval.plots import error_by_step_figure, forecasts_figure
+from stockcast.eval.scoring import step_metrics, step_table, summary_table
+from stockcast.tickers import normalize_ticker
+from stockcast.tracking import find_run, prepare_store
+
+log = logging.getLogger(__name__)
+
+MODEL = "lstm"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    run_id: str  # the evaluation's own MLflow run
+    evaluated_run_id: str
+    symbol: str
+    summary: pd.DataFrame
+    steps: pd.DataFrame
+    output_dir: Path
+
+
+def evaluate(cfg: DictConfig) -> Evaluation:
+    """Walk-forward over the trained run's test period, every method on the same origins."""
+    tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.experiment_name, cfg.logger.artifact_location)
+    client = MlflowClient(tracking_uri)
+    trained = find_run(client, cfg.logger.experiment_name, normalize_ticker(cfg.stock), cfg.run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = mlflow.artifacts.download_artifacts(run_id=trained.info.run_id, artifact_path=trained.data.tags[
+            "bundle"], dst_path=folder, tracking_uri=tracking_uri)
+        net, metadata = load_bundle(bundle)
+    symbol, data = metadata["symbol"], metadata["data"]
+    prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
+    methods = {MODEL: NetMethod(net, metadata["window"]), **instantiate(cfg.baselines)}
+    backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
+                            metadata["horizon"], min_history=max(metadata["window"], cfg.min_history))
+    summary, steps = summary_table(backtest), step_table(backtest, MODEL)
+    output_dir = Path(cfg.paths.output_dir)
+    write_outputs(output_dir, symbol, trained.info.run_id, backtest, summary, steps)
+    run_id = log_evaluation(client, cfg, trained.info.run_id, symbol, backtest, summary, output_dir)
+    return Evaluation(run_id, trained.info.run_id, symbol, summary, steps, output_dir)
+
+
+def markdown(symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame, steps: pd.DataFrame) -> str:
+    period = f"{backtest.origin_dates[0]:%Y-%m-%d} .. {backtest.target_dates[-1][-1]:%Y-%m-%d}"
+    return (f"# {symbol}: walk-forward backtest of run {run_id}\n\n"
+            f"{len(backtest.origin_dates)} origins, test period {period}. MAPE/sMAPE in %, direction = % of "
+            "origins with the right sign of move, skill = 1 - MAPE / naive MAPE, DM = Diebold-Mariano vs "
+            "naive on APE, move_spread = std of the predicted last-step move (%) across origins.\n\n"
+            f"{summary.to_markdown(floatfmt='.4g')}\n\n## LSTM vs naive by horizon step\n\n"
+            f"{steps.to_markdown(floatfmt='.4g')}\n")
+
+
+def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame,
+                  steps: pd.DataFrame) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "evaluation.md").write_text(markdown(symbol, run_id, backtest, summary, steps))
+    methods = list(backtest.forecasts)
+    error_by_step_figure(symbol, step_metrics(backtest), methods).savefig(output_dir / "error_by_step.png", dpi=110)
+    forecasts_figure(symbol, backtest, methods).savefig(output_dir / "forecasts.png", dpi=110)
+    rows = {"origin": backtest.origin_dates, "last_close": backtest.last_close}
+    for step in range(backtest.actual.shape[1]):
+        rows[f"actual_h{step + 1}"] = backtest.actual[:, step]
+        for name, forecast in backtest.forecasts.items():
+            rows[f"{name}_h{step + 1}"] = forecast[:, step]
+    pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
+
+
+def log_evaluation(client: MlflowClient, cfg: DictConfig, evaluated_run_id: str, symbol: str, backtest: Backtest,
+                   summary: pd.DataFrame, output_dir: Path) -> str:
+    """One MLflow run per evaluation, tagged with the run it evaluated, for the report command."""
+    experiment = client.get_experiment_by_name(cfg.experiment_name)
+    run = client.create_run(experiment.experiment_id, run_name=f"eval-{symbol}",
+                            tags={"symbol": symbol, "evaluated_run_id": evaluated_run_id})
+    run_id = run.info.run_id
+    metrics = {f"{method}_{name}": float(value) for method, row in summary.iterrows()
+               for name, value in row.items() if pd.notna(value)}
+    metrics |= {f"{key}_h{step}": float(value) for key, values in step_metrics(backtest).items()
+                for step, value in enumerate(values, start=1) if pd.notna(value)}
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])
+    client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    client.log_artifacts(run_id, str(output_dir))
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

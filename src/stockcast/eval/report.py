@@ -1,0 +1,68 @@
+"""Gather the newest evaluation of each ticker from MLflow into one comparison table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from stockcast.errors import StockcastError
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
+    """One row per ticker (newest evaluation): LSTM vs naive and the best baseline."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run evaluate.py first")
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    rows, seen = [], set()
+    for run in runs:
+        symbol, metrics = run.data.tags.get("symbol"), run.data.metrics
+        if symbol in seen or "lstm_mape" not in metrics:
+            continue
+        seen.add(symbol)
+        steps = sorted(int(key.rsplit("_h", 1)[1]) for key in metrics if key.startswith("lstm_mape_h"))
+        better = [s for s in steps if metrics[f"lstm_mape_h{s}"] < metrics[f"naive_mape_h{s}"]]
+        methods = [key.removesuffix("_skill_mape") for key in metrics if key.endswith("_skill_mape")]
+        baselines = {m: metrics[f"{m}_mape"] for m in methods if m not in ("lstm", "naive")}
+        best = min(baselines, key=baselines.get) if baselines else "-"
+        rows.append({
+            "ticker": symbol,
+            "LSTM MAPE %": metrics["lstm_mape"],
+            "naive MAPE %": metrics["naive_mape"],
+            "skill_mape": metrics["lstm_skill_mape"],
+            "DM p (vs naive)": metrics.get("lstm_dm_pvalue", float("nan")),
+            "steps LSTM < naive": _ranges(better) or "none",
+            "best baseline (MAPE %)": f"{best} ({baselines[best]:.3f})" if baselines else "-",
+            "LSTM move spread %": metrics["lstm_move_spread"],
+            "actual move spread %": metrics["actual_move_spread"],
+            "trained run": run.data.tags.get("evaluated_run_id", "")[:8],
+        })
+    if not rows:
+        raise StockcastError(f"no finished evaluations in experiment {experiment_name!r}")
+    return pd.DataFrame(rows).sort_values("ticker").set_index("ticker")
+
+
+def _ranges(steps: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    parts, start = [], None
+    for i, step in enumerate(steps):
+        start = step if start is None else start
+        if i + 1 == len(steps) or steps[i + 1] != step + 1:
+            parts.append(f"{start}-{step}" if step != start else f"{step}")
+            start = None
+    return ", ".join(parts)
+
+
+def update_readme(readme: Path, table_markdown: str) -> None:
+    """Replace the text between the results markers of `readme` with the table."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise StockcastError(f"{readme} has no {START} ... {END} section")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    readme.write_text(pattern.sub(lambda _: f"{START}\n{table_markdown}\n{END}", text))

@@ -1,0 +1,68 @@
+"""Score a backtest: metrics per method and step, skill and Diebold-Mariano vs naive, move spread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stockcast.eval.backtest import Backtest
+from stockcast.eval.dm import diebold_mariano
+from stockcast.metrics import ALL_METRICS, average, step_errors
+
+REFERENCE = "naive"
+
+
+def _ape(forecast: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    return 100 * np.abs(forecast - actual) / actual  # [N, H]
+
+
+def summary_table(backtest: Backtest) -> pd.DataFrame:
+    """One row per method: averaged metrics, skill_mape vs naive, DM on the mean APE over steps
+    (lag H-1), and the spread (std across origins, %) of the predicted H-day move."""
+    horizon = backtest.actual.shape[1]
+    reference_ape = _ape(backtest.forecasts[REFERENCE], backtest.actual)  # [N, H]
+    reference_loss, reference_mape = reference_ape.mean(axis=1), reference_ape.mean()
+    rows = {}
+    for name, forecast in backtest.forecasts.items():
+        per_step = step_errors(forecast, backtest.actual, backtest.last_close)
+        row = {metric: average(metric, per_step[metric]) for metric in ALL_METRICS}
+        row["skill_mape"] = 1 - row["mape"] / reference_mape
+        if name == REFERENCE:
+            row["dm_stat"] = row["dm_pvalue"] = np.nan
+        else:
+            test = diebold_mariano(_ape(forecast, backtest.actual).mean(axis=1), reference_loss, horizon)
+            row["dm_stat"], row["dm_pvalue"] = test.statistic, test.pvalue
+        row["move_spread"] = move_spread(forecast, backtest.last_close)
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.loc["actual"] = np.nan
+    table.loc["actual", "move_spread"] = move_spread(backtest.actual, backtest.last_close)
+    return table
+
+
+def move_spread(forecast: np.ndarray, last_close: np.ndarray) -> float:
+    """Std across origins of the last step's move, in percent of the origin's close."""
+    return float(np.std(100 * (forecast[:, -1] / last_close - 1)))
+
+
+def step_table(backtest: Backtest, method: str) -> pd.DataFrame:
+    """Per horizon step: MAPE of `method` and naive, skill, and DM p-value (lag h-1) at that step."""
+    actual = backtest.actual
+    model_ape, naive_ape = _ape(backtest.forecasts[method], actual), _ape(backtest.forecasts[REFERENCE], actual)
+    rows = []
+    for step in range(actual.shape[1]):
+        test = diebold_mariano(model_ape[:, step], naive_ape[:, step], step + 1)
+        rows.append({"step": step + 1, f"{method}_mape": model_ape[:, step].mean(),
+                     "naive_mape": naive_ape[:, step].mean(),
+                     "skill_mape": 1 - model_ape[:, step].mean() / naive_ape[:, step].mean(),
+                     "dm_pvalue": test.pvalue})
+    return pd.DataFrame(rows).set_index("step")
+
+
+def step_metrics(backtest: Backtest) -> dict[str, np.ndarray]:
+    """`{method}_{metric}` -> [H] per-step values, for plots and MLflow."""
+    out = {}
+    for name, forecast in backtest.forecasts.items():
+        for metric, values in step_errors(forecast, backtest.actual, backtest.last_close).items():
+            out[f"{name}_{metric}"] = values
+    return out

@@ -1,0 +1,84 @@
+"""Walk-forward backtest: no look-ahead, baselines by hand, outputs produced and logged."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow import MlflowClient
+from statsforecast.models import AutoETS
+
+from stockcast.data.prices import read_price_csv
+from stockcast.eval.backtest import walk_forward
+from stockcast.eval.baselines import MovingAverage, NetMethod, StatsForecastModel, drift, naive
+from stockcast.eval.evaluation import evaluate
+from stockcast.eval.report import END, START, comparison_table, update_readme
+from stockcast.models.net import ForecastNet
+from tests.conftest import compose_config
+
+
+def test_baselines_by_hand():
+    history = np.array([[1.0], [2.0], [4.0]])
+    assert naive(history, 2).tolist() == [4.0, 4.0]
+    assert drift(history, 2).tolist() == [5.5, 7.0]  # slope (4 - 1) / 2
+    assert MovingAverage(window=2)(history, 3).tolist() == [3.0, 3.0, 3.0]
+
+
+def methods() -> dict:
+    torch.manual_seed(0)
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5)
+    net.set_scaler([20.0], [80.0], 0.05)
+    return {"lstm": NetMethod(net, window=20), "naive": naive, "drift": drift, "ma": MovingAverage(20),
+            "ets": StatsForecastModel(AutoETS, refit_every=3, history=300)}
+
+
+def test_no_method_sees_data_after_its_origin(shared_data):
+    prices = read_price_csv(shared_data / "VALE3.SA.csv").loc["2022-01-01":"2023-06-30"]
+    test_start = pd.Timestamp("2023-01-02")
+    honest = walk_forward(methods(), prices, ["Close"], test_start, horizon=5, min_history=60)
+    cut = 40  # change every price after the 40th origin
+    changed = prices.copy()
+    changed.loc[changed.index > honest.origin_dates[cut], "Close"] *= 3
+    after = walk_forward(methods(), changed, ["Close"], test_start, horizon=5, min_history=60)
+    for name in honest.forecasts:
+        np.testing.assert_array_equal(after.forecasts[name][:cut + 1], honest.forecasts[name][:cut + 1])
+        assert not np.allclose(after.forecasts[name][cut + 2:], honest.forecasts[name][cut + 2:]), name
+    # Every origin's targets are the next 5 trading days, all inside the test period.
+    assert honest.target_dates[0][0] == test_start
+    np.testing.assert_array_equal(honest.actual[0], prices.loc[test_start:, "Close"].iloc[:5])
+
+
+def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
+    result, _ = trained_run
+    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
+                         f"run_id={result.run_id}", "baselines.ets.refit_every=20")
+    evaluation = evaluate(cfg)
+    # The backtest's LSTM forecasts are the training run's test forecasts: same origins, same net.
+    assert evaluation.summary.loc["lstm", "mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
+    assert evaluation.summary.loc["naive", "mape"] == pytest.approx(result.metrics["naive_mape"], rel=1e-6)
+    assert set(evaluation.summary.index) == {"lstm", "naive", "drift", "moving_average", "ets", "actual"}
+    assert 0 <= evaluation.summary.loc["lstm", "dm_pvalue"] <= 1
+    files = {"evaluation.md", "error_by_step.png", "forecasts.png", "forecasts.csv"}
+    assert files <= {p.name for p in evaluation.output_dir.iterdir()}
+    assert "| lstm" in (evaluation.output_dir / "evaluation.md").read_text()
+    client = MlflowClient(result.tracking_uri)
+    run = client.get_run(evaluation.run_id)
+    assert run.data.tags["evaluated_run_id"] == result.run_id
+    assert run.data.metrics["lstm_mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
+    assert "ets_mape_h10" in run.data.metrics and "lstm_dm_pvalue" in run.data.metrics
+    assert files <= {a.path for a in client.list_artifacts(evaluation.run_id)}
+
+
+def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
+    result, _ = trained_run
+    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
+                         f"run_id={result.run_id}", "baselines.ets.refit_every=20")
+    evaluation = evaluate(cfg)
+    table = comparison_table(MlflowClient(result.tracking_uri), cfg.experiment_name)
+    row = table.loc["VALE3.SA"]
+    assert row["LSTM MAPE %"] == pytest.approx(evaluation.summary.loc["lstm", "mape"])
+    assert row["skill_mape"] == pytest.approx(evaluation.summary.loc["lstm", "skill_mape"])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Results\n{START}\nold\n{END}\nafter\n")
+    update_readme(readme, table.to_markdown())
+    text = readme.read_text()
+    assert "old" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")
