@@ -14,15 +14,16 @@ from stockcast.cli import user_errors_exit  # noqa: E402
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    """Returns the LSTM's skill_mape over the backtest."""
+    """Returns the LSTM's skill_mape over the backtest (averaged over a pooled run's tickers)."""
     from stockcast.eval.evaluation import evaluate
 
     with user_errors_exit():
-        result = evaluate(cfg)
-    print(f"evaluation {result.run_id} of run {result.evaluated_run_id} ({result.symbol}):")
-    print(result.summary.to_markdown(floatfmt=".4g"))
-    print(f"written to {result.output_dir}")
-    return float(result.summary.loc["lstm", "skill_mape"])
+        results = evaluate(cfg)
+    for result in results:
+        print(f"evaluation {result.run_id} of run {result.evaluated_run_id} ({result.symbol}):")
+        print(result.summary.to_markdown(floatfmt=".4g"))
+        print(f"written to {result.output_dir}")
+    return sum(float(r.summary.loc["lstm", "skill_mape"]) for r in results) / len(results)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def main() -> None:
     cfg = load_config("evaluate", args.overrides)
     with user_errors_exit():
         table = comparison_table(MlflowClient(cfg.logger.tracking_uri), cfg.experiment_name)
-        markdown = table.to_markdown(floatfmt=".4g")
+        markdown = table.to_markdown(index=False, floatfmt=".4g")
         print(markdown)
         if args.readme:
             update_readme(args.readme, markdown)

@@ -51,7 +51,7 @@ def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
     result, _ = trained_run
     cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
                          f"run_id={result.run_id}", "baselines.ets.refit_every=20")
-    evaluation = evaluate(cfg)
+    (evaluation,) = evaluate(cfg)
     # The backtest's LSTM forecasts are the training run's test forecasts: same origins, same net.
     assert evaluation.summary.loc["lstm", "mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert evaluation.summary.loc["naive", "mape"] == pytest.approx(result.metrics["naive_mape"], rel=1e-6)
@@ -72,13 +72,13 @@ def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
     result, _ = trained_run
     cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
                          f"run_id={result.run_id}", "baselines.ets.refit_every=20")
-    evaluation = evaluate(cfg)
+    (evaluation,) = evaluate(cfg)
     table = comparison_table(MlflowClient(result.tracking_uri), cfg.experiment_name)
-    row = table.loc["VALE3.SA"]
+    (row,) = table[(table["ticker"] == "VALE3.SA") & (table["LSTM"] == "per ticker")].to_dict("records")
     assert row["LSTM MAPE %"] == pytest.approx(evaluation.summary.loc["lstm", "mape"])
     assert row["skill_mape"] == pytest.approx(evaluation.summary.loc["lstm", "skill_mape"])
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Results\n{START}\nold\n{END}\nafter\n")
-    update_readme(readme, table.to_markdown())
+    readme.write_text(f"# Results\n{START}\nPLACEHOLDER\n{END}\nafter\n")
+    update_readme(readme, table.to_markdown(index=False))
     text = readme.read_text()
-    assert "old" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")
+    assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")

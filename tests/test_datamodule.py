@@ -32,12 +32,13 @@ def test_targets_stay_inside_their_period(tmp_path):
     assert all(val_start <= d[0] and d[-1] < test_start for d in dm.val.target_dates)
     assert all(test_start <= d[0] for d in dm.test.target_dates)
     # The first test window targets the first test day exactly, reading the 20 days before it.
-    first_test_row = dm.prices.index.searchsorted(test_start)
-    assert dm.test.target_dates[0][0] == dm.prices.index[first_test_row]
-    expected_inputs = dm.prices["Close"].iloc[first_test_row - 20:first_test_row].to_numpy()
+    prices = dm.prices["VALE3.SA"]
+    first_test_row = prices.index.searchsorted(test_start)
+    assert dm.test.target_dates[0][0] == prices.index[first_test_row]
+    expected_inputs = prices["Close"].iloc[first_test_row - 20:first_test_row].to_numpy()
     np.testing.assert_allclose(dm.test.inputs[0, :, 0].numpy(), expected_inputs, rtol=1e-6)
     # Windows straddling a boundary are dropped: each period loses horizon - 1 windows.
-    rows_in_test = len(dm.prices) - first_test_row
+    rows_in_test = len(prices) - first_test_row
     assert len(dm.test) == rows_in_test - 10 + 1
 
 
@@ -45,7 +46,7 @@ def test_fraction_split_is_chronological(tmp_path):
     dm = datamodule(tmp_path)
     assert dm.train.target_dates[-1][-1] < dm.val.target_dates[0][0]
     assert dm.val.target_dates[-1][-1] < dm.test.target_dates[0][0]
-    assert len(dm.test) == pytest.approx(0.15 * len(dm.prices), abs=10)
+    assert len(dm.test) == pytest.approx(0.15 * len(dm.prices["VALE3.SA"]), abs=10)
 
 
 def test_scaler_sees_training_rows_only(tmp_path, shared_data):
@@ -76,3 +77,17 @@ def test_more_features(tmp_path):
 def test_bad_settings_get_clear_errors(tmp_path, kwargs, message):
     with pytest.raises(StockcastError, match=message):
         datamodule(tmp_path, **kwargs)
+
+
+def test_pooled_tickers_share_split_dates_and_never_mix_in_a_window(tmp_path):
+    dm = datamodule(tmp_path, stock=["vale3", "PETR4.SA", "AAPL"], test_start="2024-06-03", val_start="2023-06-01")
+    assert dm.symbols == ["VALE3.SA", "PETR4.SA", "AAPL"] and dm.symbol == "VALE3.SA+PETR4.SA+AAPL"
+    assert len(dm.test) == sum(len(split) for split in dm.test_by_symbol.values())
+    for symbol, split in dm.test_by_symbol.items():
+        closes = dm.prices[symbol]["Close"]
+        assert split.target_dates[0][0] == closes.loc["2024-06-03":].index[0]
+        # Each window's inputs are consecutive closes of this ticker only.
+        last_input_date = closes.index[closes.index.get_loc(split.target_dates[5][0]) - 1]
+        assert split.inputs[5, -1, 0].item() == pytest.approx(closes[last_input_date], rel=1e-6)
+    apple_train_max = dm.prices["AAPL"].loc[:"2023-05-31", "Close"].max()
+    assert dm.scaler.feature_max[0] == pytest.approx(apple_train_max)  # one scaler over all tickers

@@ -102,3 +102,17 @@ def test_bad_dates_fail_before_any_download(tmp_path, fake_yf):
     with pytest.raises(StockcastError, match="is after end"):
         Downloader(tmp_path).load("VALE3", "2021-01-01", "2020-01-01")
     assert fake_yf == []
+
+
+def test_yfinance_logged_error_becomes_the_reason(tmp_path, monkeypatch, caplog):
+    """yfinance logs failures (DNS, rate limits) and returns an empty frame; the reason is kept."""
+    def failing(symbol, *args, **kwargs):
+        logging.getLogger("yfinance").error("['%s']: YFRateLimitError('Too Many Requests')", symbol)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(yfinance, "download", failing)
+    with caplog.at_level(logging.WARNING):
+        Downloader(tmp_path, use_sample=False).load("VALE3", "2020-01-01", "2020-12-31")
+    assert "download of VALE3.SA failed (yfinance returned no rows for VALE3.SA: ['VALE3.SA']: " \
+           "YFRateLimitError('Too Many Requests'))" in caplog.text
+    assert not [r for r in caplog.records if r.name == "yfinance"]  # not printed twice

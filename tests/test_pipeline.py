@@ -5,9 +5,11 @@ import torch
 from hydra.utils import instantiate
 
 from stockcast.bundle import load_bundle
+from stockcast.errors import StockcastError
+from stockcast.eval.evaluation import evaluate
 from stockcast.metrics import compare_with_naive
 from stockcast.pipeline import run
-from tests.conftest import compose_train
+from tests.conftest import compose_config, compose_train
 
 
 def test_same_config_and_seed_give_same_metrics(tmp_path):
@@ -35,3 +37,19 @@ def test_bundle_alone_reproduces_the_logged_test_metrics(trained_run, tmp_path):
     metrics = compare_with_naive(forecast, split.targets.numpy(), split.inputs[:, -1, 0].numpy())
     assert metrics["test_mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert metrics["skill_mape"] == pytest.approx(metadata["metrics"]["skill_mape"], rel=1e-5)
+
+
+def test_pooled_model_over_tickers_is_evaluated_on_each(tmp_path):
+    result = run(compose_train(tmp_path, "end=2025-11-07", "stock=[VALE3,AAPL]"))
+    assert result.symbol == "VALE3.SA+AAPL" and result.metadata["stocks"] == ["VALE3.SA", "AAPL"]
+    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
+                         "stock=[vale3,aapl]", "baselines.ets.refit_every=50")
+    evaluations = evaluate(cfg)
+    assert [e.symbol for e in evaluations] == ["VALE3.SA", "AAPL"]
+    assert all(e.evaluated_run_id == result.run_id for e in evaluations)
+    assert (evaluations[1].output_dir / "evaluation.md").exists()
+
+
+def test_pooled_model_refuses_level_target(tmp_path):
+    with pytest.raises(StockcastError, match="pooled model .* needs model.target=relative"):
+        run(compose_train(tmp_path, "stock=[VALE3,AAPL]", "model.target=level"))

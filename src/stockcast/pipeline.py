@@ -54,7 +54,13 @@ def run(cfg: DictConfig) -> RunResult:
         client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         datamodule: PriceDataModule = instantiate(cfg.data)
         datamodule.setup()
+        if len(datamodule.symbols) > 1 and cfg.model.target != "relative":
+            raise StockcastError("a pooled model (stock as a list) needs model.target=relative: price levels "
+                                 "of different tickers share no scale")
         client.set_tag(run_id, "symbol", datamodule.symbol)
+        client.set_tag(run_id, "stocks", ",".join(datamodule.symbols))
+        if not cfg.logger.get("run_name"):
+            client.set_tag(run_id, "mlflow.runName", datamodule.symbol)
         for number, warning in enumerate(datamodule.warnings, start=1):
             client.set_tag(run_id, f"data_warning_{number}", warning)
         model: Forecaster = instantiate(cfg.model, features=datamodule.features, horizon=datamodule.horizon,
@@ -66,8 +72,8 @@ def run(cfg: DictConfig) -> RunResult:
         _restore_best(model, trainer)
         metrics, forecast = _test(model, datamodule)
         logger.log_metrics(metrics)
-        split = datamodule.test
-        figure = forecast_figure(datamodule.symbol, split.target_dates, split.targets.numpy(), forecast, metrics)
+        symbol, split = next(iter(datamodule.test_by_symbol.items()))  # the plot shows the first ticker
+        figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), forecast[:len(split)], metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
         metadata = _metadata(cfg, datamodule, model, metrics, run_id)
         with tempfile.TemporaryDirectory() as folder:
@@ -108,10 +114,11 @@ def _test(model: Forecaster, datamodule: PriceDataModule) -> tuple[dict[str, flo
 
 def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, metrics: dict[str, float],
               run_id: str) -> dict:
-    dates = datamodule.prices.index
+    first_dates = [frame.index[0] for frame in datamodule.prices.values()]
+    last_dates = [frame.index[-1] for frame in datamodule.prices.values()]
     return {
         "symbol": datamodule.symbol,
-        "stocks": [datamodule.symbol],
+        "stocks": datamodule.symbols,
         "window": datamodule.window,
         "horizon": datamodule.horizon,
         "features": datamodule.features,
@@ -120,11 +127,11 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, m
         "data": {
             "start": datamodule.start.isoformat(),
             "end": datamodule.end.isoformat(),
-            "first_date": f"{dates[0]:%Y-%m-%d}",
-            "last_date": f"{dates[-1]:%Y-%m-%d}",
-            "val_start": f"{datamodule.val.target_dates[0][0]:%Y-%m-%d}",
-            "test_start": f"{datamodule.test.target_dates[0][0]:%Y-%m-%d}",
-            "rows": len(dates),
+            "first_date": f"{min(first_dates):%Y-%m-%d}",
+            "last_date": f"{max(last_dates):%Y-%m-%d}",
+            "val_start": f"{min(d[0] for d in datamodule.val.target_dates):%Y-%m-%d}",
+            "test_start": f"{min(d[0] for d in datamodule.test.target_dates):%Y-%m-%d}",
+            "rows": {symbol: len(frame) for symbol, frame in datamodule.prices.items()},
             "warnings": datamodule.warnings,
         },
         "metrics": {key: value for key, value in metrics.items() if "_h" not in key},

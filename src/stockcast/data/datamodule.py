@@ -39,6 +39,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.targets)
 
+    @staticmethod
+    def concat(splits: list[Split]) -> Split:
+        return Split(torch.cat([s.inputs for s in splits]), torch.cat([s.targets for s in splits]),
+                     [dates for s in splits for dates in s.target_dates])
+
 
 def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """All windows of `values` [T, F]: inputs [N, window, F] and the next `horizon` closes [N, horizon].
@@ -55,21 +60,27 @@ def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndar
 
 
 class PriceDataModule(L.LightningDataModule):
-    """Windows of daily prices for one ticker: `window` rows in, the next `horizon` closes out.
+    """Windows of daily prices: `window` rows in, the next `horizon` closes out.
 
     The split is chronological by target rows: a window belongs to a period when all of its target
     rows lie in that period (inputs may reach back into the previous one); windows straddling a
-    boundary are dropped. Boundaries come from `val_start`/`test_start` dates or, when those are
-    null, from `val_fraction`/`test_fraction` of the rows.
+    boundary are dropped. Boundaries are `val_start`/`test_start` dates or, when those are null,
+    dates at `val_fraction`/`test_fraction` of the trading days.
+
+    `stock` may be a list: one pooled model over several tickers, split at the same dates, with
+    windows never crossing tickers and one scaler fit on all tickers' training rows.
     """
 
-    def __init__(self, stock: str, start: str | None, end: str | None, downloader: Downloader,
+    def __init__(self, stock: str | list[str], start: str | None, end: str | None, downloader: Downloader,
                  window: int = 20, horizon: int = 10, features: list[str] | None = None,
                  val_fraction: float = 0.15, test_fraction: float = 0.15,
                  val_start: str | None = None, test_start: str | None = None,
                  batch_size: int = 64) -> None:
         super().__init__()
-        self.symbol = normalize_ticker(stock)
+        stocks = [stock] if isinstance(stock, str) else list(stock)
+        self.symbols = list(dict.fromkeys(normalize_ticker(s) for s in stocks))
+        if not self.symbols:
+            raise StockcastError("stock is empty: give a ticker or a list of tickers")
         self.start, self.end = parse_range(start, end)
         self.downloader = downloader
         if window < 1 or horizon < 1:
@@ -84,54 +95,74 @@ class PriceDataModule(L.LightningDataModule):
         self.val_start = parse_date(val_start, "val_start") if val_start else None
         self.test_start = parse_date(test_start, "test_start") if test_start else None
         self.batch_size = batch_size
-        self.prices: pd.DataFrame | None = None
+        self.prices: dict[str, pd.DataFrame] = {}
         self.warnings: list[str] = []
 
+    @property
+    def symbol(self) -> str:
+        """The ticker, or `A+B+...` for a pooled model."""
+        return "+".join(self.symbols)
+
     def setup(self, stage: str | None = None) -> None:
-        if self.prices is not None:
+        if self.prices:
             return
-        prices = self.downloader.load(self.symbol, self.start, self.end)
-        check_prices(prices, self.features, self.symbol)
+        prices = {symbol: self._load(symbol) for symbol in self.symbols}
+        union = pd.DatetimeIndex(sorted(set().union(*(frame.index for frame in prices.values()))))
+        val_date, test_date = self._boundary_dates(union)
+        splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
+        train_values = []
+        for symbol, frame in prices.items():
+            values = frame[self.features].to_numpy(dtype=np.float64)  # [T, F]
+            val_row, test_row = (int(frame.index.searchsorted(date)) for date in (val_date, test_date))
+            train_values.append(values[:val_row])
+            rows = {"train": (0, val_row), "val": (val_row, test_row), "test": (test_row, len(frame))}
+            for name, (first, stop) in rows.items():
+                split = self._split(frame, values, first, stop)
+                if len(split) == 0:
+                    raise StockcastError(f"{symbol}: the {name} period has no complete window; "
+                                         "widen the date range or move the split dates")
+                splits[name].append(split)
+        self.scaler = self._fit_scaler(train_values)
+        self.test_by_symbol = dict(zip(self.symbols, splits["test"], strict=True))
+        self.train, self.val, self.test = (Split.concat(splits[name]) for name in ("train", "val", "test"))
+        self.prices = prices
+        log.info("%s: windows train/val/test = %d/%d/%d", self.symbol, len(self.train), len(self.val),
+                 len(self.test))
+
+    def _load(self, symbol: str) -> pd.DataFrame:
+        frame = self.downloader.load(symbol, self.start, self.end)
+        check_prices(frame, self.features, symbol)
         needed = self.window + self.horizon
-        if len(prices) < 3 * needed:
+        if len(frame) < 3 * needed:
             raise StockcastError(
-                f"{self.symbol} has {len(prices)} trading days in {self.start}..{self.end}: too little "
+                f"{symbol} has {len(frame)} trading days in {self.start}..{self.end}: too little "
                 f"history for window {self.window} + horizon {self.horizon} in train, val and test "
                 f"(need at least {3 * needed})"
             )
-        self.warnings = warn_split_jumps(prices, self.symbol)
-        self.prices = prices
-        val_row, test_row = self._boundaries(prices.index)
-        values = prices[self.features].to_numpy(dtype=np.float64)
-        self.scaler = self._fit_scaler(values[:val_row])
-        self.train = self._split(prices, values, 0, val_row)
-        self.val = self._split(prices, values, val_row, test_row)
-        self.test = self._split(prices, values, test_row, len(prices))
-        for name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
-            if len(split) == 0:
-                raise StockcastError(f"{self.symbol}: the {name} period has no complete window; "
-                                     "widen the date range or move the split dates")
-        log.info("%s: %d rows, windows train/val/test = %d/%d/%d", self.symbol, len(prices),
-                 len(self.train), len(self.val), len(self.test))
+        self.warnings += warn_split_jumps(frame, symbol)
+        return frame
 
-    def _boundaries(self, dates: pd.DatetimeIndex) -> tuple[int, int]:
-        """First row of the validation and of the test period."""
+    def _boundary_dates(self, dates: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First day of the validation and of the test period."""
         n = len(dates)
-        val_row = (int(dates.searchsorted(pd.Timestamp(self.val_start))) if self.val_start
-                   else int(round(n * (1 - self.val_fraction - self.test_fraction))))
-        test_row = (int(dates.searchsorted(pd.Timestamp(self.test_start))) if self.test_start
-                    else int(round(n * (1 - self.test_fraction))))
-        if not 0 < val_row < test_row < n:
+        val_date = (pd.Timestamp(self.val_start) if self.val_start
+                    else dates[int(round(n * (1 - self.val_fraction - self.test_fraction)))])
+        test_date = (pd.Timestamp(self.test_start) if self.test_start
+                     else dates[int(round(n * (1 - self.test_fraction)))])
+        if not dates[0] < val_date < test_date <= dates[-1]:
             raise StockcastError(f"split dates must satisfy {dates[0]:%Y-%m-%d} < val_start < "
                                  f"test_start <= {dates[-1]:%Y-%m-%d}")
-        return val_row, test_row
+        return val_date, test_date
 
-    def _fit_scaler(self, train_values: np.ndarray) -> Scaler:
-        inputs, targets = make_windows(train_values, self.window, self.horizon)
-        changes = targets / inputs[:, -1, :1] - 1  # [N, horizon]
-        return Scaler(feature_min=train_values.min(axis=0).tolist(),
-                      feature_max=train_values.max(axis=0).tolist(),
-                      change_std=float(changes.std()) or 1.0)
+    def _fit_scaler(self, train_values: list[np.ndarray]) -> Scaler:
+        """Min/max per feature and the std of relative close changes, over training rows only."""
+        changes = []
+        for values in train_values:
+            inputs, targets = make_windows(values, self.window, self.horizon)
+            changes.append(targets / inputs[:, -1, :1] - 1)  # [N, horizon]
+        stacked = np.concatenate(train_values)  # [rows, F]
+        return Scaler(feature_min=stacked.min(axis=0).tolist(), feature_max=stacked.max(axis=0).tolist(),
+                      change_std=float(np.concatenate(changes).std()) or 1.0)
 
     def _split(self, prices: pd.DataFrame, values: np.ndarray, first: int, stop: int) -> Split:
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,28 @@ log = logging.getLogger(__name__)
 DATA_DIRS_ENV = "STOCKCAST_DATA_DIRS"
 # The one price file the repo ships: `make demo` still runs with no network and no other copy.
 SAMPLE_DIR = Path(__file__).parent / "sample"
+
+
+@contextmanager
+def _captured_log(name: str) -> Iterator[list[str]]:
+    """Collect the messages of logger `name` (warnings and up) instead of printing them."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = " ".join(record.getMessage().split())
+            if text:
+                messages.append(text)
+
+    logger = logging.getLogger(name)
+    handler, propagate = Collect(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 class Downloader:
@@ -82,11 +106,13 @@ class Downloader:
         """Daily history from yfinance (its `end` is exclusive); raises when nothing comes back."""
         import yfinance as yf
 
-        raw = yf.download(symbol, start=start.isoformat(), end=(end + dt.timedelta(days=1)).isoformat(),
-                          interval="1d", auto_adjust=False, actions=False, progress=False,
-                          threads=False, timeout=self.timeout)
+        with _captured_log("yfinance") as messages:  # yfinance logs its errors instead of raising them
+            raw = yf.download(symbol, start=start.isoformat(), end=(end + dt.timedelta(days=1)).isoformat(),
+                              interval="1d", auto_adjust=False, actions=False, progress=False,
+                              threads=False, timeout=self.timeout)
         if raw is None or raw.empty:
-            raise StockcastError(f"yfinance returned no rows for {symbol} (unknown ticker or no trading)")
+            detail = messages[-1] if messages else "unknown ticker or no trading in the range"
+            raise StockcastError(f"yfinance returned no rows for {symbol}: {detail}")
         frame = canonicalize(raw)
         if frame.empty:
             raise StockcastError(f"yfinance returned only empty rows for {symbol}")

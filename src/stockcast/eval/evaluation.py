@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from stockcast.bundle import load_bundle
 from stockcast.eval.backtest import Backtest, walk_forward
@@ -38,25 +39,37 @@ class Evaluation:
     output_dir: Path
 
 
-def evaluate(cfg: DictConfig) -> Evaluation:
-    """Walk-forward over the trained run's test period, every method on the same origins."""
+def evaluate(cfg: DictConfig) -> list[Evaluation]:
+    """Walk-forward over the trained run's test period, every method on the same origins; a pooled
+    run is evaluated on each of its tickers (one evaluation each)."""
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.experiment_name, cfg.logger.artifact_location)
     client = MlflowClient(tracking_uri)
-    trained = find_run(client, cfg.logger.experiment_name, normalize_ticker(cfg.stock), cfg.run_id)
+    stocks = [cfg.stock] if isinstance(cfg.stock, str) else list(cfg.stock)
+    trained = find_run(client, cfg.logger.experiment_name, "+".join(map(normalize_ticker, stocks)), cfg.run_id)
     with tempfile.TemporaryDirectory() as folder:
         bundle = mlflow.artifacts.download_artifacts(run_id=trained.info.run_id, artifact_path=trained.data.tags[
             "bundle"], dst_path=folder, tracking_uri=tracking_uri)
         net, metadata = load_bundle(bundle)
-    symbol, data = metadata["symbol"], metadata["data"]
+    pooled = len(metadata["stocks"]) > 1
+    return [_evaluate_one(cfg, client, trained.info.run_id, net, metadata, symbol,
+                          Path(cfg.paths.output_dir) / symbol if pooled else Path(cfg.paths.output_dir))
+            for symbol in metadata["stocks"]]
+
+
+def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, net: nn.Module, metadata: dict,
+                  symbol: str, output_dir: Path) -> Evaluation:
+    data = metadata["data"]
     prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
     methods = {MODEL: NetMethod(net, metadata["window"]), **instantiate(cfg.baselines)}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
                             metadata["horizon"], min_history=max(metadata["window"], cfg.min_history))
     summary, steps = summary_table(backtest), step_table(backtest, MODEL)
-    output_dir = Path(cfg.paths.output_dir)
-    write_outputs(output_dir, symbol, trained.info.run_id, backtest, summary, steps)
-    run_id = log_evaluation(client, cfg, trained.info.run_id, symbol, backtest, summary, output_dir)
-    return Evaluation(run_id, trained.info.run_id, symbol, summary, steps, output_dir)
+    write_outputs(output_dir, symbol, trained_run_id, backtest, summary, steps)
+    model = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
+    run_id = log_evaluation(client, cfg, trained_run_id, symbol, model, backtest, summary, output_dir)
+    log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
+             summary.loc[MODEL, "dm_pvalue"])
+    return Evaluation(run_id, trained_run_id, symbol, summary, steps, output_dir)
 
 
 def markdown(symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame, steps: pd.DataFrame) -> str:
@@ -84,12 +97,12 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
 
 
-def log_evaluation(client: MlflowClient, cfg: DictConfig, evaluated_run_id: str, symbol: str, backtest: Backtest,
-                   summary: pd.DataFrame, output_dir: Path) -> str:
+def log_evaluation(client: MlflowClient, cfg: DictConfig, evaluated_run_id: str, symbol: str, model: str,
+                   backtest: Backtest, summary: pd.DataFrame, output_dir: Path) -> str:
     """One MLflow run per evaluation, tagged with the run it evaluated, for the report command."""
     experiment = client.get_experiment_by_name(cfg.experiment_name)
     run = client.create_run(experiment.experiment_id, run_name=f"eval-{symbol}",
-                            tags={"symbol": symbol, "evaluated_run_id": evaluated_run_id})
+                            tags={"symbol": symbol, "evaluated_run_id": evaluated_run_id, "model": model})
     run_id = run.info.run_id
     metrics = {f"{method}_{name}": float(value) for method, row in summary.iterrows()
                for name, value in row.items() if pd.notna(value)}

@@ -14,7 +14,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
-    """One row per ticker (newest evaluation): LSTM vs naive and the best baseline."""
+    """One row per ticker and kind of model (newest evaluation): LSTM vs naive and the best baseline."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run evaluate.py first")
@@ -22,10 +22,10 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
                               order_by=["attributes.start_time DESC"])
     rows, seen = [], set()
     for run in runs:
-        symbol, metrics = run.data.tags.get("symbol"), run.data.metrics
-        if symbol in seen or "lstm_mape" not in metrics:
+        symbol, model, metrics = run.data.tags.get("symbol"), run.data.tags.get("model", ""), run.data.metrics
+        if (symbol, model) in seen or "lstm_mape" not in metrics:
             continue
-        seen.add(symbol)
+        seen.add((symbol, model))
         steps = sorted(int(key.rsplit("_h", 1)[1]) for key in metrics if key.startswith("lstm_mape_h"))
         better = [s for s in steps if metrics[f"lstm_mape_h{s}"] < metrics[f"naive_mape_h{s}"]]
         methods = [key.removesuffix("_skill_mape") for key in metrics if key.endswith("_skill_mape")]
@@ -33,6 +33,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
         best = min(baselines, key=baselines.get) if baselines else "-"
         rows.append({
             "ticker": symbol,
+            "LSTM": model,
             "LSTM MAPE %": metrics["lstm_mape"],
             "naive MAPE %": metrics["naive_mape"],
             "skill_mape": metrics["lstm_skill_mape"],
@@ -45,7 +46,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
         })
     if not rows:
         raise StockcastError(f"no finished evaluations in experiment {experiment_name!r}")
-    return pd.DataFrame(rows).sort_values("ticker").set_index("ticker")
+    return pd.DataFrame(rows).sort_values(["ticker", "LSTM"], ignore_index=True)
 
 
 def _ranges(steps: list[int]) -> str:
