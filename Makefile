@@ -7,7 +7,9 @@ TORCH_VERSION := 2.13.0
 export STOCKCAST_ROOT := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep evaluate report test lint mlflow-ui clean
+TICKERS ?= VALE3,PETR4,ITUB4,BBAS3,AAPL,MSFT
+
+.PHONY: help install train sweep evaluate report results test lint mlflow-ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +34,15 @@ evaluate: $(VENV)/.installed ## walk-forward backtest of the newest run vs basel
 
 report: $(VENV)/.installed ## comparison table of the newest evaluation per ticker, written into README.md
 	$(PY) scripts/report.py --readme README.md $(ARGS)
+
+results: $(VENV)/.installed ## per-ticker + pooled LSTMs tested on 2024 and 2025, backtested, table into README.md
+	for fold in test2024 test2025; do \
+	  $(PY) train.py -m experiment=$$fold stock=$(TICKERS) && \
+	  $(PY) evaluate.py -m stock=$(TICKERS) && \
+	  $(PY) train.py experiment=$$fold 'stock=[$(TICKERS)]' && \
+	  $(PY) evaluate.py 'stock=[$(TICKERS)]' || exit 1; \
+	done
+	$(PY) scripts/report.py --readme README.md
 
 test: $(VENV)/.installed ## run the test suite (no network)
 	$(PY) -m pytest $(PYTEST_ARGS)

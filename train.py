@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> float:
         result = run(cfg)
     print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
         f"{name}={result.metrics[name]:.4f}"
-        for name in ("test_rmse", "test_mape", "naive_rmse", "naive_mape", "skill_mape")))
+        for name in ("test_rmse", "test_mape", "naive_rmse", "naive_mape", "skill_mape", "val_skill_mape")))
     return result.metrics[cfg.optimized_metric]
 
 

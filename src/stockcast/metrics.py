@@ -50,9 +50,11 @@ def naive_forecast(last_close: np.ndarray, horizon: int) -> np.ndarray:
     return np.repeat(last_close[:, None], horizon, axis=1)
 
 
-def compare_with_naive(forecast: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> dict[str, float]:
-    """`test_*` and `naive_*` metrics plus `skill_mape = 1 - test_mape / naive_mape`."""
-    metrics = error_metrics(forecast, actual, last_close, "test")
-    metrics |= error_metrics(naive_forecast(last_close, actual.shape[1]), actual, last_close, "naive")
-    metrics["skill_mape"] = 1 - metrics["test_mape"] / metrics["naive_mape"]
+def compare_with_naive(forecast: np.ndarray, actual: np.ndarray, last_close: np.ndarray,
+                       model: str = "test", naive: str = "naive", skill: str = "skill_mape") -> dict[str, float]:
+    """`test_*` and `naive_*` metrics plus `skill_mape = 1 - test_mape / naive_mape` (names settable,
+    e.g. `val_*`, `val_naive_*`, `val_skill_mape` for the validation period)."""
+    metrics = error_metrics(forecast, actual, last_close, model)
+    metrics |= error_metrics(naive_forecast(last_close, actual.shape[1]), actual, last_close, naive)
+    metrics[skill] = 1 - metrics[f"{model}_mape"] / metrics[f"{naive}_mape"]
     return metrics

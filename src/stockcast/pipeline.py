@@ -100,16 +100,19 @@ def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
 
 
 def _test(model: Forecaster, datamodule: PriceDataModule) -> tuple[dict[str, float], np.ndarray]:
-    """Forecast the test windows with the exported net itself; compare in price units."""
+    """Forecast the test windows with the exported net itself; compare in price units. The
+    validation period's averages (`val_mape`, `val_skill_mape`) are for choosing configurations."""
     net = model.net.eval()
-    split = datamodule.test
-    with torch.no_grad():
-        forecast = net(split.inputs).numpy()  # [N, H]
-    actual = split.targets.numpy()
-    metrics = compare_with_naive(forecast, actual, split.inputs[:, -1, 0].numpy())
+    metrics, forecasts = {}, {}
+    for period, names in (("val", ("val", "val_naive", "val_skill_mape")), ("test", ("test", "naive", "skill_mape"))):
+        split = getattr(datamodule, period)
+        with torch.no_grad():
+            forecasts[period] = net(split.inputs).numpy()  # [N, H]
+        scores = compare_with_naive(forecasts[period], split.targets.numpy(), split.inputs[:, -1, 0].numpy(), *names)
+        metrics |= scores if period == "test" else {k: v for k, v in scores.items() if "_h" not in k}
     if not all(np.isfinite(value) for value in metrics.values()):
         raise StockcastError("training diverged: test metrics are not finite")
-    return metrics, forecast
+    return metrics, forecasts["test"]
 
 
 def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, metrics: dict[str, float],

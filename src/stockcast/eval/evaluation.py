@@ -66,7 +66,9 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, ne
     summary, steps = summary_table(backtest), step_table(backtest, MODEL)
     write_outputs(output_dir, symbol, trained_run_id, backtest, summary, steps)
     model = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
-    run_id = log_evaluation(client, cfg, trained_run_id, symbol, model, backtest, summary, output_dir)
+    tags = {"symbol": symbol, "evaluated_run_id": trained_run_id, "model": model,
+            "test_period": f"{backtest.target_dates[0][0]:%Y-%m-%d}..{backtest.target_dates[-1][-1]:%Y-%m-%d}"}
+    run_id = log_evaluation(client, cfg, tags, backtest, summary, output_dir)
     log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
              summary.loc[MODEL, "dm_pvalue"])
     return Evaluation(run_id, trained_run_id, symbol, summary, steps, output_dir)
@@ -97,12 +99,11 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
 
 
-def log_evaluation(client: MlflowClient, cfg: DictConfig, evaluated_run_id: str, symbol: str, model: str,
-                   backtest: Backtest, summary: pd.DataFrame, output_dir: Path) -> str:
+def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], backtest: Backtest,
+                   summary: pd.DataFrame, output_dir: Path) -> str:
     """One MLflow run per evaluation, tagged with the run it evaluated, for the report command."""
     experiment = client.get_experiment_by_name(cfg.experiment_name)
-    run = client.create_run(experiment.experiment_id, run_name=f"eval-{symbol}",
-                            tags={"symbol": symbol, "evaluated_run_id": evaluated_run_id, "model": model})
+    run = client.create_run(experiment.experiment_id, run_name=f"eval-{tags['symbol']}", tags=tags)
     run_id = run.info.run_id
     metrics = {f"{method}_{name}": float(value) for method, row in summary.iterrows()
                for name, value in row.items() if pd.notna(value)}

@@ -14,7 +14,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
-    """One row per ticker and kind of model (newest evaluation): LSTM vs naive and the best baseline."""
+    """One row per ticker, test period and kind of model (its newest evaluation): LSTM vs naive and
+    the best other baseline."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run evaluate.py first")
@@ -22,18 +23,20 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
                               order_by=["attributes.start_time DESC"])
     rows, seen = [], set()
     for run in runs:
-        symbol, model, metrics = run.data.tags.get("symbol"), run.data.tags.get("model", ""), run.data.metrics
-        if (symbol, model) in seen or "lstm_mape" not in metrics:
+        tags, metrics = run.data.tags, run.data.metrics
+        key = (tags.get("symbol"), tags.get("test_period", ""), tags.get("model", ""))
+        if key in seen or "lstm_mape" not in metrics:
             continue
-        seen.add((symbol, model))
+        seen.add(key)
         steps = sorted(int(key.rsplit("_h", 1)[1]) for key in metrics if key.startswith("lstm_mape_h"))
         better = [s for s in steps if metrics[f"lstm_mape_h{s}"] < metrics[f"naive_mape_h{s}"]]
         methods = [key.removesuffix("_skill_mape") for key in metrics if key.endswith("_skill_mape")]
         baselines = {m: metrics[f"{m}_mape"] for m in methods if m not in ("lstm", "naive")}
         best = min(baselines, key=baselines.get) if baselines else "-"
         rows.append({
-            "ticker": symbol,
-            "LSTM": model,
+            "ticker": key[0],
+            "test period": key[1],
+            "LSTM": key[2],
             "LSTM MAPE %": metrics["lstm_mape"],
             "naive MAPE %": metrics["naive_mape"],
             "skill_mape": metrics["lstm_skill_mape"],
@@ -46,7 +49,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
         })
     if not rows:
         raise StockcastError(f"no finished evaluations in experiment {experiment_name!r}")
-    return pd.DataFrame(rows).sort_values(["ticker", "LSTM"], ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["ticker", "test period", "LSTM"], ignore_index=True)
 
 
 def _ranges(steps: list[int]) -> str:
