@@ -56,3 +56,5 @@ mlflow-ui: $(VENV)/.installed ## browse runs at http://127.0.0.1:5000
 
 clean: ## remove generated outputs (keeps data/ cache and mlruns/)
 	rm -rf outputs multirun .pytest_cache
+
+include make/serve.mk

@@ -1,0 +1,30 @@
+"""Trading sessions of the tickers' exchanges, computed at archive time so the handler needs no calendar library."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# Enough sessions for the forecast dates of any window ending within two years of archiving.
+YEARS_AHEAD = 2
+
+
+def exchange_for(symbol: str) -> str:
+    """The exchange_calendars code: B3 (BVMF, B3 holidays excluded) for `.SA` tickers, the NYSE otherwise."""
+    return "BVMF" if symbol.upper().endswith(".SA") else "XNYS"
+
+
+def trading_calendar(stocks: list[str], first: dt.date, today: dt.date | None = None) -> dict:
+    """Each exchange's sessions from `first` (the training data's first day) to `YEARS_AHEAD` years after
+    `today`, as ISO dates, and which exchange each stock trades on."""
+    import exchange_calendars
+
+    today = today or dt.date.today()
+    end = today + dt.timedelta(days=366 * YEARS_AHEAD)
+    by_stock = {stock: exchange_for(stock) for stock in stocks}
+    exchanges = {}
+    for exchange in sorted(set(by_stock.values())):
+        calendar = exchange_calendars.get_calendar(exchange, start=first, end=end)
+        sessions = [f"{day:%Y-%m-%d}" for day in calendar.sessions]
+        exchanges[exchange] = {"first_session": sessions[0], "last_session": sessions[-1], "sessions": sessions}
+    return {"source": f"exchange_calendars {exchange_calendars.__version__}", "computed": today.isoformat(),
+            "stocks": by_stock, "exchanges": exchanges}

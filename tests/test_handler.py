@@ -1,0 +1,259 @@
+"""The TorchServe handler, as packed in a real archive, driven through a real `ts` Context (no server)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from ts.context import Context, RequestProcessor
+
+from stockcast.bundle import load_bundle
+from stockcast.serving.archive import archive
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICES = [60.0 + 0.1 * day for day in range(30)]  # 30 closes: more than the window of 20
+
+
+class _Metrics:
+    """TorchServe's metrics cache, as far as BaseHandler.handle uses it."""
+
+    def add_time(self, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def archived(trained_run, tmp_path_factory):
+    """The real `make archive` output for the trained run, unpacked as TorchServe unpacks it."""
+    result, bundle = trained_run
+    folder = tmp_path_factory.mktemp("handler")
+    done = archive(result.tracking_uri, "stockcast", result.symbol, folder / "model_store",
+                   ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
+    with zipfile.ZipFile(done.path) as mar:
+        mar.extractall(folder / "model")
+    return folder / "model", bundle
+
+
+@pytest.fixture(scope="module")
+def module(archived):
+    model_dir, _ = archived
+    spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "forecast_handler.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def _context(model_dir: Path, headers: list[dict] | None = None) -> Context:
+    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    context = Context("lstm", str(model_dir), manifest, 16, None, "0.12.0", metrics=_Metrics(), model_yaml_config={})
+    context.request_processor = [RequestProcessor(h) for h in headers or [{}]]
+    return context
+
+
+@pytest.fixture(scope="module")
+def handler(module, archived):
+    handler = module.ForecastHandler()
+    handler.initialize(_context(archived[0]))
+    return handler
+
+
+def _handle(handler, archived, bodies: list) -> list[tuple[int, dict]]:
+    """Send one batch; return (status, JSON body) per request, as TorchServe would answer them."""
+    context = _context(archived[0], [{} for _ in bodies])
+    rows = [body if isinstance(body, dict) and set(body) <= {"body", "data"} else {"body": body} for body in bodies]
+    answers = handler.handle(rows, context)
+    return [(context.get_response_status(i)[0], json.loads(answer)) for i, answer in enumerate(answers)]
+
+
+def _expected(bundle: Path, prices: list[float]) -> list[float]:
+    net, metadata = load_bundle(bundle)
+    window = torch.tensor(prices[-metadata["window"]:]).reshape(1, -1, 1)
+    with torch.no_grad():
+        return net(window)[0].tolist()
+
+
+def test_valid_request_forecasts_the_last_window_like_the_bundle(handler, archived):
+    [(status, answer)] = _handle(handler, archived, [json.dumps({"prices": PRICES}).encode()])
+    assert status == 200
+    assert (answer["stock"], answer["window"], answer["horizon"]) == ("VALE3.SA", 20, 10)
+    assert answer["model_version"] == "1" and "dates" not in answer
+    assert answer["forecast"] == pytest.approx(_expected(archived[1], PRICES), abs=1e-5)
+
+
+def test_weights_are_loaded_with_weights_only(module, archived, monkeypatch):
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(module.torch, "load", spy)
+    module.ForecastHandler().initialize(_context(archived[0]))
+    assert calls and all(call.get("weights_only") is True for call in calls)
+
+
+@pytest.mark.parametrize("body", [
+    {"prices": PRICES},  # decoded by TorchServe (decode_input_request=true)
+    json.dumps({"prices": PRICES}),  # text/* bodies arrive as str
+    {"data": json.dumps({"prices": PRICES}).encode()},  # multipart field named "data"
+])
+def test_any_way_torchserve_hands_over_the_body_works(handler, archived, body):
+    [(status, answer)] = _handle(handler, archived, [body])
+    assert status == 200 and len(answer["forecast"]) == 10
+
+
+def test_last_date_adds_the_next_b3_sessions(handler, archived):
+    body = {"prices": PRICES, "last_date": "2025-11-07", "stock": "vale3"}
+    [(status, answer)] = _handle(handler, archived, [json.dumps(body).encode()])
+    assert status == 200
+    # Weekends and B3's holiday of 2025-11-20 (Black Consciousness Day) are skipped.
+    assert answer["dates"] == ["2025-11-10", "2025-11-11", "2025-11-12", "2025-11-13", "2025-11-14",
+                               "2025-11-17", "2025-11-18", "2025-11-19", "2025-11-21", "2025-11-24"]
+
+
+@pytest.mark.parametrize("stock", ["VALE3.SA", "vale3.sa", "VALE3", " vale3 "])
+def test_stock_may_name_the_ticker_with_or_without_suffix_in_any_case(handler, archived, stock):
+    [(status, _)] = _handle(handler, archived, [json.dumps({"prices": PRICES, "stock": stock}).encode()])
+    assert status == 200
+
+
+BAD = {
+    "not JSON": (b"prices=1,2,3", "not valid JSON"),
+    "not UTF-8": (b"\xff\xfe", "not UTF-8"),
+    "not an object": (b"[60, 61]", "must be a JSON object"),
+    "prices missing": (b'{"closes": [60]}', "'prices' is missing"),
+    "empty object": (b"{}", "'prices' is missing"),
+    "unknown field": (json.dumps({"prices": PRICES, "last-date": "2025-11-07"}).encode(), "unknown field"),
+    "prices not a list": (b'{"prices": "60,61"}', "must be a list"),
+    "non-numeric": (json.dumps({"prices": [*PRICES[:-1], "61"]}).encode(), "prices[29] is not a number"),
+    "boolean": (json.dumps({"prices": [True, *PRICES]}).encode(), "prices[0] is not a number"),
+    "null": (json.dumps({"prices": [None, *PRICES]}).encode(), "prices[0] is not a number"),
+    "NaN": (b'{"prices": [NaN' + b", 60" * 25 + b"]}", "prices[0] is not finite"),
+    "infinite": (b'{"prices": [60' + b", 60" * 25 + b", Infinity]}", "prices[26] is not finite"),
+    "overflowing": (b'{"prices": [1e400' + b", 60" * 25 + b"]}", "prices[0] is not finite"),
+    "huge integer": (b'{"prices": [' + b"9" * 400 + b", 60" * 25 + b"]}", "prices[0] is not finite"),
+    "zero": (json.dumps({"prices": [0, *PRICES]}).encode(), "prices[0] must be positive"),
+    "negative": (json.dumps({"prices": [*PRICES, -1.5]}).encode(), "prices[30] must be positive"),
+    "too few": (json.dumps({"prices": PRICES[:19]}).encode(), "needs at least 20"),
+    "too many": (json.dumps({"prices": [60.0] * 5001}).encode(), "at most 5000"),
+    "wrong stock": (json.dumps({"prices": PRICES, "stock": "PETR4"}).encode(), "does not match"),
+    "stock not a string": (json.dumps({"prices": PRICES, "stock": 3}).encode(), "does not match"),
+    "last_date format": (json.dumps({"prices": PRICES, "last_date": "07/11/2025"}).encode(), "YYYY-MM-DD"),
+    "last_date invalid": (json.dumps({"prices": PRICES, "last_date": "2025-02-30"}).encode(), "not a valid date"),
+    "last_date not a string": (json.dumps({"prices": PRICES, "last_date": 20251107}).encode(), "YYYY-MM-DD"),
+    "last_date past calendar": (json.dumps({"prices": PRICES, "last_date": "2099-01-01"}).encode(),
+                                "outside the trading calendar"),
+    "last_date before calendar": (json.dumps({"prices": PRICES, "last_date": "2001-01-01"}).encode(),
+                                  "outside the trading calendar"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gets_400_with_a_message_naming_it(handler, archived, name):
+    body, message = BAD[name]
+    [(status, answer)] = _handle(handler, archived, [body])
+    assert status == 400
+    assert answer["code"] == 400 and message in answer["message"]
+
+
+def test_a_request_without_a_body_gets_400(handler, archived):
+    context = _context(archived[0])
+    [answer] = handler.handle([{"prices=1": b""}], context)  # what a form-encoded POST arrives as
+    assert context.get_response_status(0)[0] == 400 and "no request body" in json.loads(answer)["message"]
+
+
+def test_in_a_batch_a_bad_request_fails_alone(handler, archived):
+    other = [p * 1.1 for p in PRICES]
+    bodies = [json.dumps({"prices": PRICES}).encode(), BAD["NaN"][0], json.dumps({"prices": other}).encode(),
+              BAD["wrong stock"][0]]
+    answers = _handle(handler, archived, bodies)
+    assert [status for status, _ in answers] == [200, 400, 200, 400]
+    assert answers[0][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES), abs=1e-5)
+    assert answers[2][1]["forecast"] == pytest.approx(_expected(archived[1], other), abs=1e-5)
+
+
+def test_a_batch_of_only_bad_requests_skips_the_model(handler, archived):
+    answers = _handle(handler, archived, [BAD["too few"][0], BAD["not JSON"][0]])
+    assert [status for status, _ in answers] == [400, 400]
+
+
+def test_describe_reports_ticker_training_range_metrics_and_run(handler, archived, trained_run):
+    result, _ = trained_run
+    context = _context(archived[0], [{"describe": "True"}])
+    [description] = handler.handle([{"body": b""}], context)
+    description = json.loads(description)
+    assert (description["stock"], description["window"], description["horizon"]) == ("VALE3.SA", 20, 10)
+    assert description["mlflow_run_id"] == result.run_id and description["model_version"] == "1"
+    assert description["training_data"]["first_date"] == "2018-01-02"
+    metrics = description["test_metrics"]
+    assert metrics["model"]["mape"] == pytest.approx(result.metrics["test_mape"])
+    assert metrics["naive_last_value"]["mape"] == pytest.approx(result.metrics["naive_mape"])
+    assert description["calendar"]["stocks"] == {"VALE3.SA": "BVMF"}
+    assert "sessions" not in description["calendar"]["exchanges"]["BVMF"]
+
+
+def _synthetic(module, folder: Path, metadata: dict, scaler: tuple | None = None, **net_kwargs):
+    """A handler over an untrained ForecastNet bundle (shapes the default config does not train)."""
+    from stockcast.bundle import write_bundle
+    from stockcast.models.net import ForecastNet
+
+    kwargs = {"features": ["Close"], "hidden": 8, "layers": 1, "dropout": 0.0, "horizon": 3, **net_kwargs}
+    net = ForecastNet(**kwargs)
+    if scaler:
+        net.set_scaler(*scaler)
+    write_bundle(folder, net, {"window": 5, "horizon": kwargs["horizon"], "features": kwargs["features"],
+                               "net": kwargs, "model_version": "7", **metadata})
+    context = Context("lstm", str(folder), {"model": {"modelName": "lstm", "modelVersion": "7"}}, 16, None, "0.12.0",
+                      metrics=_Metrics(), model_yaml_config={})
+    handler = module.ForecastHandler()
+    handler.initialize(context)
+    return handler, net.eval(), context
+
+
+def _handle_synthetic(handler, context, bodies: list[dict]) -> list[tuple[int, dict]]:
+    context.request_processor = [RequestProcessor({}) for _ in bodies]
+    answers = handler.handle([{"body": json.dumps(body).encode()} for body in bodies], context)
+    return [(context.get_response_status(i)[0], json.loads(answer)) for i, answer in enumerate(answers)]
+
+
+def test_a_multi_feature_model_takes_one_row_of_features_per_day(module, tmp_path):
+    """Models trained on more columns than Close (here Close and Volume) take [close, volume] rows."""
+    handler, net, context = _synthetic(module, tmp_path, {"symbol": "AAPL"}, ([50.0, 0.0], [70.0, 1e6], 0.02),
+                                       features=["Close", "Volume"])
+    rows = [[60.0 + day, 1000.0 * day] for day in range(6)]  # a volume of 0 is allowed, a close of 0 is not
+    answers = _handle_synthetic(handler, context, [{"prices": rows}, {"prices": [60.0] * 6},
+                                                   {"prices": [*rows[:5], [0.0, 10.0]]},
+                                                   {"prices": [*rows[:5], [60.0]]}])
+    assert [status for status, _ in answers] == [200, 400, 400, 400]
+    with torch.no_grad():
+        expected = net(torch.tensor(rows[-5:]).reshape(1, 5, 2))[0].tolist()
+    assert answers[0][1]["forecast"] == pytest.approx(expected, abs=1e-5) and answers[0][1]["model_version"] == "7"
+    assert "must be a list of 2 values" in answers[1][1]["message"]
+    assert "prices[5] Close must be positive" in answers[2][1]["message"]
+    assert "must be a list of 2 values" in answers[3][1]["message"]
+
+
+def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp_path):
+    """One model of several tickers: `stock` picks the ticker, and with it the exchange's calendar."""
+    import datetime as dt
+
+    from stockcast.serving.sessions import trading_calendar
+
+    stocks = ["VALE3.SA", "AAPL"]
+    calendar = trading_calendar(stocks, dt.date(2025, 1, 2), today=dt.date(2025, 11, 25))
+    handler, _, context = _synthetic(module, tmp_path, {"symbol": "VALE3.SA+AAPL", "stocks": stocks,
+                                                        "calendar": calendar})
+    window = {"prices": PRICES, "last_date": "2025-11-26"}
+    answers = _handle_synthetic(handler, context, [{**window, "stock": "aapl"}, {**window, "stock": "vale3"},
+                                                   window, {**window, "stock": "PETR4"}, {"prices": PRICES}])
+    assert [status for status, _ in answers] == [200, 200, 400, 400, 200]
+    assert answers[0][1]["stock"] == "AAPL" and answers[0][1]["dates"] == ["2025-11-28", "2025-12-01", "2025-12-02"]
+    assert answers[1][1]["stock"] == "VALE3.SA" and answers[1][1]["dates"] == ["2025-11-27", "2025-11-28",
+                                                                               "2025-12-01"]
+    assert "name the 'stock'" in answers[2][1]["message"]
+    assert "VALE3.SA, AAPL" in answers[3][1]["message"]
+    assert answers[4][1]["stock"] == "VALE3.SA+AAPL"

@@ -1,0 +1,207 @@
+"""End to end: archive a trained run, start a real TorchServe on free loopback ports, call it over HTTP.
+
+One server per module, on a config generated from the committed config.properties (ports swapped),
+with its own run folder and temp folder, so a developer's `make serve` on the default ports and
+/tmp is never touched. Teardown stops it even when a test fails, and kills whatever it left.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from stockcast.errors import StockcastError
+from stockcast.serving.archive import archive
+from stockcast.serving.client import call, post_json
+from stockcast.serving.server import Server
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICES = [60.0 + 0.1 * day for day in range(30)]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _config(folder: Path) -> Path:
+    """The committed config.properties with free ports instead of 8080-8082 and 7070-7071."""
+    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+    text = (ROOT / "config.properties").read_text()
+    for key, value in {"inference_address": f"http://127.0.0.1:{inference}",
+                       "management_address": f"http://127.0.0.1:{management}",
+                       "metrics_address": f"http://127.0.0.1:{metrics}",
+                       "grpc_inference_port": grpc_inference, "grpc_management_port": grpc_management}.items():
+        text, count = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.MULTILINE)
+        assert count == 1, key
+    path = folder / "config.properties"
+    path.write_text(text)
+    return path
+
+
+def _leftovers(server: Server) -> list[psutil.Process]:
+    """Processes of this server only: the frontend names its config, workers their socket in its temp folder."""
+    marks = (str(server.config), str(server.temp_dir))
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if any(mark in cmdline for mark in marks):
+            found.append(process)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(trained_run, tmp_path_factory):
+    result, _ = trained_run
+    folder = tmp_path_factory.mktemp("serve")
+    archive(result.tracking_uri, "stockcast", result.symbol, folder / "model_store",
+            ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
+    temp_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))  # short: it holds the workers' unix sockets
+    server = Server(_config(folder), folder / "run", folder / "model_store", ROOT / "log4j2.xml", temp_dir=temp_dir)
+    try:
+        server.start(timeout=120)
+        yield server
+    finally:
+        server.stop(timeout=30)
+        left = _leftovers(server)
+        for process in left:
+            process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not left, f"TorchServe processes survived stop: {left}"
+
+
+def _predict(server: Server, payload) -> tuple[int, dict]:
+    answer = post_json(f"{server.url('inference')}/predictions/lstm", payload, server.key("inference"))
+    return answer.status, answer.json()
+
+
+def _lightning_forecast(trained_run, prices: list[float]) -> list[float]:
+    """What the trained LightningModule itself predicts, from the best checkpoint the run logged."""
+    from stockcast.models.module import Forecaster
+
+    result, _ = trained_run
+    client = MlflowClient(result.tracking_uri)
+    checkpoints = [item.path for folder in client.list_artifacts(result.run_id) if folder.is_dir
+                   for item in client.list_artifacts(result.run_id, folder.path) if item.path.endswith(".ckpt")]
+    assert checkpoints, "the run logged no checkpoint"
+    path = client.download_artifacts(result.run_id, checkpoints[0], tempfile.mkdtemp())
+    module = Forecaster.load_from_checkpoint(path, optimizer=None, map_location="cpu").eval()
+    with torch.no_grad():
+        return module(torch.tensor(prices[-20:]).reshape(1, 20, 1))[0].tolist()
+
+
+def test_valid_window_is_forecast_like_the_trained_module(server, trained_run):
+    status, answer = _predict(server, {"prices": PRICES, "stock": "VALE3", "last_date": "2025-11-07"})
+    assert status == 200
+    assert (answer["stock"], answer["model_version"], answer["window"], answer["horizon"]) == ("VALE3.SA", "1", 20, 10)
+    assert answer["forecast"] == pytest.approx(_lightning_forecast(trained_run, PRICES), abs=1e-5)
+    assert answer["dates"][:2] == ["2025-11-10", "2025-11-11"] and "2025-11-20" not in answer["dates"]
+
+
+BAD = {
+    "not JSON": (b"not json", "not valid JSON"),
+    "not an object": (b"[60, 61]", "must be a JSON object"),
+    "prices missing": (b"{}", "'prices' is missing"),
+    "prices not a list": (b'{"prices": 60}', "must be a list"),
+    "non-numeric": (json.dumps({"prices": [*PRICES, "x"]}).encode(), "is not a number"),
+    "NaN": (b'{"prices": [NaN' + b", 60" * 25 + b"]}", "is not finite"),
+    "infinite": (b'{"prices": [Infinity' + b", 60" * 25 + b"]}", "is not finite"),
+    "zero": (json.dumps({"prices": [*PRICES, 0]}).encode(), "must be positive"),
+    "negative": (json.dumps({"prices": [*PRICES, -3]}).encode(), "must be positive"),
+    "too few": (json.dumps({"prices": PRICES[:5]}).encode(), "needs at least 20"),
+    "too many": (json.dumps({"prices": [60.0] * 5001}).encode(), "at most 5000"),
+    "wrong stock": (json.dumps({"prices": PRICES, "stock": "PETR4.SA"}).encode(), "does not match"),
+    "malformed last_date": (json.dumps({"prices": PRICES, "last_date": "2025-11-7"}).encode(), "YYYY-MM-DD"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_gets_400_and_the_server_still_answers(server, name):
+    body, message = BAD[name]
+    answer = call("POST", f"{server.url('inference')}/predictions/lstm", server.key("inference"), body)
+    assert answer.status == 400, answer.body
+    assert message in answer.json()["message"]
+    assert _predict(server, {"prices": PRICES})[0] == 200
+
+
+def test_form_encoded_post_gets_400_naming_the_content_type(server):
+    answer = call("POST", f"{server.url('inference')}/predictions/lstm", server.key("inference"),
+                  json.dumps({"prices": PRICES}).encode(), content_type="application/x-www-form-urlencoded")
+    assert answer.status == 400 and "Content-Type: application/json" in answer.json()["message"]
+
+
+def test_concurrent_requests_are_answered_each_on_its_own(server):
+    """Sent at once they share batches: the bad ones fail alone, the good ones match single requests."""
+    good = [{"prices": [p * (1 + k / 100) for p in PRICES]} for k in range(24)]
+    payloads = [body for pair in zip(good, [{"prices": PRICES[:3]}] * 24, strict=True) for body in pair]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda payload: _predict(server, payload), payloads))
+    assert [status for status, _ in answers] == [200, 400] * 24
+    for payload, (_, answer) in zip(good, answers[::2], strict=True):
+        assert answer["forecast"] == pytest.approx(_predict(server, payload)[1]["forecast"], abs=1e-5)
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_requests_without_the_right_token_are_refused(server, key):
+    for method, url in [("POST", f"{server.url('inference')}/predictions/lstm"),
+                        ("GET", f"{server.url('inference')}/ping"),
+                        ("GET", f"{server.url('management')}/models/lstm")]:
+        answer = call(method, url, key, json.dumps({"prices": PRICES}).encode() if method == "POST" else None)
+        assert answer.status == 400 and answer.json()["type"] == "InvalidKeyException", url
+
+
+def test_the_management_key_does_not_open_inference(server):
+    answer = post_json(f"{server.url('inference')}/predictions/lstm", {"prices": PRICES}, server.key("management"))
+    assert answer.status == 400 and answer.json()["type"] == "InvalidKeyException"
+
+
+def test_model_description_has_the_training_summary(server, trained_run):
+    result, _ = trained_run
+    answer = call("GET", f"{server.url('management')}/models/lstm?customized=true", server.key("management"))
+    assert answer.status == 200
+    description = answer.json()[0]["customizedMetadata"]
+    assert (description["stock"], description["mlflow_run_id"]) == ("VALE3.SA", result.run_id)
+    assert description["test_metrics"]["model"]["mape"] == pytest.approx(result.metrics["test_mape"])
+    assert description["test_metrics"]["naive_last_value"]["mape"] == pytest.approx(result.metrics["naive_mape"])
+
+
+def test_only_archives_in_the_model_store_can_be_registered(server):
+    answer = call("POST", f"{server.url('management')}/models?url=https://example.com/evil.mar",
+                  server.key("management"), content_type="text/plain")  # a JSON type makes it read the body
+    assert answer.status >= 400 and "does not match any allowed URL" in answer.json()["message"]
+
+
+def test_prometheus_metrics_count_the_model_requests(server):
+    before = _requests_total(server)
+    for _ in range(3):
+        assert _predict(server, {"prices": PRICES})[0] == 200
+    assert _requests_total(server) >= before + 3
+
+
+def _requests_total(server: Server) -> float:
+    """The model's request counter; 0 before its first request (Prometheus omits unseen series)."""
+    answer = call("GET", f"{server.url('metrics')}/metrics")  # no key: the metrics port needs none
+    assert answer.status == 200
+    match = re.search(r'^ts_inference_requests_total\{model_name="lstm",[^}]*\} (\S+)$', answer.body.decode(),
+                      re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_second_start_is_refused_with_a_clear_message(server):
+    with pytest.raises(StockcastError, match="another TorchServe"):
+        server.start()
