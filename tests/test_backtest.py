@@ -13,7 +13,7 @@ from stockcast.eval.baselines import MovingAverage, NetMethod, StatsForecastMode
 from stockcast.eval.evaluation import evaluate
 from stockcast.eval.report import END, START, comparison_table, update_readme
 from stockcast.models.net import ForecastNet
-from tests.conftest import compose_config
+from tests.conftest import compose_config, compose_train
 
 
 def test_baselines_by_hand():
@@ -82,3 +82,20 @@ def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
     update_readme(readme, table.to_markdown(index=False))
     text = readme.read_text()
     assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")
+
+
+def test_ensemble_is_the_mean_of_its_members(tmp_path):
+    from stockcast.pipeline import run
+
+    runs = [run(compose_train(tmp_path, "end=2025-11-07", f"seed={seed}")) for seed in (1, 2)]
+    tracking = f"logger.tracking_uri={runs[0].tracking_uri}"
+    singles = [evaluate(compose_config("evaluate", tmp_path / f"s{i}", tracking, f"run_id={r.run_id}",
+                                       "baselines.ets.refit_every=50"))[0] for i, r in enumerate(runs)]
+    (ensemble,) = evaluate(compose_config("evaluate", tmp_path / "e", tracking, "ensemble=2",
+                                          "baselines.ets.refit_every=50"))
+    read = [pd.read_csv(e.output_dir / "forecasts.csv") for e in (*singles, ensemble)]
+    columns = [f"lstm_h{step}" for step in range(1, 11)]
+    np.testing.assert_allclose(read[2][columns], (read[0][columns] + read[1][columns]) / 2, rtol=1e-5)
+    assert set(ensemble.evaluated_run_id.split(",")) == {r.run_id for r in runs}
+    assert MlflowClient(runs[0].tracking_uri).get_run(ensemble.run_id).data.tags["model"] == \
+        "per ticker, mean of 2 runs"

@@ -62,30 +62,37 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
 
 
 def find_run(client: MlflowClient, experiment: str, symbol: str, run_id: str | None = None) -> Run:
-    """`run_id`'s run, or the newest FINISHED run of `symbol` that logged a serving bundle.
+    """`run_id`'s run, or the newest FINISHED run of `symbol` that logged a serving bundle."""
+    return find_runs(client, experiment, symbol, run_id)[0]
+
+
+def find_runs(client: MlflowClient, experiment: str, symbol: str, run_id: str | None = None,
+              count: int = 1) -> list[Run]:
+    """`run_id`'s run, or the newest `count` FINISHED runs of `symbol` that logged a serving bundle.
 
     Training tags a run `bundle=<artifact path>` once its bundle is logged (its last step).
     """
     where = f"the MLflow store {client.tracking_uri}"
     try:
         if run_id:
-            run = client.get_run(run_id)
+            runs = [client.get_run(run_id)]
         else:
             found = client.get_experiment_by_name(experiment)
             if found is None:
                 raise StockcastError(f"no experiment {experiment!r} in {where}: train a model first (make train)")
             runs = client.search_runs(
-                [found.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+                [found.experiment_id], max_results=count, order_by=["attributes.start_time DESC"],
                 filter_string=f"tags.symbol = '{symbol}' and attributes.status = 'FINISHED' and tags.bundle != ''")
-            if not runs:
-                raise StockcastError(f"no finished run of {symbol} with a serving bundle in {where}: train one "
-                                     f"first (make train), or pick a run with RUN_ID=...")
-            run = runs[0]
+            if len(runs) < count:
+                raise StockcastError(f"found {len(runs)} finished run(s) of {symbol} with a serving bundle in "
+                                     f"{where}, need {count}: train first (make train), or pick a run with "
+                                     "RUN_ID=...")
     except MlflowException as err:
         raise StockcastError(f"cannot read run {run_id or symbol!r} from {where}: {err.message}") from None
-    if run.info.status != "FINISHED":
-        raise StockcastError(f"run {run.info.run_id} is {run.info.status}, not FINISHED: only finished runs have a "
-                             "serving bundle")
-    if not run.data.tags.get("bundle"):
-        raise StockcastError(f"run {run.info.run_id} logged no serving bundle (it has no 'bundle' tag)")
-    return run
+    for run in runs:
+        if run.info.status != "FINISHED":
+            raise StockcastError(f"run {run.info.run_id} is {run.info.status}, not FINISHED: only finished runs "
+                                 "have a serving bundle")
+        if not run.data.tags.get("bundle"):
+            raise StockcastError(f"run {run.info.run_id} logged no serving bundle (it has no 'bundle' tag)")
+    return runs

@@ -65,3 +65,13 @@ class NetMethod:
         prices = torch.tensor(history[None, -self.window:], dtype=torch.float32)  # [1, W, F]
         with torch.no_grad():
             return self.net(prices)[0, :horizon].double().numpy()
+
+
+class MeanOf:
+    """The mean forecast of several methods, e.g. nets trained with different seeds."""
+
+    def __init__(self, methods: list[Method]) -> None:
+        self.methods = methods
+
+    def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
+        return np.mean([method(history, horizon) for method in self.methods], axis=0)

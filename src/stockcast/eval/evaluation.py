@@ -12,17 +12,18 @@ import mlflow
 import pandas as pd
 from hydra.utils import instantiate
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from stockcast.bundle import load_bundle
+from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
-from stockcast.eval.baselines import NetMethod
+from stockcast.eval.baselines import MeanOf, Method, NetMethod
 from stockcast.eval.plots import error_by_step_figure, forecasts_figure
 from stockcast.eval.scoring import step_metrics, step_table, summary_table
 from stockcast.tickers import normalize_ticker
-from stockcast.tracking import find_run, prepare_store
+from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +41,52 @@ class Evaluation:
 
 
 def evaluate(cfg: DictConfig) -> list[Evaluation]:
-    """Walk-forward over the trained run's test period, every method on the same origins; a pooled
-    run is evaluated on each of its tickers (one evaluation each)."""
+    """Walk-forward over the trained run's test period, every method on the same origins.
+
+    A pooled run is evaluated on each of its tickers (one evaluation each). `ensemble: k` averages
+    the forecasts of the newest k runs of `stock` (e.g. a sweep over seeds) as the LSTM.
+    """
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.experiment_name, cfg.logger.artifact_location)
     client = MlflowClient(tracking_uri)
     stocks = [cfg.stock] if isinstance(cfg.stock, str) else list(cfg.stock)
-    trained = find_run(client, cfg.logger.experiment_name, "+".join(map(normalize_ticker, stocks)), cfg.run_id)
-    with tempfile.TemporaryDirectory() as folder:
-        bundle = mlflow.artifacts.download_artifacts(run_id=trained.info.run_id, artifact_path=trained.data.tags[
-            "bundle"], dst_path=folder, tracking_uri=tracking_uri)
-        net, metadata = load_bundle(bundle)
+    runs = find_runs(client, cfg.logger.experiment_name, "+".join(map(normalize_ticker, stocks)), cfg.run_id,
+                     count=1 if cfg.run_id else cfg.ensemble)
+    members = [_load_run(run, tracking_uri) for run in runs]
+    metadata = members[0][1]
+    for _, other in members[1:]:
+        if any(other[key] != metadata[key] for key in ("stocks", "window", "horizon", "features")) or \
+                other["data"]["test_start"] != metadata["data"]["test_start"]:
+            raise StockcastError("an ensemble needs runs with the same tickers, window, horizon, features and "
+                                 "test period")
+    model = NetMethod(members[0][0], metadata["window"]) if len(members) == 1 else \
+        MeanOf([NetMethod(net, metadata["window"]) for net, _ in members])
+    label = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
+    if len(members) > 1:
+        label += f", mean of {len(members)} runs"
+    trained_ids = ",".join(run.info.run_id for run in runs)
     pooled = len(metadata["stocks"]) > 1
-    return [_evaluate_one(cfg, client, trained.info.run_id, net, metadata, symbol,
+    return [_evaluate_one(cfg, client, trained_ids, model, label, metadata, symbol,
                           Path(cfg.paths.output_dir) / symbol if pooled else Path(cfg.paths.output_dir))
             for symbol in metadata["stocks"]]
 
 
-def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, net: nn.Module, metadata: dict,
-                  symbol: str, output_dir: Path) -> Evaluation:
+def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, dict]:
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=run.data.tags["bundle"],
+                                                     dst_path=folder, tracking_uri=tracking_uri)
+        return load_bundle(bundle)
+
+
+def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, model: Method, label: str,
+                  metadata: dict, symbol: str, output_dir: Path) -> Evaluation:
     data = metadata["data"]
     prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
-    methods = {MODEL: NetMethod(net, metadata["window"]), **instantiate(cfg.baselines)}
+    methods = {MODEL: model, **instantiate(cfg.baselines)}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
                             metadata["horizon"], min_history=max(metadata["window"], cfg.min_history))
     summary, steps = summary_table(backtest), step_table(backtest, MODEL)
     write_outputs(output_dir, symbol, trained_run_id, backtest, summary, steps)
-    model = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
-    tags = {"symbol": symbol, "evaluated_run_id": trained_run_id, "model": model,
+    tags = {"symbol": symbol, "evaluated_run_id": trained_run_id, "model": label,
             "test_period": f"{backtest.target_dates[0][0]:%Y-%m-%d}..{backtest.target_dates[-1][-1]:%Y-%m-%d}"}
     run_id = log_evaluation(client, cfg, tags, backtest, summary, output_dir)
     log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
