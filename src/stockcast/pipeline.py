@@ -45,6 +45,8 @@ def run(cfg: DictConfig) -> RunResult:
     A failure at any step (bad input, diverged loss) marks the run FAILED and re-raises; the bundle
     is logged last, so a failed run never has one.
     """
+    if logging.getLogger().handlers:  # `import lightning` adds a console handler of its own: under
+        logging.getLogger("lightning").handlers.clear()  # Hydra's root handlers lines would print twice
     L.seed_everything(cfg.seed, workers=True)
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_location)
     logger: MLFlowLogger = instantiate(cfg.logger)
