@@ -58,3 +58,4 @@ clean: ## remove generated outputs (keeps data/ cache and mlruns/)
 	rm -rf outputs multirun .pytest_cache
 
 include make/serve.mk
+include make/admin.mk

@@ -18,16 +18,26 @@ def main() -> None:
     parser.add_argument("--stock", help="ticker whose newest run to archive (default: configs/train.yaml's stock)")
     args = parser.parse_args()
     with user_errors_exit():
+        from stockcast.errors import StockcastError
         from stockcast.serving.archive import archive
-        from stockcast.serving.settings import training_defaults
+        from stockcast.serving.management import Management
+        from stockcast.serving.server import Server
+        from stockcast.serving.settings import HANDLER, MODEL_CONFIG, training_defaults
+        from stockcast.serving.versions import next_version
         from stockcast.tickers import normalize_ticker
 
         training = training_defaults()
         symbol = normalize_ticker(args.stock) if args.stock else training.symbol
-        done = archive(training.tracking_uri, training.experiment, symbol, ROOT / "model_store",
-                       ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=args.run_id)
+        server = Server.default(ROOT)
+        try:  # a running server's versions are taken too: the version must be new to it
+            registered = [version.version for version in Management(server).served().versions]
+        except StockcastError:
+            registered = []
+        done = archive(training.tracking_uri, training.experiment, symbol, server.model_store, HANDLER, MODEL_CONFIG,
+                       run_id=args.run_id, version=next_version(server.model_store, registered))
     print(f"archived run {done.run_id} ({done.symbol}) as {done.path.relative_to(ROOT)}, version {done.version}"
-          f"\n(a running TorchServe keeps the model it loaded: make stop serve)")
+          f"\n(a running TorchServe keeps the model it loaded: make stop serve; or deploy a new run without a "
+          f"restart: make retrain)")
 
 
 if __name__ == "__main__":

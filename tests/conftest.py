@@ -64,6 +64,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     tmp_path = tmp_path_factory.mktemp("trained")
     result = run(compose_train(tmp_path, "end=2025-11-07"))
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # MLflow exports the URI it used: keep it out of other tests
     bundle = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=BUNDLE_PATH,
                                                  dst_path=str(tmp_path / "download"),
                                                  tracking_uri=result.tracking_uri)

@@ -1,92 +1,33 @@
 """End to end: archive a trained run, start a real TorchServe on free loopback ports, call it over HTTP.
 
-One server per module, on a config generated from the committed config.properties (ports swapped),
-with its own run folder and temp folder, so a developer's `make serve` on the default ports and
-/tmp is never touched. Teardown stops it even when a test fails, and kills whatever it left.
+One server per module (tests/serving.py: private ports, run folder and temp folder; always stopped).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import psutil
 import pytest
 import torch
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
-from stockcast.serving.archive import archive
 from stockcast.serving.client import call, post_json
 from stockcast.serving.server import Server
-
-ROOT = Path(__file__).resolve().parents[1]
-PRICES = [60.0 + 0.1 * day for day in range(30)]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def _config(folder: Path) -> Path:
-    """The committed config.properties with free ports instead of 8080-8082 and 7070-7071."""
-    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
-    text = (ROOT / "config.properties").read_text()
-    for key, value in {"inference_address": f"http://127.0.0.1:{inference}",
-                       "management_address": f"http://127.0.0.1:{management}",
-                       "metrics_address": f"http://127.0.0.1:{metrics}",
-                       "grpc_inference_port": grpc_inference, "grpc_management_port": grpc_management}.items():
-        text, count = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.MULTILINE)
-        assert count == 1, key
-    path = folder / "config.properties"
-    path.write_text(text)
-    return path
-
-
-def _leftovers(server: Server) -> list[psutil.Process]:
-    """Processes of this server only: the frontend names its config, workers their socket in its temp folder."""
-    marks = (str(server.config), str(server.temp_dir))
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if any(mark in cmdline for mark in marks):
-            found.append(process)
-    return found
+from tests.serving import PRICES, predict, running_server
 
 
 @pytest.fixture(scope="module")
 def server(trained_run, tmp_path_factory):
-    result, _ = trained_run
-    folder = tmp_path_factory.mktemp("serve")
-    archive(result.tracking_uri, "stockcast", result.symbol, folder / "model_store",
-            ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
-    temp_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))  # short: it holds the workers' unix sockets
-    server = Server(_config(folder), folder / "run", folder / "model_store", ROOT / "log4j2.xml", temp_dir=temp_dir)
-    try:
-        server.start(timeout=120)
+    with running_server(trained_run[0], tmp_path_factory.mktemp("serve")) as server:
         yield server
-    finally:
-        server.stop(timeout=30)
-        left = _leftovers(server)
-        for process in left:
-            process.kill()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        assert not left, f"TorchServe processes survived stop: {left}"
 
 
 def _predict(server: Server, payload) -> tuple[int, dict]:
-    answer = post_json(f"{server.url('inference')}/predictions/lstm", payload, server.key("inference"))
+    answer = predict(server, payload)
     return answer.status, answer.json()
 
 

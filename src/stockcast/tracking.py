@@ -30,6 +30,14 @@ def prepare_store(tracking_uri: str, experiment_name: str | None = None,
     return tracking_uri
 
 
+def existing_store(tracking_uri: str) -> MlflowClient:
+    """A client of a store that exists: MLflow would create an empty `sqlite:///` store on first use."""
+    store = tracking_uri.removeprefix("sqlite:///")
+    if store != tracking_uri and not Path(store).is_file():
+        raise StockcastError(f"no MLflow store at {store}: train a model first (make train)")
+    return MlflowClient(tracking_uri)
+
+
 class PrepareMlflowStore(Callback):
     """Hydra callback: prepare the configured store before a run or a sweep launches its jobs."""
 
@@ -80,9 +88,11 @@ def find_runs(client: MlflowClient, experiment: str, symbol: str, run_id: str | 
             found = client.get_experiment_by_name(experiment)
             if found is None:
                 raise StockcastError(f"no experiment {experiment!r} in {where}: train a model first (make train)")
-            runs = client.search_runs(
-                [found.experiment_id], max_results=count, order_by=["attributes.start_time DESC"],
+            found_runs = client.search_runs(
+                [found.experiment_id], order_by=["attributes.start_time DESC"],
                 filter_string=f"tags.symbol = '{symbol}' and attributes.status = 'FINISHED' and tags.bundle != ''")
+            # A run the admin's quality gate refused is finished and has a bundle, but is no candidate.
+            runs = [r for r in found_runs if not r.data.tags.get("gate", "").startswith("failed")][:count]
             if len(runs) < count:
                 raise StockcastError(f"found {len(runs)} finished run(s) of {symbol} with a serving bundle in "
                                      f"{where}, need {count}: train first (make train), or pick a run with "

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stockcast.config import load_config
+from stockcast.config import ROOT, load_config
 from stockcast.tickers import normalize_ticker
 
 # The name TorchServe serves the model under: POST /predictions/lstm.
 MODEL_NAME = "lstm"
+# What an archive packs besides the training bundle: the handler and TorchServe's per-model settings.
+HANDLER = ROOT / "handlers" / "forecast_handler.py"
+MODEL_CONFIG = ROOT / "model-config.yaml"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""Operate the served model of a running TorchServe (`make serve`) without restarting it.
+
+    scripts/admin.py retrain [--stock PETR4] [--start 2020-01-01] [--end 2025-07-28] [hydra overrides ...]
+    scripts/admin.py status
+    scripts/admin.py rollback [--to VERSION]
+
+retrain: train with configs/train.yaml (overrides as for train.py), gate, archive the next version
+into model_store/, make it the served default of `lstm`, register it in MLflow with the `champion`
+alias. status: server health, registered versions, each ticker's champion. rollback: an earlier
+version becomes the default again, its alias moves back. Exit status: 0 done, 2 refused or failed
+(nothing changed), 1 status found the server down.
+"""
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from stockcast.cli import user_errors_exit  # noqa: E402
+from stockcast.ops.policy import Policy  # noqa: E402
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    defaults = Policy()
+    retrain = commands.add_parser("retrain", help="train, gate, archive and deploy as the new default",
+                                  description="Extra arguments are Hydra overrides of configs/train.yaml, "
+                                              "e.g. trainer.max_epochs=20 model.hidden=32.")
+    retrain.add_argument("--stock", help="ticker (default: configs/train.yaml's, VALE3)")
+    retrain.add_argument("--start", help="first day of data, YYYY-MM-DD (default: configs/train.yaml's)")
+    retrain.add_argument("--end", help="last day of data, YYYY-MM-DD (default: today)")
+    retrain.add_argument("--min-skill", type=float, default=defaults.min_skill,
+                         help="quality gate: lowest skill_mape deployed (default %(default)s: at most 5 %% worse "
+                              "than the naive forecast on the test period)")
+    rollback = commands.add_parser("rollback", help="make an earlier version the default again")
+    rollback.add_argument("--to", type=int, help="version (default: the highest below the current default)")
+    for command in (retrain, rollback):
+        command.add_argument("--keep", type=int, default=defaults.keep,
+                             help="earlier versions kept registered for an instant rollback (default %(default)s)")
+        command.add_argument("--wait", type=float, default=defaults.wait,
+                             help="seconds to wait for another admin command to finish (default: refuse at once)")
+    commands.add_parser("status", help="server health, served versions, MLflow champions")
+    return parser
+
+
+def main() -> None:
+    parser = _parser()
+    args, overrides = parser.parse_known_args()
+    if overrides and (args.command != "retrain" or any(o.startswith("-") for o in overrides)):
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
+    # `kill` as Ctrl-C: SystemExit unwinds through the deployment, which undoes its steps on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    with user_errors_exit():
+        from stockcast.ops import admin
+        from stockcast.ops.status import status
+        from stockcast.serving.server import Server
+        from stockcast.serving.settings import training_defaults
+
+        server = Server.default(ROOT)
+        if args.command == "status":
+            text, healthy = status(server, training_defaults().tracking_uri)
+            print(text)
+            sys.exit(0 if healthy else 1)
+        policy = Policy(**{name: getattr(args, name) for name in ("min_skill", "keep", "wait") if hasattr(args, name)})
+        if args.command == "rollback":
+            admin.rollback(server, training_defaults().tracking_uri, args.to, policy)
+            return
+        named = [f"{key}={value}" for key, value in (("stock", args.stock), ("start", args.start),
+                                                     ("end", args.end)) if value]
+        deployed = admin.retrain(admin.train_config([*named, *overrides]), server, policy)
+    print(f"\n{admin.summary(deployed, server)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Operating the served model without restarts: retrain and deploy, status, rollback (scripts/admin.py)."""

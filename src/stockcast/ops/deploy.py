@@ -1,0 +1,104 @@
+"""The steps retrain and rollback share: make a version the served default, move its ticker's alias,
+keep the server's startup archive in step, and unregister versions beyond the kept count.
+
+Every step that changes something first records how to undo it; when a later step fails, `Undo`
+runs those newest first, so a failed command leaves the served default, the registered versions,
+the model store and the aliases as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from mlflow import MlflowClient
+
+from stockcast.ops import registry
+from stockcast.serving.management import Management, Served
+from stockcast.serving.versions import archive_version, as_version, startup_archive, versioned_name
+
+Say = Callable[[str], None]
+
+
+class Undo:
+    """Compensating actions of the steps done so far, run newest first if the block raises (Ctrl-C too)."""
+
+    def __init__(self, say: Say) -> None:
+        self._steps: list[tuple[str, Callable[[], object]]] = []
+        self._say = say
+
+    def push(self, what: str, action: Callable[[], object]) -> None:
+        self._steps.append((what, action))
+
+    def __enter__(self) -> Undo:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is not None:
+            for what, action in reversed(self._steps):
+                try:
+                    action()
+                except Exception as err:  # keep undoing the rest; the original error is what the user sees
+                    self._say(f"warning: could not {what} ({err}): do it by hand")
+        self._steps.clear()
+
+
+def activate(manager: Management, undo: Undo, served: Served, version: str, archive: Path | None,
+             timeout: float, say: Say) -> None:
+    """Register `archive` as `version` unless it is registered, wait for its workers, make it the default.
+
+    The new version starts as many workers as the current default has (the archive's minWorkers wins).
+    """
+    if served.get(version) is None:
+        undo.push(f"unregister version {version}", lambda: manager.unregister(version))
+        manager.register(archive.name, len(served.default.workers) or 1, timeout)
+    ready = manager.wait_ready(version, timeout)
+    say(f"version {version} is registered, {len(ready.workers)} workers ready")
+    previous = served.default.version
+    undo.push(f"make version {previous} the default again", lambda: manager.set_default(previous))
+    manager.set_default(version)
+    say(f"version {version} is the default of {manager.server.url('inference')}/predictions/lstm "
+        f"(was {previous})")
+
+
+def crown(client: MlflowClient, undo: Undo, symbol: str, version: str) -> None:
+    """Move the ticker's `champion` alias to its registered `version`."""
+    before = registry.champion(client, symbol)
+    undo.push(f"move the {registry.CHAMPION} alias of {registry.model_name(symbol)} back",
+              lambda: registry.set_champion(client, symbol, before.version if before else None))
+    registry.set_champion(client, symbol, version)
+
+
+def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:
+    """Copy the new default over `lstm.mar`, so a restarted server (`load_models=lstm=lstm.mar`) serves
+    it too; the archive it replaces is kept as `lstm-v<N>.mar` first when it has no such copy."""
+    startup = startup_archive(model_store)
+    if archive == startup:
+        return
+    replaced = archive_version(startup) if startup.exists() else None
+    if replaced is not None and not (model_store / versioned_name(replaced)).exists():
+        _copy(startup, model_store / versioned_name(replaced))
+    _copy(archive, startup)
+    say(f"{startup.name} is now a copy of {archive.name}: a restarted server serves it too")
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Replace `target` atomically: a server starting meanwhile reads the old file or the new, never half."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def prune(manager: Management, keep: int, say: Say) -> None:
+    """Unregister the oldest versions beyond the default and the `keep` newest others (they stay on disk:
+    `rollback --to` registers one again)."""
+    served = manager.served()
+    others = sorted((v.version for v in served.versions if v.version != served.default.version),
+                    key=lambda v: as_version(v) or 0, reverse=True)
+    for version in others[keep:]:
+        manager.unregister(version)
+        say(f"unregistered version {version} (keeping {keep} earlier versions registered)")
