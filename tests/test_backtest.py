@@ -87,7 +87,11 @@ def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
 def test_ensemble_is_the_mean_of_its_members(tmp_path):
     from stockcast.pipeline import run
 
-    runs = [run(compose_train(tmp_path, "end=2025-11-07", f"seed={seed}")) for seed in (1, 2)]
+    runs = []
+    for seed in (1, 2):  # one store, an output folder (checkpoints) per run, as Hydra gives each job
+        cfg = compose_train(tmp_path, "end=2025-11-07", f"seed={seed}")
+        cfg.paths.output_dir = str(tmp_path / f"outputs-{seed}")
+        runs.append(run(cfg))
     tracking = f"logger.tracking_uri={runs[0].tracking_uri}"
     singles = [evaluate(compose_config("evaluate", tmp_path / f"s{i}", tracking, f"run_id={r.run_id}",
                                        "baselines.ets.refit_every=50"))[0] for i, r in enumerate(runs)]

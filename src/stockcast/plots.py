@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarray, forecast: np.ndarray,
@@ -16,7 +12,8 @@ def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarr
     """Top: actual closes with the 1-step and last-step forecasts at their target dates.
     Bottom: MAPE per horizon step, model vs naive."""
     horizon = actual.shape[1]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), height_ratios=(2, 1))
+    fig = Figure(figsize=(11, 7))  # not pyplot's: nothing keeps it alive after logging
+    top, bottom = fig.subplots(2, 1, height_ratios=(2, 1))
     first_dates = [d[0] for d in dates]
     last_dates = [d[-1] for d in dates]
     top.plot(first_dates, actual[:, 0], color="black", lw=1.4, label="actual close")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from stockcast.eval.backtest import Backtest  # noqa: E402
+from stockcast.eval.backtest import Backtest
 
 
 def _style(methods: list[str], name: str) -> dict:
@@ -21,7 +17,8 @@ def _style(methods: list[str], name: str) -> dict:
 
 def error_by_step_figure(symbol: str, per_step: dict[str, np.ndarray], methods: list[str]) -> Figure:
     """MAPE and directional accuracy per horizon step, one line per method."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))  # not pyplot's: nothing keeps it alive after saving
+    left, right = fig.subplots(1, 2)
     for name in methods:
         steps = np.arange(1, len(per_step[f"{name}_mape"]) + 1)
         style = _style(methods, name)
@@ -41,7 +38,8 @@ def error_by_step_figure(symbol: str, per_step: dict[str, np.ndarray], methods: 
 def forecasts_figure(symbol: str, backtest: Backtest, methods: list[str]) -> Figure:
     """Actual closes, and each method's last-step forecast placed on its target date."""
     horizon = backtest.actual.shape[1]
-    fig, axis = plt.subplots(figsize=(12, 5))
+    fig = Figure(figsize=(12, 5))
+    axis = fig.subplots()
     actual_dates = [dates[0] for dates in backtest.target_dates] + list(backtest.target_dates[-1][1:])
     actual = np.concatenate([backtest.actual[:, 0], backtest.actual[-1, 1:]])
     axis.plot(actual_dates, actual, color="grey", lw=2.5, alpha=0.6, label="actual close")
