@@ -122,9 +122,9 @@ class PriceDataModule(L.LightningDataModule):
                     raise StockcastError(f"{symbol}: the {name} period has no complete window; "
                                          "widen the date range or move the split dates")
                 splits[name].append(split)
-        self.scaler = self._fit_scaler(train_values)
-        self.test_by_symbol = dict(zip(self.symbols, splits["test"], strict=True))
         self.train, self.val, self.test = (Split.concat(splits[name]) for name in ("train", "val", "test"))
+        self.scaler = self._fit_scaler(train_values, self.train)
+        self.test_by_symbol = dict(zip(self.symbols, splits["test"], strict=True))
         self.prices = prices
         log.info("%s: windows train/val/test = %d/%d/%d", self.symbol, len(self.train), len(self.val),
                  len(self.test))
@@ -154,15 +154,12 @@ class PriceDataModule(L.LightningDataModule):
                                  f"test_start <= {dates[-1]:%Y-%m-%d}")
         return val_date, test_date
 
-    def _fit_scaler(self, train_values: list[np.ndarray]) -> Scaler:
-        """Min/max per feature and the std of relative close changes, over training rows only."""
-        changes = []
-        for values in train_values:
-            inputs, targets = make_windows(values, self.window, self.horizon)
-            changes.append(targets / inputs[:, -1, :1] - 1)  # [N, horizon]
+    def _fit_scaler(self, train_values: list[np.ndarray], train: Split) -> Scaler:
+        """Min/max per feature over the training rows; std of the training windows' relative changes."""
+        changes = train.targets / train.inputs[:, -1, :1] - 1  # [N, horizon]
         stacked = np.concatenate(train_values)  # [rows, F]
         return Scaler(feature_min=stacked.min(axis=0).tolist(), feature_max=stacked.max(axis=0).tolist(),
-                      change_std=float(np.concatenate(changes).std()) or 1.0)
+                      change_std=float(changes.double().std(unbiased=False)) or 1.0)
 
     def _split(self, prices: pd.DataFrame, values: np.ndarray, first: int, stop: int) -> Split:
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
