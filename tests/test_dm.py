@@ -1,10 +1,10 @@
-"""Diebold-Mariano on cases worked by hand."""
+"""Diebold-Mariano (stockcast.metrics) on cases worked by hand."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from stockcast.eval.dm import diebold_mariano
+from stockcast.metrics import diebold_mariano
 
 
 def test_one_step_is_a_t_test_on_the_loss_differential():

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from stockcast.metrics import ALL_METRICS, compare_with_naive, error_metrics, naive_forecast, step_errors
+from stockcast.metrics import (
+    ALL_METRICS,
+    compare_with_naive,
+    error_metrics,
+    move_spread,
+    naive_forecast,
+    percentage_errors,
+    step_errors,
+)
 
 
 def test_error_metrics_by_hand():
@@ -47,3 +55,12 @@ def test_smape_and_direction_by_hand():
     assert np.isnan(naive["direction"]).all()  # a flat forecast has no direction
     metrics = error_metrics(forecast, actual, last, "m", names=ALL_METRICS)
     assert metrics["m_direction"] == 75.0 and metrics["m_smape_h2"] == pytest.approx(100 * (2 * 5 / 185) / 2)
+
+
+def test_percentage_errors_and_move_spread_by_hand():
+    actual = np.array([[100.0, 110.0], [200.0, 200.0]])
+    forecast = np.array([[90.0, 110.0], [210.0, 220.0]])
+    np.testing.assert_allclose(percentage_errors(forecast, actual), [[10.0, 0.0], [5.0, 10.0]])
+    # last-step moves from the origins' closes: 110 / 100 - 1 = +10 %, 220 / 200 - 1 = +10 %, then -10 %
+    assert move_spread(forecast, np.array([100.0, 200.0])) == pytest.approx(0.0)
+    assert move_spread(np.array([[0.0, 110.0], [0.0, 90.0]]), np.array([100.0, 100.0])) == pytest.approx(10.0)

@@ -1,4 +1,4 @@
-"""Score a backtest: metrics per method and step, skill and Diebold-Mariano vs naive, move spread."""
+"""Backtest tables from the shared metrics: per method and step, skill and Diebold-Mariano vs naive."""
 
 from __future__ import annotations
 
@@ -6,21 +6,16 @@ import numpy as np
 import pandas as pd
 
 from stockcast.eval.backtest import Backtest
-from stockcast.eval.dm import diebold_mariano
-from stockcast.metrics import ALL_METRICS, average, step_errors
+from stockcast.metrics import ALL_METRICS, average, diebold_mariano, move_spread, percentage_errors, step_errors
 
 REFERENCE = "naive"
-
-
-def _ape(forecast: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    return 100 * np.abs(forecast - actual) / actual  # [N, H]
 
 
 def summary_table(backtest: Backtest) -> pd.DataFrame:
     """One row per method: averaged metrics, skill_mape vs naive, DM on the mean APE over steps
     (lag H-1), and the spread (std across origins, %) of the predicted H-day move."""
     horizon = backtest.actual.shape[1]
-    reference_ape = _ape(backtest.forecasts[REFERENCE], backtest.actual)  # [N, H]
+    reference_ape = percentage_errors(backtest.forecasts[REFERENCE], backtest.actual)  # [N, H]
     reference_loss, reference_mape = reference_ape.mean(axis=1), reference_ape.mean()
     rows = {}
     for name, forecast in backtest.forecasts.items():
@@ -30,7 +25,8 @@ def summary_table(backtest: Backtest) -> pd.DataFrame:
         if name == REFERENCE:
             row["dm_stat"] = row["dm_pvalue"] = np.nan
         else:
-            test = diebold_mariano(_ape(forecast, backtest.actual).mean(axis=1), reference_loss, horizon)
+            loss = percentage_errors(forecast, backtest.actual).mean(axis=1)  # [N]
+            test = diebold_mariano(loss, reference_loss, horizon)
             row["dm_stat"], row["dm_pvalue"] = test.statistic, test.pvalue
         row["move_spread"] = move_spread(forecast, backtest.last_close)
         rows[name] = row
@@ -40,15 +36,11 @@ def summary_table(backtest: Backtest) -> pd.DataFrame:
     return table
 
 
-def move_spread(forecast: np.ndarray, last_close: np.ndarray) -> float:
-    """Std across origins of the last step's move, in percent of the origin's close."""
-    return float(np.std(100 * (forecast[:, -1] / last_close - 1)))
-
-
 def step_table(backtest: Backtest, method: str) -> pd.DataFrame:
     """Per horizon step: MAPE of `method` and naive, skill, and DM p-value (lag h-1) at that step."""
     actual = backtest.actual
-    model_ape, naive_ape = _ape(backtest.forecasts[method], actual), _ape(backtest.forecasts[REFERENCE], actual)
+    model_ape = percentage_errors(backtest.forecasts[method], actual)  # [N, H]
+    naive_ape = percentage_errors(backtest.forecasts[REFERENCE], actual)
     rows = []
     for step in range(actual.shape[1]):
         test = diebold_mariano(model_ape[:, step], naive_ape[:, step], step + 1)
