@@ -25,6 +25,7 @@ def datamodule(tmp_path, **kwargs) -> PriceDataModule:
     return dm
 
 
+@pytest.mark.usefixtures("shared_data")
 def test_targets_stay_inside_their_period(tmp_path):
     dm = datamodule(tmp_path, val_start="2023-01-01", test_start="2024-06-01")
     val_start, test_start = pd.Timestamp("2023-01-01"), pd.Timestamp("2024-06-01")
@@ -42,6 +43,7 @@ def test_targets_stay_inside_their_period(tmp_path):
     assert len(dm.test) == rows_in_test - 10 + 1
 
 
+@pytest.mark.usefixtures("shared_data")
 def test_fraction_split_is_chronological(tmp_path):
     dm = datamodule(tmp_path)
     assert dm.train.target_dates[-1][-1] < dm.val.target_dates[0][0]
@@ -62,11 +64,13 @@ def test_scaler_sees_training_rows_only(tmp_path, shared_data):
     assert after.change_std == before.change_std
 
 
+@pytest.mark.usefixtures("shared_data")
 def test_more_features(tmp_path):
     dm = datamodule(tmp_path, features=["Close", "Volume"])
     assert dm.train.inputs.shape[1:] == (20, 2) and len(dm.scaler.feature_min) == 2
 
 
+@pytest.mark.usefixtures("shared_data")
 @pytest.mark.parametrize("kwargs, message", [
     ({"start": "2025-09-01"}, "too little history for window 20 \\+ horizon 10"),
     ({"features": ["Volume", "Close"]}, "first feature must be Close"),
@@ -79,6 +83,7 @@ def test_bad_settings_get_clear_errors(tmp_path, kwargs, message):
         datamodule(tmp_path, **kwargs)
 
 
+@pytest.mark.usefixtures("shared_data")
 def test_pooled_tickers_share_split_dates_and_never_mix_in_a_window(tmp_path):
     dm = datamodule(tmp_path, stock=["vale3", "PETR4.SA", "AAPL"], test_start="2024-06-03", val_start="2023-06-01")
     assert dm.symbols == ["VALE3.SA", "PETR4.SA", "AAPL"] and dm.symbol == "VALE3.SA+PETR4.SA+AAPL"

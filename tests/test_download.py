@@ -1,13 +1,14 @@
 """Downloader: yfinance mocked at the network edge, in the exact shape yfinance returns."""
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yfinance
 
 from stockcast.data.download import Downloader
-from stockcast.data.prices import read_price_csv
+from stockcast.data.prices import read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
 
 
@@ -116,3 +117,83 @@ def test_yfinance_logged_error_becomes_the_reason(tmp_path, monkeypatch, caplog)
     assert "download of VALE3.SA failed (yfinance returned no rows for VALE3.SA: ['VALE3.SA']: " \
            "YFRateLimitError('Too Many Requests'))" in caplog.text
     assert not [r for r in caplog.records if r.name == "yfinance"]  # not printed twice
+
+
+def offline(monkeypatch) -> None:
+    def fail(*args, **kwargs):
+        raise ConnectionError("Could not resolve host: query2.finance.yahoo.com")
+
+    monkeypatch.setattr(yfinance, "download", fail)
+
+
+def test_broken_cache_is_an_error_not_replaced_by_another_copy(tmp_path, monkeypatch, shared_data):
+    """Offline, the shared PETR4 copy exists, but the cache was found first: it is named, not skipped."""
+    offline(monkeypatch)
+    (tmp_path / "PETR4.SA.csv").write_text("Date,Close\n2021-01-04,28.9\n2021-01")
+    with pytest.raises(StockcastError, match=r"PETR4\.SA\.csv: 1 line.*truncated.*delete the file to download it"):
+        Downloader(tmp_path, use_sample=False).load("PETR4", "2021-01-01", "2021-06-30")
+
+
+def test_broken_cache_is_not_overwritten_by_a_download(tmp_path, fake_yf):
+    path = tmp_path / "VALE3.SA.csv"
+    path.write_bytes(b"Date,Close\n2019-01-02,50\xe9\n")
+    with pytest.raises(StockcastError, match="is not UTF-8 .*a cached download"):
+        Downloader(tmp_path, use_sample=False).load("VALE3", "2020-01-01", "2020-12-31")
+    assert len(fake_yf) == 1 and path.read_bytes() == b"Date,Close\n2019-01-02,50\xe9\n"
+
+
+def test_broken_local_file_is_an_error_not_replaced_by_the_sample(tmp_path, monkeypatch):
+    offline(monkeypatch)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "VALE3.SA.csv").write_text("Date,Close\n2024-01-02,60\n2024-01-02,61\n")
+    with pytest.raises(StockcastError, match=r"local/VALE3\.SA\.csv: 1 date\(s\) appear in several rows") as caught:
+        Downloader(tmp_path / "data", extra_dirs=[str(tmp_path / "local")]).load("VALE3", "2024-01-01", "2024-12-31")
+    assert "cached download" not in str(caught.value)
+
+
+def test_unreadable_cache_record_means_download_again(tmp_path, fake_yf, caplog):
+    downloader = Downloader(tmp_path, use_sample=False)
+    downloader.load("VALE3", "2020-01-01", "2020-12-31")
+    (tmp_path / "VALE3.SA.json").write_text('{"start": "2020-01-01", "end": "2020-')  # cut off mid-write
+    with caplog.at_level(logging.WARNING):
+        downloader.load("VALE3", "2020-03-01", "2020-06-30")
+    assert len(fake_yf) == 2 and "ignoring unreadable cache record" in caplog.text
+
+
+def test_a_revised_download_replaces_the_cached_rows_it_overlaps(tmp_path, fake_yf, vale3):
+    """Merging cache and download is not a user file with duplicate dates: the fresh rows win."""
+    path = tmp_path / "VALE3.SA.csv"
+    stale = vale3.loc["2020-06-01":"2020-12-31"].copy()
+    stale["Adj Close"] = stale["Close"] * 0.9  # Yahoo re-adjusts past closes after each dividend
+    stale.to_csv(path, index_label="Date")
+    frame = Downloader(tmp_path, use_sample=False).load("VALE3", "2020-01-01", "2020-12-31")
+    pd.testing.assert_frame_equal(frame, vale3.loc["2020-01-01":"2020-12-31"], check_freq=False)
+
+
+def test_a_download_with_conflicting_rows_falls_back_with_the_reason(tmp_path, monkeypatch, shared_data, caplog):
+    def twice(symbol, start, end, **kwargs):
+        rows = read_price_csv(shared_data / "VALE3.SA.csv").loc["2020-01-02":"2020-01-10"]
+        doubled = pd.concat([rows, rows.iloc[-1:] * 1.01])  # the last day again, other prices
+        return yfinance_frame(doubled, symbol)
+
+    monkeypatch.setattr(yfinance, "download", twice)
+    with caplog.at_level(logging.WARNING):
+        Downloader(tmp_path, use_sample=False).load("VALE3", "2020-01-01", "2020-12-31")
+    assert ("download of VALE3.SA failed (yfinance download of VALE3.SA: 1 date(s) appear in several rows"
+            in caplog.text)
+    assert not (tmp_path / "VALE3.SA.csv").exists()
+
+
+def test_a_crash_while_writing_keeps_the_previous_cache(tmp_path, monkeypatch, vale3):
+    path = tmp_path / "VALE3.SA.csv"
+    write_price_csv(vale3.loc["2020"], path)
+    before = path.read_text()
+
+    def crash(frame, target, **kwargs):
+        Path(target).write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2021-01-04,9")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_price_csv(vale3.loc["2021"], path)
+    assert path.read_text() == before

@@ -42,13 +42,13 @@ def test_yfinance_multilevel_csv(shared_data):
 
 def test_canonical_csv_round_trip_sorts_and_dedups(tmp_path):
     dates = pd.to_datetime(["2024-01-03", "2024-01-02", "2024-01-03"])
-    frame = pd.DataFrame({"Close": [2.0, 1.0, 3.0], "Open": 1.0, "High": 1.0, "Low": 1.0, "Volume": 5},
+    frame = pd.DataFrame({"Close": [3.0, 1.0, 3.0], "Open": 1.0, "High": 1.0, "Low": 1.0, "Volume": 5},
                          index=dates)
     write_price_csv(read_price_csv_from(frame, tmp_path), tmp_path / "out.csv")
     text = (tmp_path / "out.csv").read_text().splitlines()
     assert text[0] == "Date,Open,High,Low,Close,Adj Close,Volume"
     assert [line.split(",")[0] for line in text[1:]] == ["2024-01-02", "2024-01-03"]
-    assert text[2].split(",")[4] == "3.0"  # the later duplicate wins
+    assert text[2].split(",")[4] == "3.0"  # the exact repeat is dropped (a conflicting one is an error)
 
 
 def read_price_csv_from(frame: pd.DataFrame, tmp_path) -> pd.DataFrame:
@@ -84,3 +84,21 @@ def test_unadjusted_split_is_flagged_with_date_and_ratio(shared_data, caplog):
 def test_adjusted_files_raise_no_split_warning(shared_data, name):
     """March 2020's real crashes (PETR4 -30 % in a day) must not look like splits."""
     assert warn_split_jumps(read_price_csv(shared_data / name), name) == []
+
+
+def test_every_shared_file_reads(shared_data):
+    """The sp100/ slice too: 100 real files, one with an empty Open/High/Low on a day (BHF 2017-07-26)."""
+    paths = sorted(shared_data.rglob("*.csv"))
+    assert len(paths) > 100
+    for path in paths:
+        assert_canonical(read_price_csv(path))
+
+
+def test_bom_blank_lines_and_yfinance_time_offsets_read(tmp_path):
+    """Excel's UTF-8 BOM, blank lines, and tz-aware yfinance dates whose offset changes with daylight saving."""
+    path = tmp_path / "VALE3.SA.csv"
+    path.write_text("\ufeffDate,Close\n2018-02-16 00:00:00-02:00,50.5\n\n,\n2018-02-19 00:00:00-03:00,51.0\n")
+    frame = read_price_csv(path)
+    assert_canonical(frame)
+    assert list(frame.index) == [pd.Timestamp("2018-02-16"), pd.Timestamp("2018-02-19")]
+    assert list(frame["Close"]) == [50.5, 51.0]

@@ -50,7 +50,9 @@ class Downloader:
 
     The cache is reused when the range it was downloaded for covers the request. When the download
     fails (no network, Yahoo rate limits, unknown ticker) the cache or `<SYMBOL>.csv` from
-    `extra_dirs` / `$STOCKCAST_DATA_DIRS` is used instead, with a warning naming the file.
+    `extra_dirs` / `$STOCKCAST_DATA_DIRS` is used instead, with a warning naming the file. The first
+    file found is the one used: a broken one is an error naming it, never silently replaced by the
+    next folder's copy, which may hold other dates or another adjustment.
     """
 
     def __init__(self, data_dir: str | Path = "data", extra_dirs: list[str] | None = None,
@@ -81,11 +83,25 @@ class Downloader:
         meta_path = self.cache_path(symbol).with_suffix(".json")
         if not (meta_path.exists() and self.cache_path(symbol).exists()):
             return None
-        covered = json.loads(meta_path.read_text())
-        if dt.date.fromisoformat(covered["start"]) <= start and end <= dt.date.fromisoformat(covered["end"]):
+        try:
+            covered = json.loads(meta_path.read_text())
+            first, last = dt.date.fromisoformat(covered["start"]), dt.date.fromisoformat(covered["end"])
+        except (ValueError, KeyError, TypeError) as err:  # JSON and decoding errors are ValueErrors
+            log.warning("ignoring unreadable cache record %s (%s); downloading %s again", meta_path, err, symbol)
+            return None
+        if first <= start and end <= last:
             log.info("using cached %s for %s..%s", self.cache_path(symbol), start, end)
-            return read_price_csv(self.cache_path(symbol))
+            return self._read(self.cache_path(symbol))
         return None
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        """A local price file; when a broken one is the cache, the error says how to get a fresh copy."""
+        try:
+            return read_price_csv(path)
+        except StockcastError as err:
+            if path.parent != self.data_dir:
+                raise
+            raise StockcastError(f"{err} (a cached download: delete the file to download it again)") from None
 
     def _download_or_fallback(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         try:
@@ -95,7 +111,8 @@ class Downloader:
             return self._fallback(symbol, start, end, reason)
         path = self.cache_path(symbol)
         if path.exists():  # keep rows outside this request that an earlier download fetched
-            frame = canonicalize(pd.concat([read_price_csv(path), frame]))
+            cached = self._read(path)
+            frame = pd.concat([cached[~cached.index.isin(frame.index)], frame]).sort_index()
         write_price_csv(frame, path)
         covered = {"start": start.isoformat(), "end": min(end, dt.date.today()).isoformat()}
         path.with_suffix(".json").write_text(json.dumps(covered))
@@ -113,17 +130,14 @@ class Downloader:
         if raw is None or raw.empty:
             detail = messages[-1] if messages else "unknown ticker or no trading in the range"
             raise StockcastError(f"yfinance returned no rows for {symbol}: {detail}")
-        frame = canonicalize(raw)
-        if frame.empty:
-            raise StockcastError(f"yfinance returned only empty rows for {symbol}")
-        return frame
+        return canonicalize(raw, f"yfinance download of {symbol}")
 
     def _fallback(self, symbol: str, start: dt.date, end: dt.date, reason: str) -> pd.DataFrame:
         for folder in [self.data_dir, *self.extra_dirs]:
             path = folder / f"{symbol}.csv"
             if path.exists():
                 log.warning("download of %s failed (%s); using local file %s", symbol, reason, path)
-                return read_price_csv(path)
+                return self._read(path)
         searched = ", ".join(str(d) for d in [self.data_dir, *self.extra_dirs])
         raise StockcastError(
             f"cannot get prices for {symbol} {start}..{end}: download failed ({reason}) and no "

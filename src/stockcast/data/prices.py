@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,64 +22,199 @@ PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close"]
 # (10-25 % bonus issues) are indistinguishable from real crashes such as March 2020, so not flagged.
 SPLIT_RATIOS = (1.5, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SPLIT_TOLERANCE = 0.03
+# An ISO date, optionally with the time and UTC offset that yfinance writes for tz-aware indexes.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 
 
-def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn a yfinance/Yahoo frame (flat or (Price, Ticker) columns) into canonical OHLCV.
+def canonicalize(frame: pd.DataFrame, source: str = "price table") -> pd.DataFrame:
+    """Turn a yfinance/Yahoo frame (flat or (Price, Ticker) columns) into canonical OHLCV, or refuse it.
 
-    Result: a `Date` index (ascending, unique, tz-naive) and exactly `COLUMNS`; Yahoo's all-null
-    rows are dropped. `Adj Close` falls back to `Close` for auto-adjusted downloads.
+    The one check of a parsed table (a CSV read by `read_price_csv`, a fresh download): `source`
+    names it in every message. Result: a `Date` index (ascending, unique, tz-naive) and exactly
+    `COLUMNS`; `Adj Close` falls back to `Close` for auto-adjusted downloads. Yahoo's all-null rows are
+    dropped silently (they are its normal shape); exact duplicate rows are dropped and unsorted dates
+    sorted, with a warning. Unparseable dates, non-numeric or infinite values and one date with two
+    different rows are errors: training on a guess would hide a broken file.
     """
     frame = frame.copy()
     if isinstance(frame.columns, pd.MultiIndex):
-        tickers = frame.columns.get_level_values(-1).unique()
-        if len(tickers) > 1:
-            raise StockcastError(f"expected one ticker's prices, got columns for {list(tickers)}")
+        symbols = frame.columns.get_level_values(-1).unique()
+        if len(symbols) > 1:
+            raise StockcastError(f"{source}: expected one ticker's prices, got columns for {list(symbols)}")
         frame.columns = frame.columns.get_level_values(0)
     frame.columns = [str(c).strip() for c in frame.columns]
     if "Date" in frame.columns:
         frame = frame.set_index("Date")
     if "Close" not in frame.columns:
-        raise StockcastError(f"price table has no Close column (columns: {list(frame.columns)})")
+        raise StockcastError(f"{source} has no Close column (columns: {list(frame.columns)})")
     if "Adj Close" not in frame.columns:
         frame["Adj Close"] = frame["Close"]
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = np.nan
-    frame = frame[COLUMNS].apply(pd.to_numeric, errors="coerce")
-    index = pd.to_datetime(frame.index, errors="coerce")
-    if getattr(index, "tz", None) is not None:
-        index = index.tz_localize(None)
-    frame.index = index.normalize()
-    frame.index.name = "Date"
-    frame = frame[frame.index.notna()]
+    frame = frame[COLUMNS]
+    if frame.empty:
+        raise StockcastError(f"{source} has no price rows")
+    frame.index = _parse_dates(frame, source)
+    frame = _to_numbers(frame[frame.index.notna()], source)
     frame = frame.dropna(how="all", subset=PRICE_COLUMNS)
-    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    if frame.empty:
+        raise StockcastError(f"{source} has only empty (null) price rows")
+    return _sorted_unique(frame, source)
+
+
+def _parse_dates(frame: pd.DataFrame, source: str) -> pd.DatetimeIndex:
+    """Calendar dates of the rows; NaT only for blank rows (no date, no values), which are dropped.
+
+    Only ISO dates (`2024-01-02`, optionally with the time and offset yfinance writes) are read:
+    `01/02/2024` is January or February depending on who wrote it, and guessing per row is how
+    half a file silently turned into NaT.
+    """
+    index = frame.index
+    if pd.api.types.is_datetime64_any_dtype(index):
+        dates = pd.DatetimeIndex(index)
+        if dates.tz is not None:
+            dates = dates.tz_localize(None)  # the exchange's local calendar day
+        bad = dates.isna()
+        text = pd.Series(index.astype(str), index=range(len(index)))
+    else:
+        text = pd.Series(index, index=range(len(index)), dtype="object")
+        text = text.where(text.notna(), "").astype(str).str.strip()
+        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")  # the usual shape, fast
+        retry = parsed.isna()
+        if retry.any():  # a time and offset after the date, or not a date at all
+            day = text[retry].str.slice(0, 10).where(text[retry].str.fullmatch(ISO_DATE))
+            parsed[retry] = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
+        dates = pd.DatetimeIndex(parsed)
+        bad = dates.isna() & ~(text.eq("") & frame.isna().all(axis=1).to_numpy())
+    if bad.any():
+        raise StockcastError(
+            f"{source}: {int(bad.sum())} of {len(index)} rows have no valid ISO date (YYYY-MM-DD), "
+            f"e.g. {', '.join(repr(v) for v in text[bad][:3])}; fix or delete those rows"
+        )
+    dates = dates.normalize()
+    dates.name = "Date"
+    return dates
+
+
+def _to_numbers(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Every column as floats; text that is not a number or a missing marker, and infinities, are refused."""
+    numbers = {}
+    for column in COLUMNS:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            values = values.map(lambda v: (v.strip() or np.nan) if isinstance(v, str) else v)
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = converted.isna() & values.notna()
+            if bad.any():
+                raise StockcastError(
+                    f"{source}: {int(bad.sum())} non-numeric {column} value(s), e.g. "
+                    + ", ".join(f"{v!r} on {d:%Y-%m-%d}" for d, v in values[bad].head(3).items())
+                )
+            values = converted
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise StockcastError(f"{source}: {int(infinite.sum())} infinite {column} value(s), first on "
+                                 + ", ".join(f"{d:%Y-%m-%d}" for d in values.index[infinite][:3]))
+        numbers[column] = values
+    return pd.DataFrame(numbers, index=frame.index)
+
+
+def _sorted_unique(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """One row per date, ascending: exact repeats dropped, a date with two different rows refused."""
+    if frame.index.is_unique and frame.index.is_monotonic_increasing:
+        return frame
+    rows = frame.reset_index()
+    distinct = rows.drop_duplicates()
+    conflicting = distinct["Date"][distinct["Date"].duplicated(keep=False)].unique()
+    if len(conflicting):
+        examples = []
+        for date in conflicting[:3]:
+            same_day = distinct.loc[distinct["Date"] == date, COLUMNS]
+            column = next(c for c in COLUMNS if same_day[c].nunique(dropna=False) > 1)
+            examples.append(f"{date:%Y-%m-%d} ({column} " + " vs ".join(f"{v:g}" for v in same_day[column]) + ")")
+        raise StockcastError(f"{source}: {len(conflicting)} date(s) appear in several rows with different values, "
+                             f"e.g. {'; '.join(examples)}; keep one row per date")
+    if len(distinct) < len(rows):
+        repeated = rows["Date"][rows.duplicated()]
+        log.warning("%s: dropped %d exact duplicate row(s), e.g. %s", source, len(repeated),
+                    ", ".join(f"{d:%Y-%m-%d}" for d in repeated[:3]))
+    frame = distinct.set_index("Date")
+    if not frame.index.is_monotonic_increasing:
+        log.warning("%s: dates were not in ascending order; sorted %d rows by date", source, len(frame))
+        frame = frame.sort_index()
     return frame
 
 
-def read_price_csv(path: str | Path) -> pd.DataFrame:
-    """Read a plain, Yahoo (`null` rows) or yfinance multi-level CSV into canonical form."""
+def check_price_file(path: str | Path) -> str:
+    """The text of a price CSV, refused before parsing when it cannot be one.
+
+    Missing, empty, binary (an Excel workbook, UTF-16) or non-UTF-8 files, a header without rows,
+    and rows with another number of fields than the header (a truncated last line) are errors that
+    name the file and the line; pandas would fail with a traceback or pad the row with NaN.
+    """
     path = Path(path)
-    with path.open() as handle:
-        first = handle.readline().split(",")[0].strip()
     try:
-        if first == "Price":  # yfinance: Price/Ticker header rows, then an empty `Date` row
-            raw = pd.read_csv(path, header=[0, 1], index_col=0, skiprows=[2], na_values=["null"])
+        data = path.read_bytes()
+    except OSError as err:
+        raise StockcastError(f"cannot read price file {path}: {err.strerror}") from None
+    if b"\0" in data:
+        kind = "UTF-16 text" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "a binary file (an Excel workbook?)"
+        raise StockcastError(f"price file {path} is {kind}, not a CSV: save it as CSV UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise StockcastError(f"price file {path} is not UTF-8 (byte 0x{data[err.start]:02x} on line {line}): "
+                             "save it as CSV UTF-8") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [(reader.line_num, row) for row in reader if len(row) > 1 or (row and row[0].strip())]
+    except csv.Error as err:
+        raise StockcastError(f"price file {path} is not a readable CSV (line {reader.line_num}: {err})") from None
+    if not rows:
+        raise StockcastError(f"price file {path} is empty")
+    header, body = rows[0][1], rows[1:]
+    if len(header) == 1:
+        raise StockcastError(f"price file {path} has a single column ({header[0]!r}): "
+                             "separate the columns with commas")
+    ragged = [(line, row) for line, row in body if len(row) != len(header)]
+    if ragged:
+        line, row = ragged[0]
+        truncated = " (the file looks truncated)" if ragged == body[-1:] else ""
+        raise StockcastError(
+            f"price file {path}: {len(ragged)} line(s) do not have the header's {len(header)} fields{truncated}, "
+            f"e.g. line {line} has {len(row)}: {','.join(row)!r}"
+        )
+    if not body:
+        raise StockcastError(f"price file {path} has a header but no rows")
+    return text
+
+
+def read_price_csv(path: str | Path) -> pd.DataFrame:
+    """Read a plain, Yahoo (`null` rows) or yfinance multi-level CSV into canonical form, or refuse it."""
+    text = check_price_file(path)
+    source = io.StringIO(text)
+    try:
+        if text.split(",", 1)[0].strip() == "Price":  # yfinance: Price/Ticker header rows, then an empty `Date` row
+            raw = pd.read_csv(source, header=[0, 1], index_col=0, skiprows=[2], na_values=["null"])
         else:
-            raw = pd.read_csv(path, index_col=0, na_values=["null"])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raw = pd.read_csv(source, index_col=0, na_values=["null"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise StockcastError(f"cannot read price file {path}: {err}") from None
-    return canonicalize(raw)
+    return canonicalize(raw, f"price file {path}")
 
 
 def write_price_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write the canonical CSV: Date,Open,High,Low,Close,Adj Close,Volume (ISO dates)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    frame[COLUMNS].to_csv(path, date_format="%Y-%m-%d", index_label="Date")
+    """Write the canonical CSV (ISO dates) through a temporary file, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    frame[COLUMNS].to_csv(partial, date_format="%Y-%m-%d", index_label="Date")
+    partial.replace(path)
 
 
-def check_prices(frame: pd.DataFrame, columns: list[str], ticker: str) -> None:
+def check_prices(frame: pd.DataFrame, columns: list[str], symbol: str) -> None:
     """Refuse missing or non-positive values in the columns a model will read."""
     unknown = [c for c in columns if c not in COLUMNS]
     if unknown:
@@ -88,7 +226,7 @@ def check_prices(frame: pd.DataFrame, columns: list[str], ticker: str) -> None:
             dates = [d.strftime("%Y-%m-%d") for d in frame.index[bad][:3]]
             kind = "missing or non-positive" if column in PRICE_COLUMNS else "missing or negative"
             raise StockcastError(
-                f"{ticker}: {int(bad.sum())} {kind} {column} value(s), first on {', '.join(dates)}"
+                f"{symbol}: {int(bad.sum())} {kind} {column} value(s), first on {', '.join(dates)}"
             )
 
 
@@ -104,12 +242,12 @@ def find_split_jumps(close: pd.Series) -> list[tuple[pd.Timestamp, float]]:
     return suspects
 
 
-def warn_split_jumps(frame: pd.DataFrame, ticker: str) -> list[str]:
+def warn_split_jumps(frame: pd.DataFrame, symbol: str) -> list[str]:
     """Log one warning per suspect day and return the warnings, so runs can record them."""
     warnings = []
     for date, ratio in find_split_jumps(frame["Close"]):
         message = (
-            f"{ticker}: close jumped by ratio {ratio:.3f} (previous/current) on {date:%Y-%m-%d}; "
+            f"{symbol}: close jumped by ratio {ratio:.3f} (previous/current) on {date:%Y-%m-%d}; "
             "this looks like an unadjusted split or bonus issue. Use split-adjusted prices."
         )
         log.warning(message)
