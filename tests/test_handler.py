@@ -13,9 +13,10 @@ from ts.context import Context, RequestProcessor
 
 from stockcast.bundle import load_bundle
 from stockcast.serving.archive import archive
+from tests.bad_bodies import BAD
+from tests.serving import PRICES  # 30 closes: more than the window of 20
 
 ROOT = Path(__file__).resolve().parents[1]
-PRICES = [60.0 + 0.1 * day for day in range(30)]  # 30 closes: more than the window of 20
 
 
 class _Metrics:
@@ -39,10 +40,13 @@ def archived(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module(archived):
+    """The archived handler, imported as TorchServe imports it: its folder on sys.path, for its request module."""
     model_dir, _ = archived
-    spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "forecast_handler.py")
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(model_dir))
+        spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "forecast_handler.py")
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
     return loaded
 
 
@@ -60,9 +64,9 @@ def handler(module, archived):
     return handler
 
 
-def _handle(handler, archived, bodies: list) -> list[tuple[int, dict]]:
+def _handle(handler, archived, bodies: list, headers: list[dict] | None = None) -> list[tuple[int, dict]]:
     """Send one batch; return (status, JSON body) per request, as TorchServe would answer them."""
-    context = _context(archived[0], [{} for _ in bodies])
+    context = _context(archived[0], headers or [{} for _ in bodies])
     rows = [body if isinstance(body, dict) and set(body) <= {"body", "data"} else {"body": body} for body in bodies]
     answers = handler.handle(rows, context)
     return [(context.get_response_status(i)[0], json.loads(answer)) for i, answer in enumerate(answers)]
@@ -121,37 +125,6 @@ def test_stock_may_name_the_ticker_with_or_without_suffix_in_any_case(handler, a
     assert status == 200
 
 
-BAD = {
-    "not JSON": (b"prices=1,2,3", "not valid JSON"),
-    "not UTF-8": (b"\xff\xfe", "not UTF-8"),
-    "not an object": (b"[60, 61]", "must be a JSON object"),
-    "prices missing": (b'{"closes": [60]}', "'prices' is missing"),
-    "empty object": (b"{}", "'prices' is missing"),
-    "unknown field": (json.dumps({"prices": PRICES, "last-date": "2025-11-07"}).encode(), "unknown field"),
-    "prices not a list": (b'{"prices": "60,61"}', "must be a list"),
-    "non-numeric": (json.dumps({"prices": [*PRICES[:-1], "61"]}).encode(), "prices[29] is not a number"),
-    "boolean": (json.dumps({"prices": [True, *PRICES]}).encode(), "prices[0] is not a number"),
-    "null": (json.dumps({"prices": [None, *PRICES]}).encode(), "prices[0] is not a number"),
-    "NaN": (b'{"prices": [NaN' + b", 60" * 25 + b"]}", "prices[0] is not finite"),
-    "infinite": (b'{"prices": [60' + b", 60" * 25 + b", Infinity]}", "prices[26] is not finite"),
-    "overflowing": (b'{"prices": [1e400' + b", 60" * 25 + b"]}", "prices[0] is not finite"),
-    "huge integer": (b'{"prices": [' + b"9" * 400 + b", 60" * 25 + b"]}", "prices[0] is not finite"),
-    "zero": (json.dumps({"prices": [0, *PRICES]}).encode(), "prices[0] must be positive"),
-    "negative": (json.dumps({"prices": [*PRICES, -1.5]}).encode(), "prices[30] must be positive"),
-    "too few": (json.dumps({"prices": PRICES[:19]}).encode(), "needs at least 20"),
-    "too many": (json.dumps({"prices": [60.0] * 5001}).encode(), "at most 5000"),
-    "wrong stock": (json.dumps({"prices": PRICES, "stock": "PETR4"}).encode(), "does not match"),
-    "stock not a string": (json.dumps({"prices": PRICES, "stock": 3}).encode(), "does not match"),
-    "last_date format": (json.dumps({"prices": PRICES, "last_date": "07/11/2025"}).encode(), "YYYY-MM-DD"),
-    "last_date invalid": (json.dumps({"prices": PRICES, "last_date": "2025-02-30"}).encode(), "not a valid date"),
-    "last_date not a string": (json.dumps({"prices": PRICES, "last_date": 20251107}).encode(), "YYYY-MM-DD"),
-    "last_date past calendar": (json.dumps({"prices": PRICES, "last_date": "2099-01-01"}).encode(),
-                                "outside the trading calendar"),
-    "last_date before calendar": (json.dumps({"prices": PRICES, "last_date": "2001-01-01"}).encode(),
-                                  "outside the trading calendar"),
-}
-
-
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_input_gets_400_with_a_message_naming_it(handler, archived, name):
     body, message = BAD[name]
@@ -174,6 +147,39 @@ def test_in_a_batch_a_bad_request_fails_alone(handler, archived):
     assert [status for status, _ in answers] == [200, 400, 200, 400]
     assert answers[0][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES), abs=1e-5)
     assert answers[2][1]["forecast"] == pytest.approx(_expected(archived[1], other), abs=1e-5)
+
+
+def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypatch):
+    """What failed whole batches with 503 before: deep nesting, an explanation asked for; a forecast that is
+    not finite fails alone too; and a request's own headers decide what it gets (BaseHandler reads the first's)."""
+    model = handler.model
+
+    def overflowing(inputs: torch.Tensor) -> torch.Tensor:  # the second window (request 2) overflows
+        forecasts = model(inputs)
+        forecasts[1, 3] = torch.inf
+        return forecasts
+
+    monkeypatch.setattr(handler, "model", overflowing)
+    valid = json.dumps({"prices": PRICES}).encode()
+    bodies = [valid, BAD["deep nesting"][0], valid, valid, valid, valid]
+    headers = [{}, {}, {}, {"explain": "True"}, {"describe": "True"}, {}]
+    answers = _handle(handler, archived, bodies, headers)
+    assert [status for status, _ in answers] == [200, 400, 400, 400, 200, 200]
+    assert "not a finite number" in answers[2][1]["message"]
+    assert "no explanations" in answers[3][1]["message"] and answers[4][1]["mlflow_run_id"]
+    assert answers[0][1]["forecast"] == answers[5][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES),
+                                                                                    abs=1e-5)
+
+
+@pytest.mark.parametrize(("content_type", "message"), [
+    ("application/x-www-form-urlencoded", "the body came as a form"),
+    ("multipart/form-data; boundary=x", "no part named 'data' or 'body'"),
+])
+def test_a_form_without_the_json_says_what_to_send(handler, archived, content_type, message):
+    context = _context(archived[0], [{"Content-Type": content_type}])
+    [answer] = handler.handle([{'{"prices": [60': b""}], context)  # a JSON body sent as a form, split by the frontend
+    answer = json.loads(answer)["message"]
+    assert context.get_response_status(0)[0] == 400 and message in answer and "Content-Type: application/json" in answer
 
 
 def test_a_batch_of_only_bad_requests_skips_the_model(handler, archived):

@@ -64,7 +64,8 @@ def _package(bundle: Path, version: int, handler: Path, model_config: Path, expo
 
     config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(handler), version=str(version),
                                  serialized_file=str(bundle / WEIGHTS), model_file=str(bundle / MODEL_FILE),
-                                 extra_files=str(bundle / METADATA), config_file=str(model_config),
+                                 extra_files=f"{bundle / METADATA},{handler.with_name('forecast_request.py')}",
+                                 config_file=str(model_config),
                                  export_path=str(export_path), force=True)
     try:
         generate_model_archive(config)
