@@ -1,9 +1,11 @@
-"""ForecastNet: shapes for each target form, and transforms that invert each other."""
+"""ForecastNet: shapes for each target form, transforms that invert each other, quantiles that never cross."""
 
 import pytest
 import torch
 
-from stockcast.models.net import ForecastNet
+from stockcast.models.net import EWMA_LAMBDA, ForecastNet, ewma_variance
+
+LEVELS = [round(0.05 * i, 2) for i in range(1, 20)]
 
 
 @pytest.fixture
@@ -14,22 +16,98 @@ def prices() -> torch.Tensor:
     return torch.stack([closes, volume], dim=-1)  # [4, 20, 2]
 
 
-@pytest.mark.parametrize("target", ["relative", "level"])
-def test_output_shape_and_transform_round_trip(prices, target):
-    net = ForecastNet(features=["Close", "Volume"], hidden=8, layers=2, horizon=10, target=target)
-    net.set_scaler(feature_min=[30.0, 0.0], feature_max=[70.0, 1e6], change_std=0.05)
-    assert net(prices).shape == (4, 10)
-    assert net.encode_inputs(prices).shape == (4, 20, 2)
+def random_walks(generator: torch.Generator, batch: int, rows: int) -> torch.Tensor:
+    """[batch, rows, 1] positive closes with a different daily volatility per walk (0.1 % .. 10 %)."""
+    sigma = 10 ** (torch.rand(batch, 1, generator=generator) * 2 - 3)
+    returns = torch.randn(batch, rows, generator=generator) * sigma
+    return ((torch.rand(batch, 1, generator=generator) * 500 + 1) * returns.cumsum(1).exp())[..., None]
+
+
+@pytest.mark.parametrize("quantiles", [None, LEVELS])
+@pytest.mark.parametrize("target", ["volatility", "relative", "level"])
+def test_output_shape_and_transform_round_trip(prices, target, quantiles):
+    net = ForecastNet(features=["Close", "Volume"], hidden=8, layers=2, horizon=10, target=target,
+                      quantiles=quantiles)
+    net.set_scaler(feature_min=[30.0, 0.0], feature_max=[70.0, 1e6], change_std=0.05, median_variance=4e-4)
+    assert net(prices).shape == ((4, 10) if quantiles is None else (4, 10, 19))
+    width = 19 if target == "volatility" else 20  # returns: one row fewer, one feature (the scale) more
+    assert net.encode_inputs(prices).shape == (4, width, 3 if target == "volatility" else 2)
     targets = 50 + torch.rand(4, 10)
     torch.testing.assert_close(net.decode(net.encode_target(targets, prices), prices), targets)
 
 
-def test_relative_form_is_scale_free_in_price(prices):
-    """Relative inputs depend on prices only through ratios to the last close."""
-    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=3, target="relative")
+@pytest.mark.parametrize("quantiles", [None, [0.1, 0.5, 0.9]])
+@pytest.mark.parametrize("target", ["volatility", "relative"])
+def test_changes_forms_are_scale_free_in_price(prices, target, quantiles):
+    """Inputs depend on prices only through ratios, so scaling the prices scales the forecast."""
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=3, target=target, quantiles=quantiles)
     closes = prices[..., :1]
     torch.testing.assert_close(net.encode_inputs(closes), net.encode_inputs(closes * 3))
     torch.testing.assert_close(net(closes * 3), 3 * net(closes))
+
+
+@pytest.mark.parametrize("target", ["volatility", "relative", "level"])
+def test_quantiles_never_cross_for_any_weights(target):
+    """Property over seeds: random weights (std 0.1 .. 100) and random price paths give sorted quantiles."""
+    for seed in range(8):
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5, target=target, quantiles=LEVELS)
+        net.set_scaler([1.0], [600.0], 0.05, median_variance=float(torch.rand(1, generator=generator)) * 1e-3)
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.normal_(0, 10 ** (seed % 4 - 1), generator=generator)
+            quantiles = net(random_walks(generator, 32, 30))  # [32, 5, 19]
+        assert not quantiles.isnan().any()  # huge weights may overflow to inf, which still sorts last
+        assert torch.equal(quantiles, quantiles.sort(dim=-1).values), f"seed {seed}"
+
+
+def test_statistics_are_buffers_saved_with_the_weights(prices):
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=3, quantiles=[0.1, 0.5, 0.9], window=10)
+    net.set_scaler([1.0], [2.0], 0.05, median_variance=4e-4)
+    state = net.state_dict()
+    assert {"is_price", "feature_min", "feature_max", "change_std", "median_variance", "levels"} <= set(state)
+    assert state["median_variance"] == pytest.approx(4e-4) and state["levels"].tolist() == pytest.approx([.1, .5, .9])
+    fresh = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=3, quantiles=[0.1, 0.5, 0.9], window=10)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh(prices[..., :1]), net(prices[..., :1]))
+    assert "levels" not in ForecastNet(features=["Close"]).state_dict()  # a point net has no levels
+
+
+def test_a_request_of_window_closes_works_and_context_reads_more():
+    """`window` closes suffice (the EWMA starts from the median variance); up to `context` closes refine sigma."""
+    torch.manual_seed(0)
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=3, quantiles=LEVELS, window=20, context=60)
+    net.set_scaler([1.0], [100.0], 0.05, median_variance=4e-4)
+    history = random_walks(torch.Generator().manual_seed(1), 2, 200)  # [2, 200, 1]
+    assert net(history[:, -20:]).shape == (2, 3, 19)
+    assert not torch.allclose(net.volatility(history[:, -20:]), net.volatility(history[:, -60:]))
+    torch.testing.assert_close(net(history), net(history[:, -60:]))  # rows before the context are not read
+    with pytest.raises(ValueError, match="at least 20 rows"):
+        net(history[:, -19:])
+
+
+def test_volatility_is_riskmetrics_from_the_median_variance():
+    returns = torch.tensor([[0.01, -0.02, 0.03]])
+    variance = torch.tensor(4e-4)
+    for value in returns[0]:
+        variance = EWMA_LAMBDA * variance + (1 - EWMA_LAMBDA) * value**2
+    torch.testing.assert_close(ewma_variance(returns, torch.tensor(4e-4)), variance[None])
+    net = ForecastNet(features=["Close"], horizon=2)
+    net.set_scaler([1.0], [2.0], 0.05, median_variance=4e-4)
+    closes = (100 * torch.cat([torch.zeros(1, 1), returns], dim=1).cumsum(1).exp())[..., None]  # [1, 4, 1]
+    torch.testing.assert_close(net.volatility(closes), variance.sqrt()[None])
+
+
+def test_an_untrained_quantile_head_starts_at_ewma_times_normal_quantiles():
+    """With the head's weights zeroed, quantile q of step h is close * exp(Phi^-1(q) sigma sqrt(h))."""
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=4, quantiles=[0.1, 0.5, 0.9])
+    net.set_scaler([1.0], [2.0], 0.05, median_variance=4e-4)
+    torch.nn.init.zeros_(net.head.weight)
+    closes = random_walks(torch.Generator().manual_seed(2), 3, 20)
+    spread = net.volatility(closes)[:, None, None] * torch.arange(1, 5).sqrt()[None, :, None]  # [3, 4, 1]
+    expected = closes[:, -1:, :1] * (torch.special.ndtri(torch.tensor([0.1, 0.5, 0.9])) * spread).exp()
+    torch.testing.assert_close(net(closes), expected)
 
 
 def test_bad_arguments():
@@ -37,3 +115,10 @@ def test_bad_arguments():
         ForecastNet(features=["Close"], target="log")
     with pytest.raises(ValueError, match="start with Close"):
         ForecastNet(features=["Volume", "Close"])
+    for levels in ([], [0.5, 0.1], [0.0, 0.5], [0.5, 1.0], [0.3, 0.3]):
+        with pytest.raises(ValueError, match="quantiles"):
+            ForecastNet(features=["Close"], quantiles=levels)
+    with pytest.raises(ValueError, match="window"):
+        ForecastNet(features=["Close"], window=1)
+    with pytest.raises(ValueError, match="context"):
+        ForecastNet(features=["Close"], window=20, context=10)
