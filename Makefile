@@ -26,8 +26,8 @@ install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the proje
 train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 model.hidden=32"
 	$(PY) train.py $(ARGS)
 
-sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.hidden=32,64,128"
-	$(PY) train.py -m $(or $(ARGS),model.hidden=32,64,128)
+sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.net.hidden=32,64,128"
+	$(PY) train.py -m $(or $(ARGS),model.net.hidden=32,64,128)
 
 evaluate: $(VENV)/.installed ## walk-forward backtest of the newest run vs baselines; ARGS="stock=PETR4"
 	$(PY) evaluate.py $(ARGS)

@@ -1,15 +1,11 @@
 """Backtest a trained run walk-forward against baselines: `python evaluate.py stock=PETR4`."""
 
-import os
 import sys
-from pathlib import Path
 
-os.environ.setdefault("STOCKCAST_ROOT", str(Path(__file__).resolve().parent))
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from stockcast.cli import user_errors_exit  # noqa: E402
+from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")

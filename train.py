@@ -1,16 +1,11 @@
 """Train one forecaster: `python train.py stock=PETR4 model.hidden=64`, or sweep with `-m`."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
+import hydra
+from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from stockcast.cli import user_errors_exit  # noqa: E402
+from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

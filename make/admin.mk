@@ -1,4 +1,4 @@
-# Operating the served model (issue 5): retrain and deploy into the running server, status, rollback.
+# Operating the served model: retrain and deploy into the running server, status, rollback.
 # Included by the Makefile; uses its VENV and PY. Options of scripts/admin.py go in ARGS.
 .PHONY: retrain status rollback
 

@@ -1,4 +1,4 @@
-# Serving (issue 4): archive a trained run for TorchServe, serve it, query it, benchmark it.
+# Serving: archive a trained run for TorchServe, start and stop the server, ask it for a forecast, load-test it.
 # Included by the Makefile; uses its VENV, PY and STOCKCAST_ROOT.
 .PHONY: archive serve stop predict demo bench
 
@@ -24,4 +24,4 @@ demo: $(VENV)/.installed ## from a fresh clone: get data, train VALE3 briefly, a
 	$(PY) scripts/predict.py
 
 bench: $(VENV)/.installed ## load-test the running server at 1/32/128 connections (wrk); writes BENCHMARKS.md
-	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) -m benchmarks.serving $(BENCH_ARGS)

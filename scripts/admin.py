@@ -15,14 +15,10 @@ import argparse
 import os
 import signal
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-from stockcast.cli import user_errors_exit  # noqa: E402
-from stockcast.ops.policy import Policy  # noqa: E402
+from stockcast import ROOT
+from stockcast.cli import user_errors_exit
+from stockcast.ops.policy import Policy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,25 +52,29 @@ def main() -> None:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     # `kill` as Ctrl-C: SystemExit unwinds through the deployment, which undoes its steps on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with user_errors_exit():
-        from stockcast.ops import admin
+        from stockcast.config import load_config
+        from stockcast.ops.retrain import retrain, summary, train_config
+        from stockcast.ops.rollback import rollback
         from stockcast.ops.status import status
         from stockcast.serving.server import Server
-        from stockcast.serving.settings import training_defaults
 
         server = Server.default(ROOT)
-        if args.command == "status":
-            text, healthy = status(server, training_defaults().tracking_uri)
-            print(text)
-            sys.exit(0 if healthy else 1)
         policy = Policy(**{name: getattr(args, name) for name in ("min_skill", "keep", "wait") if hasattr(args, name)})
-        if args.command == "rollback":
-            admin.rollback(server, training_defaults().tracking_uri, args.to, policy)
+        if args.command == "retrain":
+            named = [f"{key}={value}" for key, value in (("stock", args.stock), ("start", args.start),
+                                                         ("end", args.end)) if value]
+            deployed = retrain(train_config([*named, *overrides]), server, policy)
+            print(f"\n{summary(deployed, server)}")
             return
-        named = [f"{key}={value}" for key, value in (("stock", args.stock), ("start", args.start),
-                                                     ("end", args.end)) if value]
-        deployed = admin.retrain(admin.train_config([*named, *overrides]), server, policy)
-    print(f"\n{admin.summary(deployed, server)}")
+        tracking_uri = load_config("train").logger.tracking_uri
+        if args.command == "rollback":
+            rollback(server, tracking_uri, args.to, policy)
+            return
+        text, healthy = status(server, tracking_uri)
+    print(text)
+    sys.exit(0 if healthy else 1)
 
 
 if __name__ == "__main__":

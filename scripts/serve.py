@@ -1,15 +1,11 @@
 """`make serve [AUTH=off]` / `make stop`: TorchServe in the background from serve/, on config.properties."""
 
 import argparse
-import os
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
-
-from stockcast.cli import user_errors_exit  # noqa: E402
-from stockcast.serving.server import Server  # noqa: E402
-from stockcast.serving.settings import MODEL_NAME  # noqa: E402
+from stockcast import ROOT
+from stockcast.cli import user_errors_exit
+from stockcast.serving.server import Server
+from stockcast.serving.settings import MODEL_NAME
 
 
 def main() -> None:

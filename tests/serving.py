@@ -1,4 +1,4 @@
-"""A real TorchServe for tests, and a client loop that counts every answer while it runs.
+"""A real TorchServe for tests, and the benchmark's client loop pointed at it, counting every answer.
 
 The server runs on a config generated from the committed config.properties (ports swapped for free
 loopback ones), with its own run folder and temp folder, so a developer's `make serve` on the default
@@ -8,15 +8,10 @@ whatever it left.
 
 from __future__ import annotations
 
-import collections
-import http.client
-import json
 import re
 import shutil
 import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from benchmarks.load import ClientLoop
 from stockcast.pipeline import RunResult
 from stockcast.serving.archive import archive
 from stockcast.serving.client import Response, post_json
@@ -95,54 +91,8 @@ def predict(server: Server, payload: Any) -> Response:
     return post_json(f"{server.url('inference')}/predictions/lstm", payload, server.key("inference"))
 
 
-class ClientLoop:
-    """Clients posting a forecast request in a loop on keep-alive connections until the block ends,
-    counting answers by status (exceptions by name) and 200s by the model version that answered."""
-
-    def __init__(self, server: Server, clients: int = 4) -> None:
-        self.server, self.clients = server, clients
-        self.statuses: collections.Counter = collections.Counter()
-        self.versions: collections.Counter = collections.Counter()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def requests(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def errors(self) -> int:
-        return self.requests - self.statuses[200]
-
-    def _client(self) -> None:
-        address = self.server.url("inference").removeprefix("http://")
-        body = json.dumps({"prices": PRICES})
-        connection = http.client.HTTPConnection(address, timeout=30)
-        while not self._stop.is_set():
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.server.key('inference')}"}
-            try:
-                connection.request("POST", "/predictions/lstm", body, headers)
-                answer = connection.getresponse()
-                data = answer.read()
-                outcome, version = answer.status, json.loads(data)["model_version"] if answer.status == 200 else None
-            except (OSError, http.client.HTTPException, ValueError) as err:
-                outcome, version = type(err).__name__, None
-                connection.close()
-                connection = http.client.HTTPConnection(address, timeout=30)
-            with self._lock:
-                self.statuses[outcome] += 1
-                if version:
-                    self.versions[version] += 1
-            time.sleep(0.005)  # the loop must not starve training of the 2 CPUs it runs beside
-
-    def __enter__(self) -> ClientLoop:
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
+def client_loop(server: Server, clients: int = 4) -> ClientLoop:
+    """Clients posting PRICES until the block ends; each pauses 5 ms between requests, so the loop does not
+    starve a training of the 2 CPUs it runs beside."""
+    return ClientLoop(f"{server.url('inference')}/predictions/lstm", server.key("inference"), {"prices": PRICES},
+                      clients, pause=0.005)

@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.load import ClientLoop
 from stockcast.errors import StockcastError
-from stockcast.ops import admin, deploy, registry
-from stockcast.ops.lock import exclusive
-from stockcast.ops.policy import Policy
+from stockcast.ops import deploy, registry, retrain, rollback
+from stockcast.ops.lock import LOCK, exclusive
+from stockcast.ops.policy import Policy, gate
 from stockcast.ops.status import status
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.versions import archive_version
 from tests.conftest import ROOT, compose_train
-from tests.serving import PRICES, ClientLoop, predict, running_server, server_config
+from tests.serving import PRICES, client_loop, predict, running_server, server_config
 
 PETR4 = ("stock=PETR4", "end=2025-11-07", "trainer.max_epochs=1")
 LENIENT = Policy(min_skill=-1.0)  # a 1-epoch model need not pass the default gate: the gate has its own tests
@@ -45,7 +46,7 @@ def store(tmp_path_factory) -> Path:
 
 @dataclass(frozen=True)
 class Swap:
-    deployed: admin.Deployed
+    deployed: retrain.Deployed
     loop: ClientLoop
     before: dict  # version 1's answer to PRICES
     said: list[str]
@@ -56,10 +57,10 @@ def swap(served, store) -> Swap:
     """The real PETR4 retrain, while clients keep posting requests."""
     before = predict(served, {"prices": PRICES}).json()
     said: list[str] = []
-    with pytest.MonkeyPatch.context() as env, ClientLoop(served) as loop:
+    with pytest.MonkeyPatch.context() as env, client_loop(served) as loop:
         # conftest's isolation is per test; MLflow exported the session store's URI when it logged to it
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        deployed = admin.retrain(compose_train(store, *PETR4), served, LENIENT, said.append)
+        deployed = retrain.retrain(compose_train(store, *PETR4), served, LENIENT, said.append)
         time.sleep(1)  # requests answered by the new default too
     assert deployed.result.tracking_uri == f"sqlite:///{store}/mlruns/mlflow.db"
     return Swap(deployed, loop, before, said)
@@ -108,7 +109,7 @@ def test_no_request_failed_during_the_swap(swap):
 
 def test_summary_and_status_name_the_version_its_scores_and_run(served, swap):
     result = swap.deployed.result
-    summary = admin.summary(swap.deployed, served)
+    summary = retrain.summary(swap.deployed, served)
     assert "deployed version 2 (was 1)" in summary and "PETR4.SA, data 2018-01-01..2025-11-07" in summary
     assert f"vs naive {result.metrics['naive_mape']:.3f} %" in summary and result.run_id in summary
     text, healthy = status(served, result.tracking_uri)
@@ -120,7 +121,7 @@ def test_summary_and_status_name_the_version_its_scores_and_run(served, swap):
 def test_a_bad_ticker_changes_nothing(served, swap, store):
     before = _state(served, swap.deployed.result.tracking_uri)
     with pytest.raises(StockcastError, match="cannot get prices for NOPE"):
-        admin.retrain(compose_train(store, "stock=NOPE"), served, LENIENT, print)
+        retrain.retrain(compose_train(store, "stock=NOPE"), served, LENIENT, print)
     assert _state(served, swap.deployed.result.tracking_uri) == before
 
 
@@ -129,7 +130,7 @@ def test_a_model_below_the_gate_is_not_deployed(served, swap, store, tmp_path):
     cfg = compose_train(store, *PETR4)
     cfg.paths.output_dir = str(tmp_path)  # its own checkpoints, the module's MLflow store
     with pytest.raises(StockcastError, match=r"is not deployed: skill_mape .* below the minimum \+1.0000"):
-        admin.retrain(cfg, served, Policy(min_skill=1.0), print)
+        retrain.retrain(cfg, served, Policy(min_skill=1.0), print)
     assert _state(served, swap.deployed.result.tracking_uri) == before
     client = MlflowClient(swap.deployed.result.tracking_uri)
     [rejected] = client.search_runs(client.get_experiment_by_name("stockcast").experiment_id,
@@ -139,11 +140,11 @@ def test_a_model_below_the_gate_is_not_deployed(served, swap, store, tmp_path):
 
 def test_a_failure_after_the_switch_is_undone_without_a_failed_request(served, swap, store, monkeypatch):
     """The last step fails once the new version is the default: it goes back, no request sees it."""
-    monkeypatch.setattr(admin, "run", lambda cfg: swap.deployed.result)
+    monkeypatch.setattr(retrain, "run", lambda cfg: swap.deployed.result)
     monkeypatch.setattr(deploy, "crown", _fail)
     before = _state(served, swap.deployed.result.tracking_uri)
-    with ClientLoop(served) as loop, pytest.raises(StockcastError, match="the registry is down"):
-        admin.retrain(compose_train(store, *PETR4), served, LENIENT, print)
+    with client_loop(served) as loop, pytest.raises(StockcastError, match="the registry is down"):
+        retrain.retrain(compose_train(store, *PETR4), served, LENIENT, print)
     assert _state(served, swap.deployed.result.tracking_uri) == before
     assert loop.errors == 0 and loop.requests > 0, loop.statuses
 
@@ -153,10 +154,10 @@ def _fail(*args, **kwargs):
 
 
 def test_a_second_command_refuses_while_one_holds_the_lock(served, store):
-    with exclusive(served.run_dir / admin.LOCK, 0, "retrain PETR4"):
+    with exclusive(served.run_dir / LOCK, 0, "retrain PETR4"):
         started = time.monotonic()
         with pytest.raises(StockcastError, match=r"another admin command holds .* \(retrain PETR4, pid \d+"):
-            admin.retrain(compose_train(store, *PETR4), served, Policy(wait=0.5), print)
+            retrain.retrain(compose_train(store, *PETR4), served, Policy(wait=0.5), print)
         assert 0.5 <= time.monotonic() - started < 5
 
 
@@ -178,10 +179,10 @@ def test_a_waiting_command_goes_on_when_the_lock_is_released(tmp_path):
 
 
 def test_an_unreachable_server_fails_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(admin, "run", _fail)  # training would turn this into "the registry is down"
+    monkeypatch.setattr(retrain, "run", _fail)  # training would turn this into "the registry is down"
     server = Server(server_config(tmp_path), tmp_path / "run", tmp_path / "model_store", ROOT / "log4j2.xml")
     with pytest.raises(StockcastError, match="management API is not answering at http://127.0.0.1:"):
-        admin.retrain(compose_train(tmp_path, *PETR4), server, Policy(), print)
+        retrain.retrain(compose_train(tmp_path, *PETR4), server, Policy(), print)
     text, healthy = status(server, f"sqlite:///{tmp_path}/none.db")
     assert not healthy and text.startswith("TorchServe: DOWN.") and "no MLflow store at" in text
 
@@ -191,29 +192,29 @@ def test_rollback_restores_the_earlier_answers_and_aliases(served, swap, store, 
     client = MlflowClient(tracking_uri)
     said: list[str] = []
     petr4 = _answer(served)
-    with ClientLoop(served) as loop:
-        assert admin.rollback(served, tracking_uri, policy=Policy(), say=said.append) == "1"
+    with client_loop(served) as loop:
+        assert rollback.rollback(served, tracking_uri, policy=Policy(), say=said.append) == "1"
         assert _answer(served) == swap.before  # exactly: the same archive in the same server
         # version 1 came from `make archive`: no MLflow version to move the alias to
         assert any("alias stays where it is" in line for line in said)
-        assert admin.rollback(served, tracking_uri, to=2, say=said.append) == "2"
+        assert rollback.rollback(served, tracking_uri, to=2, say=said.append) == "2"
         assert _answer(served) == petr4
         # A second PETR4 version (same run) with keep=1: version 1 leaves the server, not the disk.
-        monkeypatch.setattr(admin, "run", lambda cfg: swap.deployed.result)
-        third = admin.retrain(compose_train(store, *PETR4), served, Policy(min_skill=-1.0, keep=1), said.append)
+        monkeypatch.setattr(retrain, "run", lambda cfg: swap.deployed.result)
+        third = retrain.retrain(compose_train(store, *PETR4), served, Policy(min_skill=-1.0, keep=1), said.append)
         assert third.version == 3 and str(registry.champion(client, "PETR4.SA").version) == third.registered_version
         assert sorted(v.version for v in Management(served).served().versions) == ["2", "3"]
-        assert admin.rollback(served, tracking_uri, say=said.append) == "2"
+        assert rollback.rollback(served, tracking_uri, say=said.append) == "2"
         assert str(registry.champion(client, "PETR4.SA").version) == "1"  # the alias moved back with it
-        assert admin.rollback(served, tracking_uri, to=1, say=said.append) == "1"  # registered again from disk
+        assert rollback.rollback(served, tracking_uri, to=1, say=said.append) == "1"  # registered again from disk
         assert _answer(served) == swap.before
     assert loop.errors == 0 and loop.requests > 0, loop.statuses
     with pytest.raises(StockcastError, match="unknown version 99: registered"):
-        admin.rollback(served, tracking_uri, to=99)
+        rollback.rollback(served, tracking_uri, to=99)
 
 
 def test_gate_refuses_non_finite_metrics_and_low_skill():
     metrics = {"test_mape": 2.0, "naive_mape": 1.9, "skill_mape": 1 - 2.0 / 1.9}
-    assert admin.gate(metrics, -0.06) is None
-    assert "below the minimum -0.0500" in admin.gate(metrics, -0.05)
-    assert admin.gate({**metrics, "val_mape": float("nan")}, -1.0) == "metrics are not finite: val_mape"
+    assert gate(metrics, -0.06) is None
+    assert "below the minimum -0.0500" in gate(metrics, -0.05)
+    assert gate({**metrics, "val_mape": float("nan")}, -1.0) == "metrics are not finite: val_mape"

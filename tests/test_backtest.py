@@ -5,29 +5,51 @@ import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
-from statsforecast.models import AutoETS
+from statsforecast.models import AutoETS, Naive, RandomWalkWithDrift, WindowAverage
 
 from stockcast.data.prices import read_price_csv
 from stockcast.eval.backtest import walk_forward
-from stockcast.eval.baselines import MovingAverage, NetMethod, StatsForecastModel, drift, naive
+from stockcast.eval.baselines import NetMethod, StatsForecastModel
 from stockcast.eval.evaluation import evaluate
 from stockcast.eval.report import END, START, comparison_table, update_readme
 from stockcast.models.net import ForecastNet
 from tests.conftest import compose_config, compose_train
 
 
+def naive() -> StatsForecastModel:
+    return StatsForecastModel(Naive)
+
+
+def drift() -> StatsForecastModel:
+    return StatsForecastModel(RandomWalkWithDrift)
+
+
+def moving_average(window: int) -> StatsForecastModel:
+    return StatsForecastModel(lambda: WindowAverage(window_size=window))
+
+
 def test_baselines_by_hand():
     history = np.array([[1.0], [2.0], [4.0]])
-    assert naive(history, 2).tolist() == [4.0, 4.0]
-    assert drift(history, 2).tolist() == [5.5, 7.0]  # slope (4 - 1) / 2
-    assert MovingAverage(window=2)(history, 3).tolist() == [3.0, 3.0, 3.0]
+    assert naive()(history, 2).tolist() == [4.0, 4.0]
+    assert drift()(history, 2).tolist() == [5.5, 7.0]  # slope (4 - 1) / 2
+    assert moving_average(2)(history, 3).tolist() == [3.0, 3.0, 3.0]
+
+
+def test_statsforecast_baselines_equal_the_formulas_they_replaced():
+    """Exactly the hand-written naive, drift and moving average that statsforecast's models replaced."""
+    closes = 50 + np.cumsum(np.random.default_rng(0).normal(size=300))  # [T]
+    history, steps = closes[:, None], np.arange(1, 11)  # [T, 1], [H]
+    np.testing.assert_array_equal(naive()(history, 10), np.full(10, closes[-1]))
+    slope = (closes[-1] - closes[0]) / (len(closes) - 1)  # average daily change of the whole history
+    np.testing.assert_array_equal(drift()(history, 10), closes[-1] + slope * steps)
+    np.testing.assert_array_equal(moving_average(20)(history, 10), np.full(10, closes[-20:].mean()))
 
 
 def methods() -> dict:
     torch.manual_seed(0)
     net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5)
     net.set_scaler([20.0], [80.0], 0.05)
-    return {"lstm": NetMethod(net, window=20), "naive": naive, "drift": drift, "ma": MovingAverage(20),
+    return {"lstm": NetMethod(net, window=20), "naive": naive(), "drift": drift(), "ma": moving_average(20),
             "ets": StatsForecastModel(AutoETS, refit_every=3, history=300)}
 
 
@@ -84,7 +106,7 @@ def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
     assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")
 
 
-def test_ensemble_is_the_mean_of_its_members(tmp_path):
+def test_ensemble_is_the_mean_of_its_members(tmp_path, shared_data):
     from stockcast.pipeline import run
 
     runs = []

@@ -13,6 +13,9 @@ def test_bundle_has_weights_model_file_and_metadata(trained_run):
     metadata = json.loads((bundle / METADATA).read_text())
     assert metadata["symbol"] == "VALE3.SA" and metadata["mlflow_run_id"] == result.run_id
     assert (metadata["window"], metadata["horizon"], metadata["features"]) == (20, 10, ["Close"])
+    # The config node model.net, as written once: what load_bundle rebuilds the net from.
+    assert metadata["net"] == {"features": ["Close"], "horizon": 10, "hidden": 16, "layers": 1, "dropout": 0.1,
+                               "target": "relative"}
     assert metadata["metrics"]["test_mape"] == result.metrics["test_mape"]
     assert "import stockcast" not in (bundle / MODEL_FILE).read_text()
 

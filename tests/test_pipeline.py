@@ -11,6 +11,8 @@ from stockcast.metrics import compare_with_naive
 from stockcast.pipeline import run
 from tests.conftest import compose_config, compose_train
 
+pytestmark = pytest.mark.usefixtures("shared_data")  # every test trains on real prices
+
 
 def test_same_config_and_seed_give_same_metrics(tmp_path):
     first = run(compose_train(tmp_path / "a", "end=2024-12-31"))
@@ -20,7 +22,7 @@ def test_same_config_and_seed_give_same_metrics(tmp_path):
 
 
 def test_level_target_trains_too(tmp_path):
-    result = run(compose_train(tmp_path, "end=2024-12-31", "model.target=level"))
+    result = run(compose_train(tmp_path, "end=2024-12-31", "model.net.target=level"))
     assert result.metadata["net"]["target"] == "level"
     assert result.metrics["test_mape"] > 0
 
@@ -51,5 +53,5 @@ def test_pooled_model_over_tickers_is_evaluated_on_each(tmp_path):
 
 
 def test_pooled_model_refuses_level_target(tmp_path):
-    with pytest.raises(StockcastError, match="pooled model .* needs model.target=relative"):
-        run(compose_train(tmp_path, "stock=[VALE3,AAPL]", "model.target=level"))
+    with pytest.raises(StockcastError, match="pooled model .* needs model.net.target=relative"):
+        run(compose_train(tmp_path, "stock=[VALE3,AAPL]", "model.net.target=level"))

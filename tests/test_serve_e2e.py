@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +36,7 @@ def _predict(server: Server, payload) -> tuple[int, dict]:
 def _lightning_forecast(trained_run, prices: list[float]) -> list[float]:
     """What the trained LightningModule itself predicts, from the best checkpoint the run logged."""
     from stockcast.models.module import Forecaster
+    from stockcast.models.net import ForecastNet
 
     result, _ = trained_run
     client = MlflowClient(result.tracking_uri)
@@ -41,7 +44,8 @@ def _lightning_forecast(trained_run, prices: list[float]) -> list[float]:
                    for item in client.list_artifacts(result.run_id, folder.path) if item.path.endswith(".ckpt")]
     assert checkpoints, "the run logged no checkpoint"
     path = client.download_artifacts(result.run_id, checkpoints[0], tempfile.mkdtemp())
-    module = Forecaster.load_from_checkpoint(path, optimizer=None, map_location="cpu").eval()
+    net = ForecastNet(**result.metadata["net"])  # the checkpoint holds its weights, the bundle its arguments
+    module = Forecaster.load_from_checkpoint(path, net=net, optimizer=None, map_location="cpu").eval()
     with torch.no_grad():
         return module(torch.tensor(prices[-20:]).reshape(1, 20, 1))[0].tolist()
 
@@ -141,6 +145,12 @@ def _requests_total(server: Server) -> float:
     match = re.search(r'^ts_inference_requests_total\{model_name="lstm",[^}]*\} (\S+)$', answer.body.decode(),
                       re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+def test_the_container_health_check_passes_with_the_inference_key(server):
+    check = subprocess.run([sys.executable, "-m", "stockcast.serving.healthcheck", "--config", str(server.config),
+                            "--key-file", str(server.key_file)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
 
 
 def test_a_second_start_is_refused_with_a_clear_message(server):

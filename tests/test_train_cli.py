@@ -12,7 +12,9 @@ from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=2", "+trainer.enable_progress_bar=false", "~callbacks.progress_bar",
-        "model.hidden=16", "model.layers=1", "end=2025-11-07"]
+        "model.net.hidden=16", "model.net.layers=1", "end=2025-11-07"]
+
+pytestmark = pytest.mark.usefixtures("shared_data")  # every run reads real prices
 
 
 def train(tmp_path: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
@@ -39,7 +41,7 @@ def test_train_logs_params_metrics_plot_checkpoint_and_bundle(tmp_path):
     assert done.returncode == 0, done.stderr
     (run,) = runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.tags["symbol"] == "PETR4.SA"
-    assert run.data.params["model/hidden"] == "16" and run.data.params["data/window"] == "20"
+    assert run.data.params["model/net/hidden"] == "16" and run.data.params["data/window"] == "20"
     expected = {"test_rmse", "test_mae", "test_mape", "naive_rmse", "naive_mae", "naive_mape", "skill_mape",
                 "test_mape_h1", "test_mape_h10", "train_loss", "val_loss"}
     assert expected <= run.data.metrics.keys()
@@ -54,9 +56,9 @@ def test_train_logs_params_metrics_plot_checkpoint_and_bundle(tmp_path):
 
 
 def test_multirun_gives_one_run_per_job(tmp_path):
-    done = train(tmp_path, "model.hidden=8,16", multirun=True)
+    done = train(tmp_path, "model.net.hidden=8,16", multirun=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(r.data.params["model/hidden"] for r in runs(tmp_path)) == ["16", "8"]
+    assert sorted(r.data.params["model/net/hidden"] for r in runs(tmp_path)) == ["16", "8"]
 
 
 def test_caret_ticker_needs_quoting_and_then_works(tmp_path, shared_data, monkeypatch):

@@ -21,7 +21,7 @@ from stockcast.errors import StockcastError
 from stockcast.metrics import compare_with_naive
 from stockcast.models.module import Forecaster
 from stockcast.plots import forecast_figure
-from stockcast.tracking import flat_params, prepare_store
+from stockcast.tracking import prepare_store
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ def run(cfg: DictConfig) -> RunResult:
     logger: MLFlowLogger = instantiate(cfg.logger)
     client, run_id = logger.experiment, logger.run_id
     try:
-        logger.log_hyperparams(flat_params(cfg))
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # nested keys become `model/net/hidden`
         client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         datamodule: PriceDataModule = instantiate(cfg.data)
         datamodule.setup()
-        if len(datamodule.symbols) > 1 and cfg.model.target != "relative":
-            raise StockcastError("a pooled model (stock as a list) needs model.target=relative: price levels "
+        if len(datamodule.symbols) > 1 and cfg.model.net.target != "relative":
+            raise StockcastError("a pooled model (stock as a list) needs model.net.target=relative: price levels "
                                  "of different tickers share no scale")
         client.set_tag(run_id, "symbol", datamodule.symbol)
         client.set_tag(run_id, "stocks", ",".join(datamodule.symbols))
@@ -65,8 +65,7 @@ def run(cfg: DictConfig) -> RunResult:
             client.set_tag(run_id, "mlflow.runName", datamodule.symbol)
         for number, warning in enumerate(datamodule.warnings, start=1):
             client.set_tag(run_id, f"data_warning_{number}", warning)
-        model: Forecaster = instantiate(cfg.model, features=datamodule.features, horizon=datamodule.horizon,
-                                        _convert_="all")
+        model: Forecaster = instantiate(cfg.model, _convert_="all")
         model.net.set_scaler(**asdict(datamodule.scaler))
         callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
@@ -77,7 +76,7 @@ def run(cfg: DictConfig) -> RunResult:
         symbol, split = next(iter(datamodule.test_by_symbol.items()))  # the plot shows the first ticker
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), forecast[:len(split)], metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
-        metadata = _metadata(cfg, datamodule, model, metrics, run_id)
+        metadata = _metadata(cfg, datamodule, metrics, run_id)
         with tempfile.TemporaryDirectory() as folder:
             client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
         client.set_tag(run_id, "bundle", BUNDLE_PATH)
@@ -91,7 +90,10 @@ def run(cfg: DictConfig) -> RunResult:
 
 
 def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
-    """Load the best validation epoch's weights (and scaler buffers) back into `model`."""
+    """Load the best validation epoch's weights (and scaler buffers) back into `model`.
+
+    Not `trainer.test(ckpt_path="best")`: `_test` scores the exported net itself, so what is served is what was tested.
+    """
     checkpoint = trainer.checkpoint_callback
     if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
@@ -117,8 +119,8 @@ def _test(model: Forecaster, datamodule: PriceDataModule) -> tuple[dict[str, flo
     return metrics, forecasts["test"]
 
 
-def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, metrics: dict[str, float],
-              run_id: str) -> dict:
+def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, float], run_id: str) -> dict:
+    """The bundle's description; `net` holds the constructor arguments `load_bundle` rebuilds the net from."""
     first_dates = [frame.index[0] for frame in datamodule.prices.values()]
     last_dates = [frame.index[-1] for frame in datamodule.prices.values()]
     return {
@@ -127,7 +129,8 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, model: Forecaster, m
         "window": datamodule.window,
         "horizon": datamodule.horizon,
         "features": datamodule.features,
-        "net": model.net_kwargs(),
+        "net": {key: value for key, value in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+                if key != "_target_"},
         "scaler": asdict(datamodule.scaler),
         "data": {
             "start": datamodule.start.isoformat(),

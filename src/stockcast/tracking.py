@@ -1,4 +1,4 @@
-"""MLflow helpers: a store that exists before any job logs to it, and params from a Hydra config."""
+"""MLflow helpers: a store that exists before any job logs to it, and the runs to serve or evaluate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from stockcast.errors import StockcastError
 
@@ -51,22 +51,6 @@ class PrepareMlflowStore(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._prepare(config)
-
-
-def flat_params(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as `group/key` params, without Hydra's `_target_`/`_partial_` plumbing."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not str(key).startswith("_"):
-                    walk(value, f"{prefix}{key}/")
-        else:
-            flat[prefix.rstrip("/")] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
 
 
 def find_run(client: MlflowClient, experiment: str, symbol: str, run_id: str | None = None) -> Run:

@@ -16,39 +16,23 @@ from torch import nn
 Method = Callable[[np.ndarray, int], np.ndarray]
 
 
-def naive(history: np.ndarray, horizon: int) -> np.ndarray:
-    """The last close, held flat."""
-    return np.full(horizon, history[-1, 0])
-
-
-def drift(history: np.ndarray, horizon: int) -> np.ndarray:
-    """Random walk with drift: the last close plus the average daily change of the whole history."""
-    close = history[:, 0]
-    slope = (close[-1] - close[0]) / (len(close) - 1)
-    return close[-1] + slope * np.arange(1, horizon + 1)
-
-
-class MovingAverage:
-    """The mean of the last `window` closes, held flat."""
-
-    def __init__(self, window: int = 20) -> None:
-        self.window = window
-
-    def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
-        return np.full(horizon, history[-self.window:, 0].mean())
-
-
 class StatsForecastModel:
-    """A statsforecast model (e.g. AutoETS) refit every `refit_every` origins on the last
-    `history` closes before the origin; in between, its fitted parameters are applied to the
-    newest history (`forward`), so no call ever sees data after its origin."""
+    """A statsforecast model (Naive, RandomWalkWithDrift, WindowAverage, AutoETS, ...) as a method.
 
-    def __init__(self, model: Callable[[], Any], refit_every: int = 5, history: int = 750) -> None:
+    `model` builds a fresh, unfitted model (a Hydra partial). With `refit_every: 1` it is fit on each
+    origin's history and forecasts at once; with k > 1 it is re-estimated every k origins and, in
+    between, its fitted parameters are applied to the newest history (`forward`). `history` keeps only
+    the last closes before the origin (None: all of them). No call ever sees data after its origin.
+    """
+
+    def __init__(self, model: Callable[[], Any], refit_every: int = 1, history: int | None = None) -> None:
         self.make_model, self.refit_every, self.history = model, refit_every, history
         self.fitted, self.calls = None, 0
 
     def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
-        close = history[-self.history:, 0]
+        close = history[:, 0] if self.history is None else history[-self.history:, 0]
+        if self.refit_every == 1:
+            return np.asarray(self.make_model().forecast(y=close, h=horizon)["mean"])
         if self.calls % self.refit_every == 0:
             self.fitted = self.make_model().fit(close)
         self.calls += 1

@@ -20,8 +20,8 @@ from stockcast.bundle import load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
-from stockcast.eval.plots import error_by_step_figure, forecasts_figure
 from stockcast.eval.scoring import step_metrics, step_table, summary_table
+from stockcast.plots import error_by_step_figure, forecasts_figure
 from stockcast.tickers import normalize_ticker
 from stockcast.tracking import find_runs, prepare_store
 

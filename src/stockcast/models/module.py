@@ -12,24 +12,19 @@ from stockcast.models.net import ForecastNet
 
 
 class Forecaster(L.LightningModule):
-    """Wraps `ForecastNet`; the loss is MSE between encoded targets and head outputs.
+    """Trains a built `ForecastNet` (config node `model.net`); the loss is MSE between encoded targets
+    and head outputs.
 
-    `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the params.
+    `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the params. The
+    net's arguments are recorded once, by the pipeline, as the serving bundle's `metadata["net"]`.
     """
 
-    def __init__(self, features: list[str], horizon: int, optimizer: Callable[..., torch.optim.Optimizer],
-                 hidden: int = 64, layers: int = 2, dropout: float = 0.0, target: str = "relative",
+    def __init__(self, net: ForecastNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.net = ForecastNet(features=list(features), hidden=hidden, layers=layers, dropout=dropout,
-                               horizon=horizon, target=target)
+        self.net = net
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = nn.MSELoss()
-
-    def net_kwargs(self) -> dict:
-        """The constructor arguments of the net, as stored in the serving bundle."""
-        return {key: self.hparams[key] for key in ("features", "hidden", "layers", "dropout", "horizon", "target")}
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         return self.net(prices)

@@ -1,5 +1,5 @@
-"""The steps retrain and rollback share: make a version the served default, move its ticker's alias,
-keep the server's startup archive in step, and unregister versions beyond the kept count.
+"""The steps retrain and rollback share: check what is served, make a version the served default, move
+its ticker's alias, keep the server's startup archive in step, and unregister versions beyond the kept count.
 
 Every step that changes something first records how to undo it; when a later step fails, `Undo`
 runs those newest first, so a failed command leaves the served default, the registered versions,
@@ -16,8 +16,10 @@ from types import TracebackType
 
 from mlflow import MlflowClient
 
+from stockcast.errors import StockcastError
 from stockcast.ops import registry
 from stockcast.serving.management import Management, Served
+from stockcast.serving.settings import MODEL_NAME
 from stockcast.serving.versions import archive_version, as_version, startup_archive, versioned_name
 
 Say = Callable[[str], None]
@@ -45,6 +47,15 @@ class Undo:
                 except Exception as err:  # keep undoing the rest; the original error is what the user sees
                     self._say(f"warning: could not {what} ({err}): do it by hand")
         self._steps.clear()
+
+
+def current(manager: Management) -> Served:
+    """The served model, which must exist: a deployment swaps its default version."""
+    served = manager.served()
+    if served.default is None:
+        raise StockcastError(f"TorchServe at {manager.server.url('management')} serves no model {MODEL_NAME}: "
+                             "restart it with an archive (make archive, then make stop serve)")
+    return served
 
 
 def activate(manager: Management, undo: Undo, served: Served, version: str, archive: Path | None,
@@ -102,3 +113,18 @@ def prune(manager: Management, keep: int, say: Say) -> None:
     for version in others[keep:]:
         manager.unregister(version)
         say(f"unregistered version {version} (keeping {keep} earlier versions registered)")
+
+
+def tidy(manager: Management, archive: Path | None, keep: int, say: Say) -> None:
+    """After a committed switch: keep the startup archive in step, unregister old versions. A failure here
+    leaves the new default serving, so it is a warning, not an undo."""
+    model_store = manager.server.model_store
+    try:
+        if archive is None:
+            say(f"warning: the new default has no archive in {model_store}: a restarted server serves "
+                f"{startup_archive(model_store).name} instead")
+        else:
+            serve_at_start(model_store, archive, say)
+        prune(manager, keep, say)
+    except (OSError, StockcastError) as err:
+        say(f"warning: the new default serves, but tidying up failed: {err}")

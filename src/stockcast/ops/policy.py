@@ -1,9 +1,12 @@
-"""How retrain and rollback decide and wait. Its own module so scripts/admin.py shows the defaults in
---help without importing torch."""
+"""How retrain and rollback decide and wait: the thresholds and the choices made with them. Its own module,
+torch-free, so scripts/admin.py shows the defaults in --help without importing torch."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from stockcast.errors import StockcastError
 
 
 @dataclass(frozen=True)
@@ -20,3 +23,24 @@ class Policy:
 
 
 DEFAULT = Policy()
+
+
+def gate(metrics: dict[str, float], min_skill: float) -> str | None:
+    """Why the model must not be deployed, or None."""
+    bad = sorted(name for name, value in metrics.items() if not math.isfinite(value))
+    if bad:
+        return f"metrics are not finite: {', '.join(bad)}"
+    if metrics["skill_mape"] < min_skill:
+        return (f"skill_mape {metrics['skill_mape']:+.4f} is below the minimum {min_skill:+.4f} (test MAPE "
+                f"{metrics['test_mape']:.3f} % vs the naive forecast's {metrics['naive_mape']:.3f} %)")
+    return None
+
+
+def rollback_target(current: int, known: list[int], to: int | None = None) -> int:
+    """`to`, or else the highest known version below the current default: the one that served before it."""
+    if to is not None:
+        return to
+    below = [version for version in known if version < current]
+    if not below:
+        raise StockcastError(f"no version below the default {current} to roll back to (known: {known})")
+    return max(below)

@@ -1,1 +1,1 @@
-"""Serving side: archive a trained run for TorchServe, run the server, query it, benchmark it."""
+"""Serving side: archive a trained run for TorchServe, run the server, talk to its APIs."""

@@ -1,4 +1,7 @@
-"""Talking to TorchServe with the standard library: JSON over HTTP, with the key from the key file."""
+"""Talking to TorchServe with the standard library: JSON over HTTP, with the key from the key file.
+
+Standard library only: the container's health check uses it on every probe.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +50,17 @@ def call(method: str, url: str, key: str | None = None, body: bytes | None = Non
 
 def post_json(url: str, payload: Any, key: str | None = None, timeout: float = 10.0) -> Response:
     return call("POST", url, key, json.dumps(payload).encode(), timeout=timeout)
+
+
+def ping(inference_url: str, key: str | None, timeout: float = 5.0) -> Response:
+    """TorchServe's liveness, `GET /ping` on the inference API: token auth guards it too, with the inference key."""
+    return call("GET", f"{inference_url}/ping", key, timeout=timeout)
+
+
+def healthy(inference_url: str, key: str | None, timeout: float = 5.0) -> bool:
+    """/ping answers Healthy; False when nothing answers."""
+    try:
+        answer = ping(inference_url, key, timeout)
+        return answer.status == 200 and answer.json().get("status") == "Healthy"
+    except (OSError, ValueError):
+        return False

@@ -1,6 +1,7 @@
 """Container health check: /ping on the local inference port, with the inference key (auth guards /ping too).
 
 `python -m stockcast.serving.healthcheck --config C --key-file K` exits 0 when TorchServe answers Healthy.
+It imports the standard library only (and the package's own stdlib-only modules): it runs on every probe.
 """
 
 from __future__ import annotations
@@ -10,17 +11,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from stockcast.serving.client import call, read_key
-from stockcast.serving.server import read_properties
-
-
-def healthy(config: Path, key_file: Path) -> bool:
-    port = urlparse(read_properties(config)["inference_address"]).port
-    try:
-        answer = call("GET", f"http://127.0.0.1:{port}/ping", read_key(key_file, "inference"), timeout=4)
-        return answer.status == 200 and answer.json().get("status") == "Healthy"
-    except (OSError, ValueError):
-        return False
+from stockcast.serving.client import healthy, read_key
+from stockcast.serving.settings import read_properties
 
 
 def main() -> None:
@@ -28,7 +20,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config.properties"))
     parser.add_argument("--key-file", type=Path, default=Path("key_file.json"))
     args = parser.parse_args()
-    sys.exit(0 if healthy(args.config, args.key_file) else 1)
+    # The container's config listens on 0.0.0.0: ask on loopback.
+    port = urlparse(read_properties(args.config)["inference_address"]).port
+    sys.exit(0 if healthy(f"http://127.0.0.1:{port}", read_key(args.key_file, "inference"), timeout=4) else 1)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from stockcast.errors import StockcastError
-from stockcast.serving.client import Response, call
+from stockcast.serving.client import Response, call, ping
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
 
@@ -84,7 +84,7 @@ class Management:
         """`/ping` on the inference API ("Healthy", "Partial Healthy", ...)."""
         base = self.server.url("inference")
         try:
-            answer = call("GET", f"{base}/ping", self.server.key("inference"), timeout=5)
+            answer = ping(base, self.server.key("inference"))
         except OSError as err:
             raise StockcastError(f"TorchServe is not answering at {base} ({err}): start it with `make serve`") from None
         return str(self._ok(answer, "answer /ping").json().get("status"))
@@ -97,10 +97,12 @@ class Management:
         default = _version(self._ok(self._call("GET", f"/models/{MODEL_NAME}"), "describe the default").json()[0])
         return Served(default, versions)
 
-    def description(self, version: str) -> dict:
-        """The handler's description of a version: ticker, run id, metrics (`?customized=true`)."""
-        answer = self._call("GET", f"/models/{MODEL_NAME}/{quote(version)}?customized=true")
-        return self._ok(answer, f"describe version {version}").json()[0]["customizedMetadata"]
+    def description(self, version: str | None = None) -> dict:
+        """The handler's description of a version (None: the default one): ticker, window, features,
+        training range, run id, metrics (`?customized=true`)."""
+        path = f"/models/{MODEL_NAME}" + (f"/{quote(version)}" if version else "")
+        doing = f"describe version {version}" if version else f"describe the served model {MODEL_NAME}"
+        return self._ok(self._call("GET", f"{path}?customized=true"), doing).json()[0]["customizedMetadata"]
 
     def register(self, archive_name: str, workers: int, timeout: float) -> None:
         """Register an archive of the model store (by file name) and start its workers."""

@@ -22,18 +22,12 @@ from urllib.parse import urlparse
 import psutil
 
 from stockcast.errors import StockcastError
-from stockcast.serving.client import call, read_key
-from stockcast.serving.settings import MODEL_NAME
+from stockcast.serving.client import call, healthy, read_key
+from stockcast.serving.settings import MODEL_NAME, read_properties
 
 JAVA_MAIN = "org.pytorch.serve.ModelServer"
 PORT_KEYS = ("inference_address", "management_address", "metrics_address", "grpc_inference_port",
              "grpc_management_port")
-
-
-def read_properties(path: Path) -> dict[str, str]:
-    """`key=value` lines of a Java properties file (TorchServe's own parser does no more)."""
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
-    return {key.strip(): value.strip() for key, value in (pair for pair in pairs if len(pair) == 2)}
 
 
 @dataclass(frozen=True)
@@ -135,9 +129,8 @@ class Server:
 
     def ready(self) -> bool:
         """/ping answers Healthy (it needs the inference key) and the model's workers are all READY."""
-        try:
-            ping = call("GET", f"{self.url('inference')}/ping", self.key("inference"), timeout=5)
-            if ping.status != 200 or ping.json().get("status") != "Healthy":
+        try:  # the key file may be half written while the server starts
+            if not healthy(self.url("inference"), self.key("inference")):
                 return False
             model = call("GET", f"{self.url('management')}/models/{MODEL_NAME}", self.key("management"), timeout=5)
         except (OSError, ValueError, KeyError):

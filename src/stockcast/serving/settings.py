@@ -1,12 +1,13 @@
-"""What the serving side shares with training: the model's served name and the training config's store."""
+"""What the serving side is configured by: the served name, what an archive packs, TorchServe's config file.
+
+Standard library only: the container's health check reads the config on every probe.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from stockcast.config import ROOT, load_config
-from stockcast.tickers import normalize_ticker
+from stockcast import ROOT
 
 # The name TorchServe serves the model under: POST /predictions/lstm.
 MODEL_NAME = "lstm"
@@ -15,18 +16,7 @@ HANDLER = ROOT / "handlers" / "forecast_handler.py"
 MODEL_CONFIG = ROOT / "model-config.yaml"
 
 
-@dataclass(frozen=True)
-class Training:
-    """The bits of `configs/train.yaml` the serving side reads."""
-
-    tracking_uri: str
-    experiment: str
-    symbol: str
-    data_dir: Path
-
-
-def training_defaults() -> Training:
-    """Compose the real training config, so archive reads the store train writes ($MLFLOW_TRACKING_URI included)."""
-    cfg = load_config("train")
-    return Training(cfg.logger.tracking_uri, cfg.logger.experiment_name, normalize_ticker(cfg.stock),
-                    Path(cfg.paths.data_dir))
+def read_properties(path: Path) -> dict[str, str]:
+    """`key=value` lines of a Java properties file (TorchServe's own parser does no more)."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in (pair for pair in pairs if len(pair) == 2)}

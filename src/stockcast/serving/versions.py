@@ -14,6 +14,8 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from stockcast.errors import StockcastError
+from stockcast.serving.management import Management
 from stockcast.serving.settings import MODEL_NAME
 
 MANIFEST = "MAR-INF/MANIFEST.json"
@@ -57,3 +59,12 @@ def next_version(model_store: Path, registered: Iterable[str | int] = ()) -> int
     """1 + the highest version in the store's archives and among `registered` (the server's versions)."""
     taken = set(archives(model_store)) | {v for v in map(as_version, registered) if v is not None}
     return max(taken, default=0) + 1
+
+
+def new_version(manager: Management) -> int:
+    """The version of the next archive for this server: new to its model store and, if it runs, to the server."""
+    try:
+        registered = [version.version for version in manager.served().versions]
+    except StockcastError:  # not running: the store alone decides
+        registered = []
+    return next_version(manager.server.model_store, registered)

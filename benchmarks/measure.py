@@ -1,0 +1,141 @@
+"""What `make bench` measures besides the load itself: the CPU the rest of the machine used during a run,
+the in-process forward time of the archived module, the server's log volume, config and machine.
+
+Each connection count runs several times and reports medians, since a single run on a small shared
+machine varies up to 2x; the CPU other processes used is reported beside it, so a noisy run can be told
+from a slow server.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import torch
+
+from benchmarks.load import python_run, wrk_run
+from stockcast.bundle import load_bundle
+from stockcast.serving.client import call
+from stockcast.serving.server import Server
+from stockcast.serving.settings import MODEL_NAME, read_properties
+from stockcast.serving.versions import startup_archive
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load run: throughput, latency percentiles (ms), failed requests, other processes' CPU."""
+
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+    other_cpu: float  # percent of the whole machine used by processes other than server and client
+
+
+@dataclass(frozen=True)
+class Level:
+    connections: int
+    runs: list[Run]
+
+    def median(self, field: str) -> float:
+        return statistics.median(getattr(run, field) for run in self.runs)
+
+
+def measure(server: Server, connections: int, seconds: int, use_wrk: bool) -> Run:
+    """One run, with the CPU the rest of the machine used meanwhile."""
+    served = _process_tree(server)
+    before_total, before_served = _busy_seconds(), _cpu_seconds(served)
+    url = f"{server.url('inference')}/predictions/{MODEL_NAME}"
+    load = wrk_run if use_wrk else python_run
+    client_before = _cpu_seconds([psutil.Process()]) + _children_cpu()
+    rps, p50, p99, errors = load(url, server.key("inference"), connections, seconds)
+    client = _cpu_seconds([psutil.Process()]) + _children_cpu() - client_before
+    other = _busy_seconds() - before_total - (_cpu_seconds(served) - before_served) - client
+    return Run(rps, p50, p99, errors, max(0.0, 100 * other / (seconds * psutil.cpu_count())))
+
+
+def forward_floor(model_store: Path, batch: int, repeats: int = 300) -> float:
+    """Median in-process forward time (ms) of the archived module, one thread as in a worker."""
+    with tempfile.TemporaryDirectory() as folder:
+        with zipfile.ZipFile(startup_archive(model_store)) as mar:
+            mar.extractall(folder)
+        net, metadata = load_bundle(folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    window = 60 + torch.rand(batch, metadata["window"], len(metadata["features"]))
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 30):
+            start = time.perf_counter()
+            net(window)
+            times.append((time.perf_counter() - start) * 1e3)
+    torch.set_num_threads(threads)
+    return statistics.median(times[30:])
+
+
+def log_bytes(server: Server) -> int:
+    return sum(path.stat().st_size for path in server.logs.glob("*") if path.is_file())
+
+
+def machine() -> dict[str, str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split(" [")[0] if \
+        shutil.which("wrk") else "not installed (Python client)"
+    return {"cpu": f"{psutil.cpu_count()} x {cpu}", "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+            "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "java": java[0] if java else "?", "load generator": wrk}
+
+
+def served_config(server: Server) -> dict[str, str]:
+    """What the running server actually uses: the model's workers and batching, the queue, auth."""
+    model = call("GET", f"{server.url('management')}/models/{MODEL_NAME}", server.key("management")).json()[0]
+    properties = read_properties(server.config)
+    return {
+        "workers": f"{len(model['workers'])} (torch threads per worker: 1)",
+        "batching": f"batchSize {model['batchSize']}, maxBatchDelay {model['maxBatchDelay']} ms",
+        "job_queue_size": properties.get("job_queue_size", "100 (TorchServe default)"),
+        "token auth": "on" if server.key_file.exists() else "off",
+        "logging": f"{server.log_config.name} (async, warnings + startup only, rotated)",
+        "JVM": properties.get("vmargs", "TorchServe defaults"),
+    }
+
+
+def _process_tree(server: Server) -> list[psutil.Process]:
+    pid = server.pid()
+    if pid is None:
+        return []
+    frontend = psutil.Process(pid)
+    return [frontend, *frontend.children(recursive=True)]
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (Linux counts guest time inside user time)."""
+    times = psutil.cpu_times()
+    return sum(getattr(times, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq"))

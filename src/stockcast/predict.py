@@ -1,0 +1,75 @@
+"""`make predict`: a client of the running TorchServe. It posts the latest window of the served ticker's
+prices and gets the forecast back, as a table and a chart.
+
+People would rather look at a forecast than read it: the chart shows the last months of closes, then the
+forecast on its trading dates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from stockcast.data.download import Downloader
+from stockcast.errors import StockcastError
+from stockcast.plots import served_figure
+from stockcast.serving.client import post_json
+from stockcast.serving.management import Management
+from stockcast.serving.server import Server
+from stockcast.serving.settings import MODEL_NAME
+
+HISTORY_DAYS = 120  # calendar days of closes drawn before the forecast: about four months
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The served model's answer for the window ending on `last_date`."""
+
+    stock: str
+    model_version: str
+    last_date: str
+    last_close: float
+    dates: list[str]
+    prices: list[float]
+
+
+def latest(server: Server, data_dir: Path) -> tuple[Forecast, pd.Series]:
+    """The served model's forecast from its ticker's newest prices (the cache in `data_dir`, a download, or a
+    local copy, with a warning), and the closes of the last `HISTORY_DAYS` before it."""
+    description = Management(server).description()
+    symbol = (description.get("stocks") or [description["stock"]])[0]  # a pooled model: its first ticker
+    prices = Downloader(data_dir).load(symbol, description["training_data"]["start"], None)
+    window, features = description["window"], description["features"]
+    if len(prices) < window:
+        raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
+    rows = prices[features].tail(window)
+    values = rows["Close"].tolist() if features == ["Close"] else rows.to_numpy().tolist()
+    last_date = f"{prices.index[-1]:%Y-%m-%d}"
+    payload = {"prices": values, "stock": symbol, "last_date": last_date}
+    answer = post_json(f"{server.url('inference')}/predictions/{MODEL_NAME}", payload, server.key("inference"))
+    if answer.status != 200:
+        raise StockcastError(f"TorchServe answered HTTP {answer.status}: {answer.body.decode()[:300]}")
+    body = answer.json()
+    forecast = Forecast(body["stock"], body["model_version"], last_date, float(prices["Close"].iloc[-1]),
+                        body["dates"], body["forecast"])
+    return forecast, prices["Close"].loc[prices.index[-1] - pd.Timedelta(days=HISTORY_DAYS):]
+
+
+def table(forecast: Forecast) -> str:
+    lines = [f"{forecast.stock} forecast by model version {forecast.model_version}, from the close of "
+             f"{forecast.last_date} ({forecast.last_close:.2f}):", "", "  date         close   change"]
+    for date, price in zip(forecast.dates, forecast.prices, strict=True):
+        change = 100 * (price / forecast.last_close - 1)
+        lines.append(f"  {date}  {price:7.2f}  {change:+6.2f} %")
+    return "\n".join(lines)
+
+
+def save_chart(forecast: Forecast, history: pd.Series, path: Path) -> Path:
+    """The closes in `history`, then the forecast from the last close on its trading dates, as a PNG."""
+    figure = served_figure(forecast.stock, forecast.model_version, forecast.last_date, forecast.last_close,
+                           forecast.dates, forecast.prices, history)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path
