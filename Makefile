@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project with dev extras
 
-train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 model.hidden=32"
+train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 model.net.hidden=32"
 	$(PY) train.py $(ARGS)
 
 sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.net.hidden=32,64,128"

@@ -1,9 +1,9 @@
 """TorchServe handler: glue between TorchServe, the archive's request module and its ForecastNet.
 
 The archive carries the model definition (`net.py`), the weights (`model.pt`), `metadata.json` (with
-the exchanges' trading sessions) and `forecast_request.py`, which checks requests and shapes answers;
-so this file imports only torch, the standard library, `ts` and that module, and the same archive
-could move to another server without retraining.
+the exchanges' trading sessions), `bundle.py`, which loads those three, and `forecast_request.py`, which
+checks requests and shapes answers; so this file imports only torch, the standard library, `ts` and
+those, and the same archive could move to another server without retraining.
 
 `handle` answers request by request, where BaseHandler.handle decides for the whole batch from its
 first request's headers and lets one exception fail every request of the batch (503).
@@ -11,7 +11,6 @@ first request's headers and lets one exception fail every request of the batch (
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
@@ -21,21 +20,8 @@ from typing import Any
 
 import forecast_request as api
 import torch
+from bundle import load_bundle
 from ts.torch_handler.base_handler import BaseHandler
-
-METADATA = "metadata.json"
-MODEL_FILE = "net.py"
-WEIGHTS = "model.pt"
-
-
-def _load_net(model_dir: Path, metadata: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
-    """Build the archive's own ForecastNet (not an installed one) and load its weights safely."""
-    spec = importlib.util.spec_from_file_location("stockcast_archive_net", model_dir / MODEL_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    net = module.ForecastNet(**metadata["net"])
-    net.load_state_dict(torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True))
-    return net.eval(), module
 
 
 class ForecastHandler(BaseHandler):
@@ -49,10 +35,9 @@ class ForecastHandler(BaseHandler):
             logging.getLogger().setLevel(log_level)
         self.context, self.manifest = context, context.manifest
         model_dir = Path(context.system_properties["model_dir"])
-        self.metadata = json.loads((model_dir / METADATA).read_text())
-        self.model, module = _load_net(model_dir, self.metadata)
+        self.model, self.metadata = load_bundle(model_dir)
         version = str(self.metadata.get("model_version") or self.manifest["model"].get("modelVersion"))
-        self.spec = api.Spec.from_metadata(self.metadata, module.PRICE_FEATURES, version)
+        self.spec = api.Spec.from_metadata(self.metadata, self.model.is_price.tolist(), version)
         self.initialized = True
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:

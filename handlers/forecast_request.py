@@ -61,13 +61,14 @@ class Spec:
     default_sessions: Sequence[str] | None
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any], price_features: Sequence[str], version: str) -> Spec:
+    def from_metadata(cls, metadata: Mapping[str, Any], is_price: Sequence[bool], version: str) -> Spec:
+        """is_price: per feature, whether it is a price (the net's `is_price` buffer)."""
         calendar = metadata.get("calendar", {})
         exchanges = {name: exchange["sessions"] for name, exchange in calendar.get("exchanges", {}).items()}
         default = next(iter(exchanges.values())) if len(exchanges) == 1 else None if exchanges else []
         features = tuple(metadata["features"])
         return cls(metadata["symbol"], tuple(metadata.get("stocks") or [metadata["symbol"]]), metadata["window"],
-                   metadata["horizon"], features, tuple(name in price_features for name in features), version,
+                   metadata["horizon"], features, tuple(bool(flag) for flag in is_price), version,
                    {symbol: exchanges[exchange] for symbol, exchange in calendar.get("stocks", {}).items()}, default)
 
     def symbol_named(self, name: str) -> str | None:

@@ -20,12 +20,12 @@ def main() -> None:
         from stockcast.serving.server import Server
         from stockcast.serving.settings import HANDLER, MODEL_CONFIG
         from stockcast.serving.versions import new_version
-        from stockcast.tickers import normalize_ticker
+        from stockcast.symbols import normalize_symbol
 
         cfg = load_config("train")
         server = Server.default(ROOT)
         # A running server's versions are taken too: the version must be new to it.
-        done = archive(cfg.logger.tracking_uri, cfg.logger.experiment_name, normalize_ticker(args.stock or cfg.stock),
+        done = archive(cfg.logger.tracking_uri, cfg.logger.experiment_name, normalize_symbol(args.stock or cfg.stock),
                        server.model_store, HANDLER, MODEL_CONFIG, run_id=args.run_id,
                        version=new_version(Management(server)))
     print(f"archived run {done.run_id} ({done.symbol}) as {done.path.relative_to(ROOT)}, version {done.version}"

@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
-from stockcast.eval.report import comparison_table, update_readme
+from stockcast.eval.report import SECTION, comparison_table
+from stockcast.markdown import replace_section
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
         markdown = table.to_markdown(index=False, floatfmt=".4g")
         print(markdown)
         if args.readme:
-            update_readme(args.readme, markdown)
+            replace_section(args.readme, SECTION, markdown)
             print(f"updated {args.readme}")
 
 

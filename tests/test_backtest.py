@@ -11,7 +11,8 @@ from stockcast.data.prices import read_price_csv
 from stockcast.eval.backtest import walk_forward
 from stockcast.eval.baselines import NetMethod, StatsForecastModel
 from stockcast.eval.evaluation import evaluate
-from stockcast.eval.report import END, START, comparison_table, update_readme
+from stockcast.eval.report import SECTION, comparison_table
+from stockcast.markdown import replace_section
 from stockcast.models.net import ForecastNet
 from tests.conftest import compose_config, compose_train
 
@@ -100,10 +101,10 @@ def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
     assert row["LSTM MAPE %"] == pytest.approx(evaluation.summary.loc["lstm", "mape"])
     assert row["skill_mape"] == pytest.approx(evaluation.summary.loc["lstm", "skill_mape"])
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Results\n{START}\nPLACEHOLDER\n{END}\nafter\n")
-    update_readme(readme, table.to_markdown(index=False))
+    readme.write_text("# Results\n<!-- results:start -->\nPLACEHOLDER\n<!-- results:end -->\nafter\n")
+    replace_section(readme, SECTION, table.to_markdown(index=False))
     text = readme.read_text()
-    assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith(f"{END}\nafter\n")
+    assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith("<!-- results:end -->\nafter\n")
 
 
 def test_ensemble_is_the_mean_of_its_members(tmp_path, shared_data):

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from stockcast.serving.server import Server
@@ -63,7 +63,7 @@ def specs(api) -> list:
     """A Close-only model and a Close+Volume one, as the handler reads them from an archive's metadata."""
     calendar = {"exchanges": {"BVMF": {"sessions": SESSIONS}}, "stocks": {"VALE3.SA": "BVMF"}}
     return [api.Spec.from_metadata({"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": features,
-                                    "calendar": calendar}, ["Close"], "1")
+                                    "calendar": calendar}, [name != "Volume" for name in features], "1")
             for features in (["Close"], ["Close", "Volume"])]
 
 

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from stockcast.errors import StockcastError
 from stockcast.serving.client import call, post_json
 from stockcast.serving.server import Server
+from tests.bad_bodies import BAD
 from tests.serving import PRICES, predict, running_server
 
 
@@ -58,21 +59,6 @@ def test_valid_window_is_forecast_like_the_trained_module(server, trained_run):
     assert answer["dates"][:2] == ["2025-11-10", "2025-11-11"] and "2025-11-20" not in answer["dates"]
 
 
-BAD = {
-    "not JSON": (b"not json", "not valid JSON"),
-    "not an object": (b"[60, 61]", "must be a JSON object"),
-    "prices missing": (b"{}", "'prices' is missing"),
-    "prices not a list": (b'{"prices": 60}', "must be a list"),
-    "non-numeric": (json.dumps({"prices": [*PRICES, "x"]}).encode(), "is not a number"),
-    "NaN": (b'{"prices": [NaN' + b", 60" * 25 + b"]}", "is not finite"),
-    "infinite": (b'{"prices": [Infinity' + b", 60" * 25 + b"]}", "is not finite"),
-    "zero": (json.dumps({"prices": [*PRICES, 0]}).encode(), "must be positive"),
-    "negative": (json.dumps({"prices": [*PRICES, -3]}).encode(), "must be positive"),
-    "too few": (json.dumps({"prices": PRICES[:5]}).encode(), "needs at least 20"),
-    "too many": (json.dumps({"prices": [60.0] * 5001}).encode(), "at most 5000"),
-    "wrong stock": (json.dumps({"prices": PRICES, "stock": "PETR4.SA"}).encode(), "does not match"),
-    "malformed last_date": (json.dumps({"prices": PRICES, "last_date": "2025-11-7"}).encode(), "YYYY-MM-DD"),
-}
 
 
 @pytest.mark.parametrize("name", list(BAD))

@@ -1,8 +1,13 @@
-"""The serving bundle: weights + net.py + metadata.json, loadable with torch alone."""
+"""The serving bundle: weights + net.py + metadata.json, loadable with torch alone.
+
+This file imports torch and the standard library only: the archive carries it, so TorchServe's
+handler and the evaluation load a bundle the same way.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -10,8 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from stockcast.models import net as net_module
 
 WEIGHTS = "model.pt"
 MODEL_FILE = "net.py"
@@ -23,7 +26,7 @@ def write_bundle(folder: str | Path, net: nn.Module, metadata: dict[str, Any]) -
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), folder / WEIGHTS)
-    shutil.copyfile(net_module.__file__, folder / MODEL_FILE)
+    shutil.copyfile(inspect.getfile(type(net)), folder / MODEL_FILE)  # the net's own source
     (folder / METADATA).write_text(json.dumps(metadata, indent=2, default=str))
     return folder
 
@@ -36,5 +39,5 @@ def load_bundle(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     net = module.ForecastNet(**metadata["net"])
-    net.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
+    net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
     return net.eval(), metadata

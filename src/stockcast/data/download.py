@@ -14,7 +14,7 @@ import pandas as pd
 
 from stockcast.data.prices import canonicalize, read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
-from stockcast.tickers import normalize_ticker, parse_range
+from stockcast.symbols import normalize_symbol, parse_range
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class Downloader:
     def cache_path(self, symbol: str) -> Path:
         return self.data_dir / f"{symbol}.csv"
 
-    def load(self, ticker: str, start: str | dt.date | None, end: str | dt.date | None) -> pd.DataFrame:
-        """Canonical OHLCV rows of `ticker` with start <= Date <= end (end=None: today)."""
-        symbol = normalize_ticker(ticker)
+    def load(self, stock: str, start: str | dt.date | None, end: str | dt.date | None) -> pd.DataFrame:
+        """Canonical OHLCV rows of `stock` (VALE3, vale3.sa, AAPL) with start <= Date <= end (end=None: today)."""
+        symbol = normalize_symbol(stock)
         start_date, end_date = parse_range(start, end)
         frame = self._cached(symbol, start_date, end_date)
         if frame is None:

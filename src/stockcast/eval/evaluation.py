@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from mlflow import MlflowClient
@@ -22,7 +23,7 @@ from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
 from stockcast.eval.scoring import step_metrics, step_table, summary_table
 from stockcast.plots import error_by_step_figure, forecasts_figure
-from stockcast.tickers import normalize_ticker
+from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.experiment_name, cfg.logger.artifact_location)
     client = MlflowClient(tracking_uri)
     stocks = [cfg.stock] if isinstance(cfg.stock, str) else list(cfg.stock)
-    runs = find_runs(client, cfg.logger.experiment_name, "+".join(map(normalize_ticker, stocks)), cfg.run_id,
+    runs = find_runs(client, cfg.logger.experiment_name, "+".join(map(normalize_symbol, stocks)), cfg.run_id,
                      count=1 if cfg.run_id else cfg.ensemble)
     members = [_load_run(run, tracking_uri) for run in runs]
     metadata = members[0][1]
@@ -84,11 +85,12 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, mo
     methods = {MODEL: model, **instantiate(cfg.baselines)}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
                             metadata["horizon"], min_history=max(metadata["window"], cfg.min_history))
-    summary, steps = summary_table(backtest), step_table(backtest, MODEL)
-    write_outputs(output_dir, symbol, trained_run_id, backtest, summary, steps)
+    per_step = step_metrics(backtest)
+    summary, steps = summary_table(backtest, per_step), step_table(backtest, MODEL)
+    write_outputs(output_dir, symbol, trained_run_id, backtest, per_step, summary, steps)
     tags = {"symbol": symbol, "evaluated_run_id": trained_run_id, "model": label,
             "test_period": f"{backtest.target_dates[0][0]:%Y-%m-%d}..{backtest.target_dates[-1][-1]:%Y-%m-%d}"}
-    run_id = log_evaluation(client, cfg, tags, backtest, summary, output_dir)
+    run_id = log_evaluation(client, cfg, tags, per_step, summary, output_dir)
     log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
              summary.loc[MODEL, "dm_pvalue"])
     return Evaluation(run_id, trained_run_id, symbol, summary, steps, output_dir)
@@ -104,12 +106,12 @@ def markdown(symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame
             f"{steps.to_markdown(floatfmt='.4g')}\n")
 
 
-def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame,
-                  steps: pd.DataFrame) -> None:
+def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest, per_step: dict[str, np.ndarray],
+                  summary: pd.DataFrame, steps: pd.DataFrame) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.md").write_text(markdown(symbol, run_id, backtest, summary, steps))
     methods = list(backtest.forecasts)
-    error_by_step_figure(symbol, step_metrics(backtest), methods).savefig(output_dir / "error_by_step.png", dpi=110)
+    error_by_step_figure(symbol, per_step, methods).savefig(output_dir / "error_by_step.png", dpi=110)
     forecasts_figure(symbol, backtest, methods).savefig(output_dir / "forecasts.png", dpi=110)
     rows = {"origin": backtest.origin_dates, "last_close": backtest.last_close}
     for step in range(backtest.actual.shape[1]):
@@ -119,7 +121,7 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
 
 
-def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], backtest: Backtest,
+def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], per_step: dict[str, np.ndarray],
                    summary: pd.DataFrame, output_dir: Path) -> str:
     """One MLflow run per evaluation, tagged with the run it evaluated, for the report command."""
     experiment = client.get_experiment_by_name(cfg.experiment_name)
@@ -127,7 +129,7 @@ def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], 
     run_id = run.info.run_id
     metrics = {f"{method}_{name}": float(value) for method, row in summary.iterrows()
                for name, value in row.items() if pd.notna(value)}
-    metrics |= {f"{key}_h{step}": float(value) for key, values in step_metrics(backtest).items()
+    metrics |= {f"{key}_h{step}": float(value) for key, values in per_step.items()
                 for step, value in enumerate(values, start=1) if pd.notna(value)}
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()])

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pandas as pd
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+SECTION = "results"  # the README section `make report` rewrites (stockcast.markdown)
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
@@ -61,12 +58,3 @@ def _ranges(steps: list[int]) -> str:
             parts.append(f"{start}-{step}" if step != start else f"{step}")
             start = None
     return ", ".join(parts)
-
-
-def update_readme(readme: Path, table_markdown: str) -> None:
-    """Replace the text between the results markers of `readme` with the table."""
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise StockcastError(f"{readme} has no {START} ... {END} section")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{START}\n{table_markdown}\n{END}", text))

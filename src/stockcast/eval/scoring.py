@@ -11,16 +11,17 @@ from stockcast.metrics import ALL_METRICS, average, diebold_mariano, move_spread
 REFERENCE = "naive"
 
 
-def summary_table(backtest: Backtest) -> pd.DataFrame:
+def summary_table(backtest: Backtest, per_step: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per method: averaged metrics, skill_mape vs naive, DM on the mean APE over steps
-    (lag H-1), and the spread (std across origins, %) of the predicted H-day move."""
+    (lag H-1), and the spread (std across origins, %) of the predicted H-day move.
+
+    per_step: `step_metrics(backtest)`, computed once by the caller (plots and MLflow use it too)."""
     horizon = backtest.actual.shape[1]
     reference_ape = percentage_errors(backtest.forecasts[REFERENCE], backtest.actual)  # [N, H]
     reference_loss, reference_mape = reference_ape.mean(axis=1), reference_ape.mean()
     rows = {}
     for name, forecast in backtest.forecasts.items():
-        per_step = step_errors(forecast, backtest.actual, backtest.last_close)
-        row = {metric: average(metric, per_step[metric]) for metric in ALL_METRICS}
+        row = {metric: average(metric, per_step[f"{name}_{metric}"]) for metric in ALL_METRICS}
         row["skill_mape"] = 1 - row["mape"] / reference_mape
         if name == REFERENCE:
             row["dm_stat"] = row["dm_pvalue"] = np.nan

@@ -43,13 +43,13 @@ def _server_lines(server: Server) -> tuple[list[str], Served | None]:
     for version in sorted(served.versions, key=lambda v: as_version(v.version) or 0, reverse=True):
         try:
             described = manager.description(version.version)
-            ticker, run_id = described["stock"], described.get("mlflow_run_id")
+            symbol, run_id = described["stock"], described.get("mlflow_run_id")
         except (StockcastError, KeyError, IndexError):
-            ticker, run_id = "?", "?"
+            symbol, run_id = "?", "?"
         mark = "*" if version.version == served.default.version else " "
         workers = ", ".join(version.workers) or "none"
         kept = on_disk.get(as_version(version.version))
-        lines.append(f"  {mark} version {version.version:>3}  {ticker:<12} workers {len(version.workers)} ({workers}), "
+        lines.append(f"  {mark} version {version.version:>3}  {symbol:<12} workers {len(version.workers)} ({workers}), "
                      f"{version.pending} queued  {kept.name if kept else 'no archive on disk'}  run {run_id}")
     spare = sorted(set(on_disk) - {as_version(v.version) for v in served.versions})
     if spare:

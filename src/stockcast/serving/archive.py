@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockcast import bundle as bundle_module
 from stockcast.bundle import METADATA, MODEL_FILE, WEIGHTS
 from stockcast.errors import StockcastError
 from stockcast.serving.sessions import trading_calendar
@@ -64,7 +65,8 @@ def _package(bundle: Path, version: int, handler: Path, model_config: Path, expo
 
     config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(handler), version=str(version),
                                  serialized_file=str(bundle / WEIGHTS), model_file=str(bundle / MODEL_FILE),
-                                 extra_files=f"{bundle / METADATA},{handler.with_name('forecast_request.py')}",
+                                 extra_files=",".join(map(str, (bundle / METADATA, bundle_module.__file__,
+                                                            handler.with_name("forecast_request.py")))),
                                  config_file=str(model_config),
                                  export_path=str(export_path), force=True)
     try:

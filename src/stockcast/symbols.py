@@ -1,4 +1,4 @@
-"""Ticker and date normalisation shared by training, serving metadata and operations."""
+"""Symbol and date normalisation shared by training, serving metadata and operations."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from stockcast.errors import StockcastError
 
 # B3 equities, units and BDRs: four letters, then 1-2 digits (VALE3, PETR4, TAEE11, AAPL34).
 _B3_CODE = re.compile(r"^[A-Z]{4}\d{1,2}$")
-_TICKER = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]*$")
+_SYMBOL = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]*$")
 
 
-def normalize_ticker(ticker: str) -> str:
+def normalize_symbol(stock: str) -> str:
     """Return the Yahoo symbol: `vale3`, `VALE3`, `VALE3.SA` -> `VALE3.SA`; `AAPL`, `^BVSP` unchanged."""
-    symbol = str(ticker).strip().upper()
-    if not _TICKER.match(symbol):
-        raise StockcastError(f"invalid ticker {ticker!r}: expected a Yahoo Finance symbol like VALE3 or AAPL")
+    symbol = str(stock).strip().upper()
+    if not _SYMBOL.match(symbol):
+        raise StockcastError(f"invalid ticker {stock!r}: expected a Yahoo Finance symbol like VALE3 or AAPL")
     if _B3_CODE.match(symbol):
         return f"{symbol}.SA"
     return symbol

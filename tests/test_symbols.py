@@ -3,24 +3,24 @@ import datetime as dt
 import pytest
 
 from stockcast.errors import StockcastError
-from stockcast.tickers import normalize_ticker, parse_date, parse_range
+from stockcast.symbols import normalize_symbol, parse_date, parse_range
 
 
 @pytest.mark.parametrize("given", ["vale3", "VALE3", "VALE3.SA", " vale3.sa "])
 def test_b3_codes_get_one_symbol(given):
-    assert normalize_ticker(given) == "VALE3.SA"
+    assert normalize_symbol(given) == "VALE3.SA"
 
 
 @pytest.mark.parametrize("given, expected", [("^BVSP", "^BVSP"), ("aapl", "AAPL"), ("TAEE11", "TAEE11.SA"),
                                              ("BRK-B", "BRK-B"), ("EURUSD=X", "EURUSD=X")])
 def test_indices_and_foreign_tickers_pass_through(given, expected):
-    assert normalize_ticker(given) == expected
+    assert normalize_symbol(given) == expected
 
 
 @pytest.mark.parametrize("given", ["", "VALE 3", "../etc/passwd", "VALE3;rm"])
 def test_invalid_tickers_are_refused(given):
     with pytest.raises(StockcastError, match="invalid ticker"):
-        normalize_ticker(given)
+        normalize_symbol(given)
 
 
 def test_dates_are_iso():
