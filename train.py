@@ -1,4 +1,4 @@
-"""Train one forecaster: `python train.py stock=PETR4 model.hidden=64`, or sweep with `-m`."""
+"""Train one forecaster: `python train.py stock=PETR4 model.net.hidden=64`, or sweep with `-m`."""
 
 import sys
 
@@ -6,6 +6,9 @@ import hydra
 from omegaconf import DictConfig
 
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.config import register_resolvers
+
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -17,7 +20,8 @@ def main(cfg: DictConfig) -> float:
         result = run(cfg)
     print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
         f"{name}={result.metrics[name]:.4f}"
-        for name in ("test_rmse", "test_mape", "naive_rmse", "naive_mape", "skill_mape", "val_skill_mape")))
+        for name in ("test_mape", "naive_mape", "skill_mape", "test_crps", "naive_crps", "skill_crps",
+                     "ewma_skill_crps", "test_coverage_80", "val_crps") if name in result.metrics))
     return result.metrics[cfg.optimized_metric]
 
 

@@ -53,8 +53,7 @@ class ForecastHandler(BaseHandler):
             except api.BadRequest as err:
                 parsed.append(err)
         instances = [item for item in parsed if isinstance(item, api.Instance)]
-        with torch.inference_mode():
-            forecasts = iter(self.model(api.stack(instances)).tolist() if instances else [])
+        forecasts = iter(api.forecast(self.model, instances))
         bodies = [self._reply(idx, item, forecasts) for idx, item in enumerate(parsed)]
         context.metrics.add_time("HandlerTime", round((time.time() - started) * 1000, 2), None, "ms")
         return bodies

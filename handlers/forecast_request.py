@@ -27,6 +27,7 @@ import torch
 # (max_request_size in config.properties).
 MAX_PRICES = 5000
 FIELDS = ("prices", "stock", "last_date")
+RANGE_METRICS = ("crps", "coverage_80", "coverage_90", "width_80")
 # The model computes in float32: a larger input would become infinite there.
 FLOAT32_MAX = torch.finfo(torch.float32).max
 SEND_JSON = 'POST JSON like {"prices": [...]} with Content-Type: application/json'
@@ -50,8 +51,10 @@ class Spec:
 
     symbol: str  # what answers name when the request names none ("VALE3.SA+AAPL" for a pooled model)
     symbols: tuple[str, ...]
-    window: int
+    window: int  # the fewest closes a request may send
+    context: int  # the most the model reads (its volatility estimate's burn-in); the window for older archives
     horizon: int
+    levels: tuple[float, ...] | None  # the quantile levels the model answers with; None: a point model
     features: tuple[str, ...]
     is_price: tuple[bool, ...]  # per feature: prices must be positive, other features (volume) non-negative
     version: str
@@ -67,8 +70,10 @@ class Spec:
         exchanges = {name: exchange["sessions"] for name, exchange in calendar.get("exchanges", {}).items()}
         default = next(iter(exchanges.values())) if len(exchanges) == 1 else None if exchanges else []
         features = tuple(metadata["features"])
+        levels = metadata.get("net", {}).get("quantiles")
         return cls(metadata["symbol"], tuple(metadata.get("stocks") or [metadata["symbol"]]), metadata["window"],
-                   metadata["horizon"], features, tuple(bool(flag) for flag in is_price), version,
+                   metadata.get("context") or metadata["window"], metadata["horizon"],
+                   None if levels is None else tuple(levels), features, tuple(bool(flag) for flag in is_price), version,
                    {symbol: exchanges[exchange] for symbol, exchange in calendar.get("stocks", {}).items()}, default)
 
     def symbol_named(self, name: str) -> str | None:
@@ -82,7 +87,7 @@ class Spec:
 class Instance:
     """One forecast to make: the model's input window and what its answer is labelled with."""
 
-    window: list[list[float]]  # [W, F] raw values, oldest first
+    window: list[list[float]]  # [L, F] raw values, oldest first, window <= L <= context
     symbol: str
     dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
 
@@ -137,7 +142,7 @@ def read_instance(body: Mapping[str, Any], spec: Spec) -> Instance:
     symbol = _symbol(body.get("stock"), spec)
     rows = _rows(body["prices"], spec)
     dates = None if body.get("last_date") is None else _dates(body["last_date"], symbol, spec)
-    return Instance(rows[-spec.window:], symbol or spec.symbol, dates)
+    return Instance(rows[-spec.context:], symbol or spec.symbol, dates)
 
 
 def parse(row: Mapping[str, Any], headers: Mapping[str, Any], spec: Spec) -> Instance:
@@ -145,21 +150,61 @@ def parse(row: Mapping[str, Any], headers: Mapping[str, Any], spec: Spec) -> Ins
     return read_instance(read_body(row, headers), spec)
 
 
-def stack(instances: Sequence[Instance]) -> torch.Tensor:
-    """The instances' windows as one [B, W, F] float32 batch."""
-    return torch.tensor([instance.window for instance in instances], dtype=torch.float32)
+def forecast(model: torch.nn.Module, instances: Sequence[Instance]) -> list[list[Any]]:
+    """Each instance's model output as lists ([H], or [H][Q] for a quantile model), in order: one forward
+    pass per distinct number of closes (requests send between `window` and `context` of them)."""
+    outputs: list[list[Any]] = [[] for _ in instances]
+    by_length: dict[int, list[int]] = {}
+    for index, instance in enumerate(instances):
+        by_length.setdefault(len(instance.window), []).append(index)
+    with torch.inference_mode():
+        for indices in by_length.values():
+            batch = torch.tensor([instances[index].window for index in indices], dtype=torch.float32)  # [B, L, F]
+            for index, output in zip(indices, model(batch).tolist(), strict=True):
+                outputs[index] = output
+    return outputs
 
 
-def answer(instance: Instance, forecast: Sequence[float], spec: Spec) -> dict[str, Any]:
-    """The JSON answer to one instance from its [H] forecast; raises BadRequest if the forecast is not finite."""
-    if not all(math.isfinite(value) for value in forecast):
+def answer(instance: Instance, output: Sequence[Any], spec: Spec) -> dict[str, Any]:
+    """The JSON answer to one instance from its model output; raises BadRequest if it is not finite.
+
+    A quantile model's answer adds `quantiles` (level -> [H] prices), `intervals` (the central 80 and
+    90 % ranges) and `p_up` (per step, the probability of closing above the last close, read off the
+    quantiles: linear between levels, so within [1 - highest level, 1 - lowest level]); its `forecast`
+    is the median.
+    """
+    steps = [list(step) if spec.levels else [step] for step in output]  # [H][Q]
+    if not all(math.isfinite(value) for step in steps for value in step):
         raise BadRequest("the forecast for these prices is not a finite number: they are too far from the prices "
                          "this model was trained on")
-    body = {"stock": instance.symbol, "model_version": spec.version, "window": spec.window, "horizon": spec.horizon,
-            "forecast": list(forecast)}
+    body = {"stock": instance.symbol, "model_version": spec.version, "window": spec.window, "horizon": spec.horizon}
+    if spec.levels is None:
+        body["forecast"] = [step[0] for step in steps]
+    else:
+        body["forecast"] = [step[spec.levels.index(0.5)] for step in steps]
+        body["quantiles"] = {f"{level:g}": [step[q] for step in steps] for q, level in enumerate(spec.levels)}
+        body["intervals"] = {}
+        for coverage in (80, 90):
+            lower, upper = (f"{(100 + sign * coverage) / 200:g}" for sign in (-1, 1))  # 80 -> "0.1", "0.9"
+            quantiles = body["quantiles"]
+            if lower in quantiles and upper in quantiles:
+                body["intervals"][f"{coverage}"] = {"lower": quantiles[lower], "upper": quantiles[upper]}
+        last_close = instance.window[-1][0]
+        body["p_up"] = [1 - _cdf(last_close, step, spec.levels) for step in steps]
     if instance.dates is not None:
         body["dates"] = instance.dates
     return body
+
+
+def _cdf(value: float, quantiles: Sequence[float], levels: Sequence[float]) -> float:
+    """P(close <= value) from increasing quantiles: linear between them, held at the end levels outside."""
+    above = bisect.bisect_right(quantiles, value)
+    if above == 0:
+        return levels[0]
+    if above == len(quantiles):
+        return levels[-1]
+    low, high = quantiles[above - 1], quantiles[above]
+    return levels[above - 1] + (levels[above] - levels[above - 1]) * (value - low) / (high - low)
 
 
 def error(err: BadRequest) -> dict[str, Any]:
@@ -178,18 +223,28 @@ def describe(metadata: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
         "stocks": list(spec.symbols),
         "model_version": spec.version,
         "window": spec.window,
+        "context": spec.context,
         "horizon": spec.horizon,
         "features": list(spec.features),
+        "quantiles": None if spec.levels is None else list(spec.levels),
         "training_data": {key: value for key, value in metadata.get("data", {}).items() if key != "warnings"},
         "test_metrics": {
             "model": {name: metrics.get(f"test_{name}") for name in ("rmse", "mae", "mape")},
             "naive_last_value": {name: metrics.get(f"naive_{name}") for name in ("rmse", "mae", "mape")},
             "skill_mape": metrics.get("skill_mape"),
         },
+        # CRPS (% of the origin's close) and coverage, beside the naive-empirical and EWMA baselines.
+        "range_metrics": {period: {name: metrics.get(f"{prefix}{name}") for name in RANGE_METRICS}
+                          | {"skill_crps": metrics.get(skill), "ewma_skill_crps": metrics.get(f"{ewma}skill_crps"),
+                             "ewma_coverage_80": metrics.get(f"{ewma}coverage_80")}
+                          for period, prefix, skill, ewma in (("validation", "val_", "val_skill_crps", "val_ewma_"),
+                                                              ("test", "test_", "skill_crps", "ewma_"))},
         "mlflow_run_id": metadata.get("mlflow_run_id"),
         "trained": metadata.get("created"),
         "calendar": {**calendar, "exchanges": exchanges},
-        "request": {"prices": f"{spec.window} to {MAX_PRICES} values, oldest first; the last {spec.window} are used",
+        "request": {"prices": f"{spec.window} to {MAX_PRICES} values, oldest first; the last {spec.context} are "
+                              f"used (the last {spec.window} by the network, up to {spec.context} by its volatility "
+                              "estimate: send them all for the full estimate)",
                     "stock": "optional, must name this model's ticker",
                     "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'"},
     }

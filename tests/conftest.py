@@ -11,6 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 from stockcast import ROOT  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.config import register_resolvers
 
 
 def shared_data_dir() -> Path:
@@ -40,6 +41,7 @@ def compose_config(config_name: str, tmp_path: Path, *overrides: str, keep_hydra
     """A real config from `configs/`, its data cache, MLflow store and outputs under `tmp_path`
     (with `keep_hydra`, also the `hydra` node: launcher, sweeper)."""
     GlobalHydra.instance().clear()
+    register_resolvers()
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
         cfg = compose(config_name, return_hydra_config=True, overrides=[
             f"paths.data_dir={tmp_path / 'data'}", f"paths.mlruns_dir={tmp_path / 'mlruns'}", *overrides])

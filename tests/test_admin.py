@@ -72,6 +72,19 @@ def _answer(server: Server) -> dict:
     return answer.json()
 
 
+def _same(answer: dict, expected: dict) -> bool:
+    """The same archive's answer: equal labels, numbers equal to float32 precision (a request batched with
+    the client loop's may round its last bits differently from one computed alone)."""
+    def numbers(value) -> list[float]:
+        if isinstance(value, dict):
+            return [n for key in sorted(value) for n in numbers(value[key])]
+        return [n for item in value for n in numbers(item)] if isinstance(value, list) else [value]
+    labels = ("stock", "model_version", "window", "horizon")
+    return ([answer[key] for key in labels] == [expected[key] for key in labels] and answer.keys() == expected.keys()
+            and numbers({k: v for k, v in answer.items() if k not in labels})
+            == pytest.approx(numbers({k: v for k, v in expected.items() if k not in labels}), rel=1e-5))
+
+
 def _state(server: Server, tracking_uri: str) -> tuple:
     """Everything a failed command must leave as it was."""
     served = Management(server).served()
@@ -194,11 +207,11 @@ def test_rollback_restores_the_earlier_answers_and_aliases(served, swap, store, 
     petr4 = _answer(served)
     with client_loop(served) as loop:
         assert rollback.rollback(served, tracking_uri, policy=Policy(), say=said.append) == "1"
-        assert _answer(served) == swap.before  # exactly: the same archive in the same server
+        assert _same(_answer(served), swap.before)  # the same archive in the same server
         # version 1 came from `make archive`: no MLflow version to move the alias to
         assert any("alias stays where it is" in line for line in said)
         assert rollback.rollback(served, tracking_uri, to=2, say=said.append) == "2"
-        assert _answer(served) == petr4
+        assert _same(_answer(served), petr4)
         # A second PETR4 version (same run) with keep=1: version 1 leaves the server, not the disk.
         monkeypatch.setattr(retrain, "run", lambda cfg: swap.deployed.result)
         third = retrain.retrain(compose_train(store, *PETR4), served, Policy(min_skill=-1.0, keep=1), said.append)
@@ -207,7 +220,7 @@ def test_rollback_restores_the_earlier_answers_and_aliases(served, swap, store, 
         assert rollback.rollback(served, tracking_uri, say=said.append) == "2"
         assert str(registry.champion(client, "PETR4.SA").version) == "1"  # the alias moved back with it
         assert rollback.rollback(served, tracking_uri, to=1, say=said.append) == "1"  # registered again from disk
-        assert _answer(served) == swap.before
+        assert _same(_answer(served), swap.before)
     assert loop.errors == 0 and loop.requests > 0, loop.statuses
     with pytest.raises(StockcastError, match="unknown version 99: registered"):
         rollback.rollback(served, tracking_uri, to=99)
@@ -215,6 +228,20 @@ def test_rollback_restores_the_earlier_answers_and_aliases(served, swap, store, 
 
 def test_gate_refuses_non_finite_metrics_and_low_skill():
     metrics = {"test_mape": 2.0, "naive_mape": 1.9, "skill_mape": 1 - 2.0 / 1.9}
-    assert gate(metrics, -0.06) is None
-    assert "below the minimum -0.0500" in gate(metrics, -0.05)
-    assert gate({**metrics, "val_mape": float("nan")}, -1.0) == "metrics are not finite: val_mape"
+    assert gate(metrics, Policy(min_skill=-0.06), ranges=False) is None
+    assert "below the minimum -0.0500" in gate(metrics, Policy(min_skill=-0.05), ranges=False)
+    assert gate({**metrics, "val_mape": float("nan")}, Policy(min_skill=-1.0)) == "metrics are not finite: val_mape"
+
+
+@pytest.mark.parametrize(("coverage", "skill_crps", "reason"), [
+    (0.80, 0.01, None),
+    (0.65, 0.01, "test_coverage_80 0.650 is outside [0.70, 0.90]: the 80 % ranges are too narrow"),
+    (0.93, 0.01, "test_coverage_80 0.930 is outside [0.70, 0.90]: the 80 % ranges are too wide"),
+    (0.80, -0.03, "skill_crps -0.0300 is below the minimum -0.0200"),
+])
+def test_gate_refuses_miscalibrated_or_unskilled_ranges(coverage, skill_crps, reason):
+    metrics = {"test_mape": 2.0, "naive_mape": 2.0, "skill_mape": 0.0, "test_crps": 1.0, "naive_crps": 1.0,
+               "skill_crps": skill_crps, "test_coverage_80": coverage}
+    found = gate(metrics, Policy())
+    assert found == reason if reason is None else reason in found
+    assert gate(metrics, Policy(), ranges=False) is None  # a point model's ranges are not judged

@@ -9,7 +9,7 @@ from statsforecast.models import AutoETS, Naive, RandomWalkWithDrift, WindowAver
 
 from stockcast.data.prices import read_price_csv
 from stockcast.eval.backtest import walk_forward
-from stockcast.eval.baselines import NetMethod, StatsForecastModel
+from stockcast.eval.baselines import EmpiricalNaive, Ewma, Garch, NetMethod, Refit, StatsForecastModel
 from stockcast.eval.evaluation import evaluate
 from stockcast.eval.report import SECTION, comparison_table
 from stockcast.markdown import replace_section
@@ -46,25 +46,38 @@ def test_statsforecast_baselines_equal_the_formulas_they_replaced():
     np.testing.assert_array_equal(moving_average(20)(history, 10), np.full(10, closes[-20:].mean()))
 
 
+LEVELS = [round(0.05 * k, 2) for k in range(1, 20)]
+
+
 def methods() -> dict:
+    """Point and quantile methods: a point and a quantile net, statsforecast's models, the range baselines."""
     torch.manual_seed(0)
-    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5)
+    net = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5, target="relative")
     net.set_scaler([20.0], [80.0], 0.05)
-    return {"lstm": NetMethod(net, window=20), "naive": naive(), "drift": drift(), "ma": moving_average(20),
-            "ets": StatsForecastModel(AutoETS, refit_every=3, history=300)}
+    ranges = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5, quantiles=LEVELS, window=20, context=60)
+    ranges.set_scaler([20.0], [80.0], 0.05, median_variance=4e-4)
+    return {"lstm": NetMethod(ranges, context=60), "point_lstm": NetMethod(net, context=20), "naive": naive(),
+            "drift": drift(), "ma": moving_average(20),
+            "ets": StatsForecastModel(AutoETS, refit_every=3, history=300, levels=LEVELS),
+            "naive_empirical": Refit(EmpiricalNaive(LEVELS), context=60), "ewma": Refit(Ewma(LEVELS), context=60),
+            "garch": Garch(LEVELS, refit_every=10)}
 
 
 def test_no_method_sees_data_after_its_origin(shared_data):
     prices = read_price_csv(shared_data / "VALE3.SA.csv").loc["2022-01-01":"2023-06-30"]
     test_start = pd.Timestamp("2023-01-02")
-    honest = walk_forward(methods(), prices, ["Close"], test_start, horizon=5, min_history=60)
+    honest = walk_forward(methods(), prices, ["Close"], test_start, horizon=5, min_history=60, levels=LEVELS)
     cut = 40  # change every price after the 40th origin
     changed = prices.copy()
     changed.loc[changed.index > honest.origin_dates[cut], "Close"] *= 3
-    after = walk_forward(methods(), changed, ["Close"], test_start, horizon=5, min_history=60)
+    after = walk_forward(methods(), changed, ["Close"], test_start, horizon=5, min_history=60, levels=LEVELS)
+    assert set(honest.quantiles) == {"lstm", "ets", "naive_empirical", "ewma", "garch"}
     for name in honest.forecasts:
         np.testing.assert_array_equal(after.forecasts[name][:cut + 1], honest.forecasts[name][:cut + 1])
         assert not np.allclose(after.forecasts[name][cut + 2:], honest.forecasts[name][cut + 2:]), name
+    for name in honest.quantiles:
+        np.testing.assert_array_equal(after.quantiles[name][:cut + 1], honest.quantiles[name][:cut + 1])
+        assert np.all(np.diff(honest.quantiles[name], axis=-1) >= 0), name  # never crossing
     # Every origin's targets are the next 5 trading days, all inside the test period.
     assert honest.target_dates[0][0] == test_start
     np.testing.assert_array_equal(honest.actual[0], prices.loc[test_start:, "Close"].iloc[:5])
@@ -78,9 +91,18 @@ def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
     # The backtest's LSTM forecasts are the training run's test forecasts: same origins, same net.
     assert evaluation.summary.loc["lstm", "mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert evaluation.summary.loc["naive", "mape"] == pytest.approx(result.metrics["naive_mape"], rel=1e-6)
-    assert set(evaluation.summary.index) == {"lstm", "naive", "drift", "moving_average", "ets", "actual"}
+    ranges = {"lstm", "ets", "naive_empirical", "ewma", "garch"}
+    assert set(evaluation.summary.index) == {"naive", "drift", "moving_average", "actual"} | ranges
     assert 0 <= evaluation.summary.loc["lstm", "dm_pvalue"] <= 1
-    files = {"evaluation.md", "error_by_step.png", "forecasts.png", "forecasts.csv"}
+    # The same for the ranges: the backtest's LSTM quantiles are the training run's test quantiles.
+    assert set(evaluation.ranges.index) == ranges
+    lstm = evaluation.ranges.loc["lstm"]
+    assert lstm["crps"] == pytest.approx(result.metrics["test_crps"], rel=1e-5)
+    assert lstm["coverage_80"] == pytest.approx(result.metrics["test_coverage_80"])
+    assert 0 <= lstm["kupiec_p"] <= 1 and 0 <= lstm["christoffersen_p"] <= 1 and 0 <= lstm["dm_p_vs_ewma"] <= 1
+    assert lstm["coverage_50"] < lstm["coverage_80"] < lstm["coverage_90"] and lstm["width_80"] < lstm["width_90"]
+    assert evaluation.ranges.loc["naive_empirical", "skill_crps"] == 0
+    files = {"evaluation.md", "error_by_step.png", "forecasts.png", "forecasts.csv", "ranges.png"}
     assert files <= {p.name for p in evaluation.output_dir.iterdir()}
     assert "| lstm" in (evaluation.output_dir / "evaluation.md").read_text()
     client = MlflowClient(result.tracking_uri)
@@ -88,6 +110,8 @@ def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
     assert run.data.tags["evaluated_run_id"] == result.run_id
     assert run.data.metrics["lstm_mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert "ets_mape_h10" in run.data.metrics and "lstm_dm_pvalue" in run.data.metrics
+    assert {"lstm_crps", "lstm_skill_crps", "ewma_skill_crps", "lstm_crps_h10", "lstm_coverage_80_h1",
+            "garch_kupiec_p"} <= set(run.data.metrics)
     assert files <= {a.path for a in client.list_artifacts(evaluation.run_id)}
 
 

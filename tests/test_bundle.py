@@ -14,8 +14,9 @@ def test_bundle_has_weights_model_file_and_metadata(trained_run):
     assert metadata["symbol"] == "VALE3.SA" and metadata["mlflow_run_id"] == result.run_id
     assert (metadata["window"], metadata["horizon"], metadata["features"]) == (20, 10, ["Close"])
     # The config node model.net, as written once: what load_bundle rebuilds the net from.
-    assert metadata["net"] == {"features": ["Close"], "horizon": 10, "hidden": 16, "layers": 1, "dropout": 0.1,
-                               "target": "relative"}
+    levels = [round(0.05 * k, 2) for k in range(1, 20)]
+    assert metadata["net"] == {"features": ["Close"], "horizon": 10, "window": 20, "context": 100, "hidden": 16,
+                               "layers": 1, "dropout": 0.1, "target": "volatility", "quantiles": levels}
     assert metadata["metrics"]["test_mape"] == result.metrics["test_mape"]
     assert "import stockcast" not in (bundle / MODEL_FILE).read_text()
 
@@ -25,6 +26,6 @@ def test_bundle_forecast_is_raw_prices_in_raw_prices_out(trained_run):
     net, metadata = load_bundle(bundle)
     window = torch.linspace(60.0, 62.0, metadata["window"]).reshape(1, -1, 1)  # [1, W, 1]
     forecast = net(window)
-    assert forecast.shape == (1, metadata["horizon"])
+    assert forecast.shape == (1, metadata["horizon"], len(metadata["net"]["quantiles"]))
     # A forecaster of daily closes stays near the last close over ten days.
     assert torch.all((forecast > 50) & (forecast < 75))

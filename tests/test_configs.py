@@ -27,9 +27,17 @@ def test_the_model_node_builds_the_net_it_records(tmp_path):
     model = instantiate(cfg.model, _convert_="all")
     assert isinstance(model, Forecaster) and isinstance(model.net, ForecastNet)
     assert model.net.lstm.hidden_size == 32 and model.net.lstm.num_layers == 2
-    assert model.net.head.out_features == cfg.data.horizon
+    assert model.net.head.out_features == cfg.data.horizon * len(cfg.model.quantiles)  # the loss sizes the head
     net = OmegaConf.to_container(cfg.model.net, resolve=True)
-    assert net["features"] == ["Close", "Volume"] and net["target"] == "relative"  # written once, in data
+    assert net["features"] == ["Close", "Volume"] and net["target"] == "volatility"  # written once, in data
+    assert net["quantiles"] == list(cfg.model.quantiles) and net["context"] == cfg.data.context
+
+
+def test_the_point_form_has_a_point_head(tmp_path):
+    cfg = compose_config("train", tmp_path, "model.loss=mse")
+    model = instantiate(cfg.model, _convert_="all")
+    assert model.net.levels is None and model.net.head.out_features == cfg.data.horizon
+    assert isinstance(model.loss, torch.nn.MSELoss)
 
 
 @pytest.mark.parametrize("experiment", names("experiment"))

@@ -72,7 +72,7 @@ def test_more_features(tmp_path):
 
 @pytest.mark.usefixtures("shared_data")
 @pytest.mark.parametrize("kwargs, message", [
-    ({"start": "2025-09-01"}, "too little history for window 20 \\+ horizon 10"),
+    ({"start": "2025-09-01"}, "too little history for context 20 \\+ horizon 10"),
     ({"features": ["Volume", "Close"]}, "first feature must be Close"),
     ({"window": 0}, "must be positive"),
     ({"val_start": "2030-01-01"}, "split dates must satisfy"),
@@ -87,8 +87,9 @@ def test_bad_settings_get_clear_errors(tmp_path, kwargs, message):
 def test_pooled_tickers_share_split_dates_and_never_mix_in_a_window(tmp_path):
     dm = datamodule(tmp_path, stock=["vale3", "PETR4.SA", "AAPL"], test_start="2024-06-03", val_start="2023-06-01")
     assert dm.symbols == ["VALE3.SA", "PETR4.SA", "AAPL"] and dm.symbol == "VALE3.SA+PETR4.SA+AAPL"
-    assert len(dm.test) == sum(len(split) for split in dm.test_by_symbol.values())
-    for symbol, split in dm.test_by_symbol.items():
+    assert len(dm.test) == sum(len(periods["test"]) for periods in dm.by_symbol.values())
+    for symbol, periods in dm.by_symbol.items():
+        split = periods["test"]
         closes = dm.prices[symbol]["Close"]
         assert split.target_dates[0][0] == closes.loc["2024-06-03":].index[0]
         # Each window's inputs are consecutive closes of this ticker only.

@@ -72,11 +72,15 @@ def _handle(handler, archived, bodies: list, headers: list[dict] | None = None) 
     return [(context.get_response_status(i)[0], json.loads(answer)) for i, answer in enumerate(answers)]
 
 
-def _expected(bundle: Path, prices: list[float]) -> list[float]:
+MEDIAN = 9  # the index of level 0.5 among 0.05..0.95
+
+
+def _expected(bundle: Path, prices: list[float]) -> torch.Tensor:
+    """The bundle's net in process, on the last `context` closes: [H, Q]."""
     net, metadata = load_bundle(bundle)
-    window = torch.tensor(prices[-metadata["window"]:]).reshape(1, -1, 1)
+    window = torch.tensor(prices[-metadata["context"]:]).reshape(1, -1, 1)
     with torch.no_grad():
-        return net(window)[0].tolist()
+        return net(window)[0]
 
 
 def test_valid_request_forecasts_the_last_window_like_the_bundle(handler, archived):
@@ -84,7 +88,29 @@ def test_valid_request_forecasts_the_last_window_like_the_bundle(handler, archiv
     assert status == 200
     assert (answer["stock"], answer["window"], answer["horizon"]) == ("VALE3.SA", 20, 10)
     assert answer["model_version"] == "1" and "dates" not in answer
-    assert answer["forecast"] == pytest.approx(_expected(archived[1], PRICES), abs=1e-5)
+    expected = _expected(archived[1], PRICES)  # [H, Q] at the 19 levels 0.05..0.95
+    levels = [f"{0.05 * k:.2f}".rstrip("0") for k in range(1, 20)]
+    assert list(answer["quantiles"]) == levels
+    for index, level in enumerate(levels):
+        assert answer["quantiles"][level] == pytest.approx(expected[:, index].tolist(), abs=1e-5)
+    assert answer["forecast"] == answer["quantiles"]["0.5"]  # the point forecast is the median
+    assert answer["intervals"] == {"80": {"lower": answer["quantiles"]["0.1"], "upper": answer["quantiles"]["0.9"]},
+                                   "90": {"lower": answer["quantiles"]["0.05"], "upper": answer["quantiles"]["0.95"]}}
+    # p_up: the share of the distribution above the last close, read off the quantiles.
+    for step, p_up in enumerate(answer["p_up"]):
+        below = sum(answer["quantiles"][level][step] <= PRICES[-1] for level in levels)
+        assert 0.05 <= p_up <= 0.95 and abs((1 - p_up) - 0.05 * below) <= 0.05 + 1e-9
+
+
+def test_up_to_context_closes_refine_the_volatility_and_window_closes_suffice(handler, archived):
+    history = [60 * (1 + 0.02 * ((day * 7919) % 13 - 6) / 6) for day in range(150)]  # [150] closes
+    bodies = [json.dumps({"prices": history[-count:]}).encode() for count in (20, 100, 150)]
+    answers = _handle(handler, archived, bodies)  # one batch with two lengths
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert answers[1][1] == answers[2][1]  # closes beyond the context are not read
+    assert answers[0][1]["quantiles"] != answers[1][1]["quantiles"]
+    expected = _expected(archived[1], history[-20:])[:, MEDIAN].tolist()
+    assert answers[0][1]["forecast"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_weights_are_loaded_with_weights_only(module, archived, monkeypatch):
@@ -145,8 +171,8 @@ def test_in_a_batch_a_bad_request_fails_alone(handler, archived):
               BAD["wrong stock"][0]]
     answers = _handle(handler, archived, bodies)
     assert [status for status, _ in answers] == [200, 400, 200, 400]
-    assert answers[0][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES), abs=1e-5)
-    assert answers[2][1]["forecast"] == pytest.approx(_expected(archived[1], other), abs=1e-5)
+    assert answers[0][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES)[:, MEDIAN].tolist(), abs=1e-5)
+    assert answers[2][1]["forecast"] == pytest.approx(_expected(archived[1], other)[:, MEDIAN].tolist(), abs=1e-5)
 
 
 def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypatch):
@@ -156,7 +182,7 @@ def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypat
 
     def overflowing(inputs: torch.Tensor) -> torch.Tensor:  # the second window (request 2) overflows
         forecasts = model(inputs)
-        forecasts[1, 3] = torch.inf
+        forecasts[1, 3, 0] = torch.inf
         return forecasts
 
     monkeypatch.setattr(handler, "model", overflowing)
@@ -167,8 +193,8 @@ def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypat
     assert [status for status, _ in answers] == [200, 400, 400, 400, 200, 200]
     assert "not a finite number" in answers[2][1]["message"]
     assert "no explanations" in answers[3][1]["message"] and answers[4][1]["mlflow_run_id"]
-    assert answers[0][1]["forecast"] == answers[5][1]["forecast"] == pytest.approx(_expected(archived[1], PRICES),
-                                                                                    abs=1e-5)
+    expected = _expected(archived[1], PRICES)[:, MEDIAN].tolist()
+    assert answers[0][1]["forecast"] == answers[5][1]["forecast"] == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(("content_type", "message"), [
@@ -263,3 +289,32 @@ def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp
     assert "name the 'stock'" in answers[2][1]["message"]
     assert "VALE3.SA, AAPL" in answers[3][1]["message"]
     assert answers[4][1]["stock"] == "VALE3.SA+AAPL"
+
+
+def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared_data):
+    """A point model (model.loss=mse), archived as `make archive` does: the old answer, no quantiles."""
+    from stockcast.pipeline import run
+    from tests.conftest import compose_train
+
+    result = run(compose_train(tmp_path, "end=2025-11-07", "model.loss=mse"))
+    done = archive(result.tracking_uri, "stockcast", result.symbol, tmp_path / "model_store",
+                   ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
+    with zipfile.ZipFile(done.path) as mar:
+        mar.extractall(tmp_path / "model")
+    handler = module.ForecastHandler()
+    handler.initialize(_context(tmp_path / "model"))
+    [(status, answer)] = _handle(handler, (tmp_path / "model", None), [json.dumps({"prices": PRICES}).encode()])
+    assert status == 200 and len(answer["forecast"]) == 10
+    assert not {"quantiles", "intervals", "p_up"} & set(answer)
+    [(_, described)] = _handle(handler, (tmp_path / "model", None), [b""], [{"describe": "True"}])
+    assert described["quantiles"] is None and described["range_metrics"]["test"]["coverage_80"] < 0.05
+
+
+def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
+    """Metadata written before `context` and `quantiles` existed: the window is all the model reads."""
+    api = module.api
+    spec = api.Spec.from_metadata({"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": ["Close"],
+                                   "net": {"hidden": 64, "target": "relative"}}, [True], "3")
+    assert (spec.window, spec.context, spec.levels) == (20, 20, None)
+    instance = api.read_instance({"prices": PRICES}, spec)
+    assert len(instance.window) == 20 and instance.window[-1] == [PRICES[-1]]

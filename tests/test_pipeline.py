@@ -1,5 +1,6 @@
 """pipeline.run in process: deterministic, and the served computation is the tested one."""
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -7,7 +8,7 @@ from hydra.utils import instantiate
 from stockcast.bundle import load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.evaluation import evaluate
-from stockcast.metrics import compare_with_naive
+from stockcast.metrics import Quantiles, compare_with_naive, distribution_metrics
 from stockcast.pipeline import run
 from tests.conftest import compose_config, compose_train
 
@@ -35,10 +36,13 @@ def test_bundle_alone_reproduces_the_logged_test_metrics(trained_run, tmp_path):
     datamodule.setup()
     split = datamodule.test
     with torch.no_grad():
-        forecast = net(split.inputs).numpy()
-    metrics = compare_with_naive(forecast, split.targets.numpy(), split.inputs[:, -1, 0].numpy())
-    assert metrics["test_mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
-    assert metrics["skill_mape"] == pytest.approx(metadata["metrics"]["skill_mape"], rel=1e-5)
+        quantiles = net(split.inputs).double().numpy()  # [N, H, Q]
+    actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
+    levels = metadata["net"]["quantiles"]
+    metrics = compare_with_naive(quantiles[..., levels.index(0.5)], actual, last_close)
+    metrics |= distribution_metrics(Quantiles(quantiles, np.asarray(levels)), actual, last_close, "test")
+    for name in ("test_mape", "skill_mape", "test_crps", "test_coverage_80", "test_width_80"):
+        assert metrics[name] == pytest.approx(metadata["metrics"][name], rel=1e-5), name
 
 
 def test_pooled_model_over_tickers_is_evaluated_on_each(tmp_path):
@@ -53,5 +57,14 @@ def test_pooled_model_over_tickers_is_evaluated_on_each(tmp_path):
 
 
 def test_pooled_model_refuses_level_target(tmp_path):
-    with pytest.raises(StockcastError, match="pooled model .* needs model.net.target=relative"):
+    with pytest.raises(StockcastError, match="pooled model .* needs model.net.target=volatility or relative"):
         run(compose_train(tmp_path, "stock=[VALE3,AAPL]", "model.net.target=level"))
+
+
+def test_point_form_trains_and_scores_as_a_one_value_distribution(tmp_path):
+    result = run(compose_train(tmp_path, "end=2024-12-31", "model.loss=mse"))
+    metrics = result.metrics
+    assert result.metadata["net"]["quantiles"] is None and result.metadata["net"]["target"] == "volatility"
+    # The point is its own 80 % interval: zero width, it covers (almost) nothing; CRPS is its absolute error.
+    assert metrics["test_width_80"] == 0 and metrics["test_coverage_80"] < 0.05
+    assert metrics["test_crps"] > metrics["naive_crps"] / 2 and np.isfinite(metrics["skill_crps"])

@@ -46,16 +46,20 @@ def _lightning_forecast(trained_run, prices: list[float]) -> list[float]:
     assert checkpoints, "the run logged no checkpoint"
     path = client.download_artifacts(result.run_id, checkpoints[0], tempfile.mkdtemp())
     net = ForecastNet(**result.metadata["net"])  # the checkpoint holds its weights, the bundle its arguments
-    module = Forecaster.load_from_checkpoint(path, net=net, optimizer=None, map_location="cpu").eval()
-    with torch.no_grad():
-        return module(torch.tensor(prices[-20:]).reshape(1, 20, 1))[0].tolist()
+    module = Forecaster.load_from_checkpoint(path, net=net, optimizer=None, map_location="cpu",
+                                             quantiles=result.metadata["net"]["quantiles"]).eval()
+    with torch.no_grad():  # [H, Q]: what the server reads, the last `context` closes (here all of them)
+        return module(torch.tensor(prices[-100:]).reshape(1, -1, 1))[0].tolist()
 
 
 def test_valid_window_is_forecast_like_the_trained_module(server, trained_run):
     status, answer = _predict(server, {"prices": PRICES, "stock": "VALE3", "last_date": "2025-11-07"})
     assert status == 200
     assert (answer["stock"], answer["model_version"], answer["window"], answer["horizon"]) == ("VALE3.SA", "1", 20, 10)
-    assert answer["forecast"] == pytest.approx(_lightning_forecast(trained_run, PRICES), abs=1e-5)
+    expected = _lightning_forecast(trained_run, PRICES)  # [H][Q]
+    for index, level in enumerate(trained_run[0].metadata["net"]["quantiles"]):
+        assert answer["quantiles"][f"{level:g}"] == pytest.approx([step[index] for step in expected], abs=1e-5)
+    assert answer["forecast"] == answer["quantiles"]["0.5"] and len(answer["p_up"]) == 10
     assert answer["dates"][:2] == ["2025-11-10", "2025-11-11"] and "2025-11-20" not in answer["dates"]
 
 
@@ -142,3 +146,19 @@ def test_the_container_health_check_passes_with_the_inference_key(server):
 def test_a_second_start_is_refused_with_a_clear_message(server):
     with pytest.raises(StockcastError, match="another TorchServe"):
         server.start()
+
+
+def test_make_predict_prints_the_80_percent_range_and_draws_the_fan(server, tmp_path):
+    from stockcast.predict import latest, save_chart, table
+
+    forecast, history = latest(server, tmp_path / "data")
+    assert len(forecast.prices) == 10 and set(forecast.intervals) == {"80", "90"}
+    for day in range(10):
+        band_80, band_90 = (forecast.intervals[key] for key in ("80", "90"))
+        assert band_90["lower"][day] <= band_80["lower"][day] <= forecast.prices[day] <= band_80["upper"][day] \
+            <= band_90["upper"][day]
+        assert 0.05 <= forecast.p_up[day] <= 0.95
+    text = table(forecast)
+    assert "80 % range" in text and f"{forecast.intervals['80']['lower'][0]:7.2f} .. " in text
+    chart = save_chart(forecast, history, tmp_path / "forecast.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

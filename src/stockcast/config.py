@@ -7,15 +7,27 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "configs"
 
 
+def head_quantiles(loss: str, quantiles: list[float] | None) -> list[float] | None:
+    """`${head_quantiles:${model.loss},${model.quantiles}}`: the levels the net's head emits, none
+    (a point head) for model.loss=mse. The loss sizes the head."""
+    return None if loss == "mse" else quantiles
+
+
+def register_resolvers() -> None:
+    """The resolvers the configs use; call before composing (entry points, `load_config`, tests)."""
+    OmegaConf.register_new_resolver("head_quantiles", head_quantiles, replace=True)
+
+
 def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     """`configs/<name>.yaml` with Hydra overrides; `${hydra:...}` values are not available."""
     os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose(name, overrides=overrides or [])

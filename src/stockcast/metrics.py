@@ -129,7 +129,7 @@ def central_interval(q: np.ndarray, levels: Sequence[float], coverage: float) ->
     tail = (1 - coverage / 100) / 2
     bounds = []
     for level in (tail, 1 - tail):
-        found = np.flatnonzero(np.isclose(levels, level, rtol=0, atol=1e-9))
+        found = np.flatnonzero(np.isclose(levels, level, rtol=0, atol=1e-6))  # float32 levels too
         if len(found) == 0:
             raise StockcastError(f"the {coverage:g} % interval needs the quantile level {level:.4g}, "
                                  f"not among {[round(float(x), 4) for x in levels]}")

@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from stockcast.bundle import write_bundle
 from stockcast.data.datamodule import PriceDataModule
 from stockcast.errors import StockcastError
-from stockcast.metrics import compare_with_naive
+from stockcast.eval.baselines import EmpiricalNaive, Ewma
+from stockcast.metrics import Quantiles, compare_distributions, compare_with_naive
 from stockcast.models.module import Forecaster
 from stockcast.plots import forecast_figure
 from stockcast.tracking import prepare_store
@@ -56,9 +57,9 @@ def run(cfg: DictConfig) -> RunResult:
         client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         datamodule: PriceDataModule = instantiate(cfg.data)
         datamodule.setup()
-        if len(datamodule.symbols) > 1 and cfg.model.net.target != "relative":
-            raise StockcastError("a pooled model (stock as a list) needs model.net.target=relative: price levels "
-                                 "of different tickers share no scale")
+        if len(datamodule.symbols) > 1 and cfg.model.net.target == "level":
+            raise StockcastError("a pooled model (stock as a list) needs model.net.target=volatility or relative: "
+                                 "price levels of different tickers share no scale")
         client.set_tag(run_id, "symbol", datamodule.symbol)
         client.set_tag(run_id, "stocks", ",".join(datamodule.symbols))
         if not cfg.logger.get("run_name"):
@@ -71,10 +72,12 @@ def run(cfg: DictConfig) -> RunResult:
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
         _restore_best(model, trainer)
-        metrics, forecast = _test(model, datamodule)
+        metrics, forecast = _test(model, datamodule, cfg.model.quantiles)
         logger.log_metrics(metrics)
-        symbol, split = next(iter(datamodule.test_by_symbol.items()))  # the plot shows the first ticker
-        figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), forecast[:len(split)], metrics)
+        symbol = datamodule.symbols[0]  # the plot shows the first ticker
+        split = datamodule.by_symbol[symbol]["test"]
+        first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
+        figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
         metadata = _metadata(cfg, datamodule, metrics, run_id)
         with tempfile.TemporaryDirectory() as folder:
@@ -84,8 +87,9 @@ def run(cfg: DictConfig) -> RunResult:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    log.info("run %s: test_mape %.3f %% vs naive %.3f %% (skill_mape %+.4f)", run_id,
-             metrics["test_mape"], metrics["naive_mape"], metrics["skill_mape"])
+    log.info("run %s: test_crps %.3f %% vs naive %.3f %% (skill_crps %+.4f, EWMA's %+.4f), 80 %% coverage %.3f",
+             run_id, metrics["test_crps"], metrics["naive_crps"], metrics["skill_crps"], metrics["ewma_skill_crps"],
+             metrics["test_coverage_80"])
     return RunResult(run_id, tracking_uri, datamodule.symbol, metrics, metadata)
 
 
@@ -103,20 +107,45 @@ def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
         raise StockcastError(f"training diverged: validation loss is {val_loss}")
 
 
-def _test(model: Forecaster, datamodule: PriceDataModule) -> tuple[dict[str, float], np.ndarray]:
-    """Forecast the test windows with the exported net itself; compare in price units. The
-    validation period's averages (`val_mape`, `val_skill_mape`) are for choosing configurations."""
+def _test(model: Forecaster, datamodule: PriceDataModule,
+          levels: list[float]) -> tuple[dict[str, float], Quantiles]:
+    """Forecast the validation and test windows with the exported net itself and score them in price
+    units: the point forecast (the median) against the last close, the distribution against the
+    naive-empirical and EWMA baselines fit on each ticker's training windows (a point net counts as a
+    one-value distribution). The validation period's averages are for choosing configurations."""
     net = model.net.eval()
-    metrics, forecasts = {}, {}
-    for period, names in (("val", ("val", "val_naive", "val_skill_mape")), ("test", ("test", "naive", "skill_mape"))):
+    metrics, tested = {}, None
+    for period in ("val", "test"):
         split = getattr(datamodule, period)
         with torch.no_grad():
-            forecasts[period] = net(split.inputs).numpy()  # [N, H]
-        scores = compare_with_naive(forecasts[period], split.targets.numpy(), split.inputs[:, -1, 0].numpy(), *names)
-        metrics |= scores if period == "test" else {k: v for k, v in scores.items() if "_h" not in k}
+            outputs = net(split.inputs).double().numpy()  # [N, H] or [N, H, Q]
+        forecast = Quantiles(outputs, np.asarray(levels)) if outputs.ndim == 3 else Quantiles.point(outputs)
+        median = forecast.values[..., int(np.argmin(np.abs(forecast.levels - 0.5)))]  # [N, H]
+        actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
+        naive, ewma = (Quantiles(_baseline(baseline(levels), datamodule, period), np.asarray(levels))
+                       for baseline in (EmpiricalNaive, Ewma))
+        if period == "val":
+            scores = compare_with_naive(median, actual, last_close, "val", "val_naive", "val_skill_mape")
+            scores |= compare_distributions({"val": forecast, "val_naive": naive, "val_ewma": ewma}, actual,
+                                            last_close, reference="val_naive")
+            metrics |= {key: value for key, value in scores.items() if "_h" not in key}
+        else:
+            metrics |= compare_with_naive(median, actual, last_close)
+            metrics |= compare_distributions({"test": forecast, "naive": naive, "ewma": ewma}, actual, last_close)
+            tested = forecast
     if not all(np.isfinite(value) for value in metrics.values()):
         raise StockcastError("training diverged: test metrics are not finite")
-    return metrics, forecasts["test"]
+    return metrics, tested
+
+
+def _baseline(baseline: EmpiricalNaive | Ewma, datamodule: PriceDataModule, period: str) -> np.ndarray:
+    """A baseline's [N, H, Q] forecasts of the period's windows, fit per ticker on its training windows."""
+    forecasts = []
+    for periods in datamodule.by_symbol.values():
+        train, split = periods["train"], periods[period]
+        fitted = baseline.fit(train.inputs[..., 0].double().numpy(), train.targets.double().numpy())
+        forecasts.append(fitted.predict(split.inputs[..., 0].double().numpy()))
+    return np.concatenate(forecasts)
 
 
 def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, float], run_id: str) -> dict:
@@ -127,6 +156,7 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, f
         "symbol": datamodule.symbol,
         "stocks": datamodule.symbols,
         "window": datamodule.window,
+        "context": datamodule.context,
         "horizon": datamodule.horizon,
         "features": datamodule.features,
         "net": {key: value for key, value in OmegaConf.to_container(cfg.model.net, resolve=True).items()

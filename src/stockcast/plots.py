@@ -12,36 +12,44 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from stockcast.metrics import Quantiles, central_interval, covered, interval_width
+
 if TYPE_CHECKING:  # annotations only: the client draws without importing the backtest's torch
     from stockcast.eval.backtest import Backtest
 
+COVERAGES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # the central intervals of the 19 levels 0.05..0.95
 
-def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarray, forecast: np.ndarray,
+
+def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarray, forecast: Quantiles,
                     metrics: dict[str, float]) -> Figure:
-    """Top: actual closes with the 1-step and last-step forecasts at their target dates.
-    Bottom: MAPE per horizon step, model vs naive."""
+    """Top: actual closes with the 1-day-ahead median and its 80 % interval, and the last step's median, at
+    their target dates. Bottom: CRPS per horizon step, model vs the naive-empirical and EWMA baselines."""
     horizon = actual.shape[1]
+    median = forecast.values[..., int(np.argmin(np.abs(forecast.levels - 0.5)))]
     fig = Figure(figsize=(11, 7))
     top, bottom = fig.subplots(2, 1, height_ratios=(2, 1))
     first_dates = [d[0] for d in dates]
-    last_dates = [d[-1] for d in dates]
     top.plot(first_dates, actual[:, 0], color="black", lw=1.4, label="actual close")
-    top.plot(first_dates, forecast[:, 0], lw=1, label="forecast, 1 day ahead")
-    top.plot(last_dates, forecast[:, -1], lw=1, alpha=0.8, label=f"forecast, {horizon} days ahead")
-    top.set_title(f"{symbol}: test period forecasts (MAPE {metrics['test_mape']:.2f} % vs naive "
-                  f"{metrics['naive_mape']:.2f} %, skill {metrics['skill_mape']:+.3f})")
+    if len(forecast.levels) > 1:
+        lower, upper = central_interval(forecast.values, forecast.levels, 80)
+        top.fill_between(first_dates, lower[:, 0], upper[:, 0], color="C0", alpha=0.25, lw=0,
+                         label="80 % interval, 1 day ahead")
+    top.plot(first_dates, median[:, 0], color="C0", lw=1, label="median, 1 day ahead")
+    top.plot([d[-1] for d in dates], median[:, -1], color="C1", lw=1, alpha=0.8,
+             label=f"median, {horizon} days ahead")
+    top.set_title(f"{symbol}: test period (CRPS skill vs naive-empirical {metrics['skill_crps']:+.3f}, EWMA's "
+                  f"{metrics['ewma_skill_crps']:+.3f}; 80 % coverage {metrics['test_coverage_80']:.2f})")
     top.set_ylabel("price")
-    top.legend()
+    top.legend(fontsize=8)
     top.grid(alpha=0.3)
     steps = np.arange(1, horizon + 1)
-    model = [metrics[f"test_mape_h{s}"] for s in steps]
-    naive = [metrics[f"naive_mape_h{s}"] for s in steps]
-    bottom.bar(steps - 0.2, model, width=0.4, label="LSTM")
-    bottom.bar(steps + 0.2, naive, width=0.4, label="naive last value")
+    for offset, (prefix, label) in zip((-0.27, 0, 0.27), (("test", "LSTM"), ("naive", "naive-empirical"),
+                                                           ("ewma", "EWMA")), strict=True):
+        bottom.bar(steps + offset, [metrics[f"{prefix}_crps_h{step}"] for step in steps], width=0.27, label=label)
     bottom.set_xlabel("horizon step (trading days ahead)")
-    bottom.set_ylabel("MAPE (%)")
+    bottom.set_ylabel("CRPS (% of close)")
     bottom.set_xticks(steps)
-    bottom.legend()
+    bottom.legend(fontsize=8)
     bottom.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
@@ -93,14 +101,56 @@ def forecasts_figure(symbol: str, backtest: Backtest, methods: list[str]) -> Fig
     return fig
 
 
+def ranges_figure(symbol: str, backtest: Backtest, model: str = "lstm", peer: str = "ewma") -> Figure:
+    """Backtest of the quantile forecasts: a fan chart of the model's last step over the test period;
+    the reliability diagram (observed vs nominal coverage of each central interval, every quantile
+    method); the model's and the peer's 80 % width at the last step beside the realised absolute move."""
+    fig = Figure(figsize=(13, 9))
+    grid = fig.add_gridspec(2, 2)
+    fan, reliability, widths = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    horizon, levels = backtest.actual.shape[1], backtest.levels
+    targets = [dates[-1] for dates in backtest.target_dates]
+    quantiles = backtest.quantiles[model]
+    for coverage, alpha in ((90, 0.15), (80, 0.3)):
+        lower, upper = central_interval(quantiles, levels, coverage)
+        fan.fill_between(targets, lower[:, -1], upper[:, -1], color="C0", alpha=alpha, lw=0, label=f"{coverage} %")
+    fan.plot(targets, backtest.forecasts[model][:, -1], color="C0", lw=1, label="median")
+    fan.plot(targets, backtest.actual[:, -1], color="black", lw=1.3, label="actual close")
+    fan.set(title=f"{symbol}: {model} ranges {horizon} trading days ahead, walk-forward", ylabel="price")
+    reliability.plot([0, 100], [0, 100], color="grey", ls=":", lw=1)
+    for name, values in backtest.quantiles.items():
+        observed = [100 * covered(*central_interval(values, levels, c), backtest.actual).mean() for c in COVERAGES]
+        reliability.plot(COVERAGES, observed, marker="o", ms=3, label=name, **_style(list(backtest.quantiles), name))
+    reliability.set(title="reliability: all steps", xlabel="nominal coverage (%)", ylabel="observed coverage (%)")
+    origins = backtest.origin_dates
+    move = 100 * np.abs(backtest.actual[:, -1] / backtest.last_close - 1)
+    widths.plot(origins, move, color="grey", lw=0.8, label=f"realised |{horizon}-day move|")
+    for name in (model, peer):
+        if name in backtest.quantiles:
+            width = interval_width(*central_interval(backtest.quantiles[name], levels, 80), backtest.last_close)
+            widths.plot(origins, width[:, -1], label=f"{name} 80 % width", **_style(list(backtest.quantiles), name))
+    widths.set(title=f"80 % width at step {horizon} vs the realised move", ylabel="% of close")
+    for axis in (fan, reliability, widths):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def served_figure(stock: str, model_version: str, last_date: str, last_close: float, dates: list[str],
-                  prices: list[float], history: pd.Series) -> Figure:
-    """The served forecast for people: recent closes (`history`, indexed by date), then the forecast
-    drawn from the last close on its trading dates."""
+                  prices: list[float], history: pd.Series,
+                  intervals: dict[str, dict[str, list[float]]] | None = None) -> Figure:
+    """The served forecast for people: recent closes (`history`, indexed by date), then the forecast's
+    median drawn from the last close on its trading dates, with its 90 and 80 % bands when served."""
     forecast_dates = pd.to_datetime([last_date, *dates])
     fig = Figure(figsize=(10, 5))
     axis = fig.subplots()
     axis.plot(history.index, history.to_numpy(), color="black", lw=1.3, label="close")
+    for coverage, alpha in (("90", 0.15), ("80", 0.3)):
+        if intervals and coverage in intervals:
+            band = intervals[coverage]
+            axis.fill_between(forecast_dates, [last_close, *band["lower"]], [last_close, *band["upper"]],
+                              color="tab:blue", alpha=alpha, lw=0, label=f"{coverage} % range")
     axis.plot(forecast_dates, [last_close, *prices], color="tab:blue", lw=1.8, marker="o", ms=3,
               label=f"forecast ({len(dates)} trading days)")
     axis.axvline(forecast_dates[0], color="grey", ls=":", lw=1)

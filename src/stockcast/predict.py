@@ -2,7 +2,7 @@
 prices and gets the forecast back, as a table and a chart.
 
 People would rather look at a forecast than read it: the chart shows the last months of closes, then the
-forecast on its trading dates.
+forecast on its trading dates, with its 80 and 90 % ranges when the model serves them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class Forecast:
     last_date: str
     last_close: float
     dates: list[str]
-    prices: list[float]
+    prices: list[float]  # the median for a quantile model
+    intervals: dict[str, dict[str, list[float]]] | None  # "80" -> {"lower": [...], "upper": [...]}
+    p_up: list[float] | None  # per day, the probability of closing above last_close
 
 
 def latest(server: Server, data_dir: Path) -> tuple[Forecast, pd.Series]:
@@ -44,7 +46,7 @@ def latest(server: Server, data_dir: Path) -> tuple[Forecast, pd.Series]:
     window, features = description["window"], description["features"]
     if len(prices) < window:
         raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
-    rows = prices[features].tail(window)
+    rows = prices[features].tail(description.get("context") or window)  # all the closes the model reads
     values = rows["Close"].tolist() if features == ["Close"] else rows.to_numpy().tolist()
     last_date = f"{prices.index[-1]:%Y-%m-%d}"
     payload = {"prices": values, "stock": symbol, "last_date": last_date}
@@ -53,23 +55,30 @@ def latest(server: Server, data_dir: Path) -> tuple[Forecast, pd.Series]:
         raise StockcastError(f"TorchServe answered HTTP {answer.status}: {answer.body.decode()[:300]}")
     body = answer.json()
     forecast = Forecast(body["stock"], body["model_version"], last_date, float(prices["Close"].iloc[-1]),
-                        body["dates"], body["forecast"])
+                        body["dates"], body["forecast"], body.get("intervals"), body.get("p_up"))
     return forecast, prices["Close"].loc[prices.index[-1] - pd.Timedelta(days=HISTORY_DAYS):]
 
 
 def table(forecast: Forecast) -> str:
+    """One line per forecast day: the (median) close and its change, and, for a quantile model, the 80 %
+    range and the chance of closing above the last close."""
+    ranged = forecast.intervals is not None and "80" in forecast.intervals
     lines = [f"{forecast.stock} forecast by model version {forecast.model_version}, from the close of "
-             f"{forecast.last_date} ({forecast.last_close:.2f}):", "", "  date         close   change"]
-    for date, price in zip(forecast.dates, forecast.prices, strict=True):
-        change = 100 * (price / forecast.last_close - 1)
-        lines.append(f"  {date}  {price:7.2f}  {change:+6.2f} %")
+             f"{forecast.last_date} ({forecast.last_close:.2f}):", "",
+             "  date         close   change" + ("      80 % range      P(up)" if ranged else "")]
+    for day, (date, price) in enumerate(zip(forecast.dates, forecast.prices, strict=True)):
+        line = f"  {date}  {price:7.2f}  {100 * (price / forecast.last_close - 1):+6.2f} %"
+        if ranged:
+            band = forecast.intervals["80"]
+            line += f"  {band['lower'][day]:7.2f} .. {band['upper'][day]:7.2f}  {100 * forecast.p_up[day]:4.0f} %"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def save_chart(forecast: Forecast, history: pd.Series, path: Path) -> Path:
     """The closes in `history`, then the forecast from the last close on its trading dates, as a PNG."""
     figure = served_figure(forecast.stock, forecast.model_version, forecast.last_date, forecast.last_close,
-                           forecast.dates, forecast.prices, history)
+                           forecast.dates, forecast.prices, history, forecast.intervals)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     return path

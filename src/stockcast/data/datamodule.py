@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from stockcast.data.download import Downloader
 from stockcast.data.prices import check_prices, warn_split_jumps
 from stockcast.errors import StockcastError
-from stockcast.tickers import normalize_ticker, parse_date, parse_range
+from stockcast.models.net import ewma_variance
+from stockcast.symbols import normalize_symbol, parse_date, parse_range
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,12 @@ class Scaler:
     feature_min: list[float]  # per feature, for min-max scaling of levels
     feature_max: list[float]
     change_std: float  # std of the training horizon's relative close changes, to scale targets
+    median_variance: float  # median EWMA variance of daily log returns at the training windows' ends
 
 
 @dataclass(frozen=True)
 class Split:
-    """Windows of one period: inputs [N, window, F] in raw units, targets [N, horizon] raw closes."""
+    """Windows of one period: inputs [N, context, F] in raw units, targets [N, horizon] raw closes."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
@@ -62,6 +64,9 @@ def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndar
 class PriceDataModule(L.LightningDataModule):
     """Windows of daily prices: `window` rows in, the next `horizon` closes out.
 
+    `context` (>= window, default window) is how many rows each window carries: the net reads the
+    last `window` of them and estimates the volatility over all of them (an EWMA burn-in).
+
     The split is chronological by target rows: a window belongs to a period when all of its target
     rows lie in that period (inputs may reach back into the previous one); windows straddling a
     boundary are dropped. Boundaries are `val_start`/`test_start` dates or, when those are null,
@@ -75,10 +80,10 @@ class PriceDataModule(L.LightningDataModule):
                  window: int = 20, horizon: int = 10, features: list[str] | None = None,
                  val_fraction: float = 0.15, test_fraction: float = 0.15,
                  val_start: str | None = None, test_start: str | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, context: int | None = None) -> None:
         super().__init__()
         stocks = [stock] if isinstance(stock, str) else list(stock)
-        self.symbols = list(dict.fromkeys(normalize_ticker(s) for s in stocks))
+        self.symbols = list(dict.fromkeys(normalize_symbol(s) for s in stocks))
         if not self.symbols:
             raise StockcastError("stock is empty: give a ticker or a list of tickers")
         self.start, self.end = parse_range(start, end)
@@ -86,6 +91,9 @@ class PriceDataModule(L.LightningDataModule):
         if window < 1 or horizon < 1:
             raise StockcastError(f"window ({window}) and horizon ({horizon}) must be positive")
         self.window, self.horizon = window, horizon
+        self.context = window if context is None else context
+        if self.context < window:
+            raise StockcastError(f"context ({context}) must be at least the window ({window})")
         self.features = list(features or ["Close"])
         if self.features[0] != "Close":
             raise StockcastError(f"the first feature must be Close, got {self.features}")
@@ -124,7 +132,8 @@ class PriceDataModule(L.LightningDataModule):
                 splits[name].append(split)
         self.train, self.val, self.test = (Split.concat(splits[name]) for name in ("train", "val", "test"))
         self.scaler = self._fit_scaler(train_values, self.train)
-        self.test_by_symbol = dict(zip(self.symbols, splits["test"], strict=True))
+        # Per symbol, in `self.symbols` order (the concatenated splits' order): baselines fit per ticker.
+        self.by_symbol = {symbol: {name: splits[name][i] for name in splits} for i, symbol in enumerate(self.symbols)}
         self.prices = prices
         log.info("%s: windows train/val/test = %d/%d/%d", self.symbol, len(self.train), len(self.val),
                  len(self.test))
@@ -132,11 +141,11 @@ class PriceDataModule(L.LightningDataModule):
     def _load(self, symbol: str) -> pd.DataFrame:
         frame = self.downloader.load(symbol, self.start, self.end)
         check_prices(frame, self.features, symbol)
-        needed = self.window + self.horizon
+        needed = self.context + self.horizon
         if len(frame) < 3 * needed:
             raise StockcastError(
                 f"{symbol} has {len(frame)} trading days in {self.start}..{self.end}: too little "
-                f"history for window {self.window} + horizon {self.horizon} in train, val and test "
+                f"history for context {self.context} + horizon {self.horizon} in train, val and test "
                 f"(need at least {3 * needed})"
             )
         self.warnings += warn_split_jumps(frame, symbol)
@@ -155,17 +164,21 @@ class PriceDataModule(L.LightningDataModule):
         return val_date, test_date
 
     def _fit_scaler(self, train_values: list[np.ndarray], train: Split) -> Scaler:
-        """Min/max per feature over the training rows; std of the training windows' relative changes."""
+        """Min/max per feature over the training rows; std of the training windows' relative changes;
+        the median EWMA variance at the windows' ends (each EWMA started from the mean squared return)."""
         changes = train.targets / train.inputs[:, -1, :1] - 1  # [N, horizon]
         stacked = np.concatenate(train_values)  # [rows, F]
+        returns = train.inputs[:, :, 0].double().log().diff(dim=1)  # [N, context - 1]
+        variances = ewma_variance(returns, returns.square().mean()) if returns.shape[1] else torch.ones(1)
         return Scaler(feature_min=stacked.min(axis=0).tolist(), feature_max=stacked.max(axis=0).tolist(),
-                      change_std=float(changes.double().std(unbiased=False)) or 1.0)
+                      change_std=float(changes.double().std(unbiased=False)) or 1.0,
+                      median_variance=float(variances.median()) or 1.0)
 
     def _split(self, prices: pd.DataFrame, values: np.ndarray, first: int, stop: int) -> Split:
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
-        lead = max(first - self.window, 0)  # the first window's targets start at row `first`
-        inputs, targets = make_windows(values[lead:stop], self.window, self.horizon)
-        target_start = lead + self.window
+        lead = max(first - self.context, 0)  # the first window's targets start at row `first`
+        inputs, targets = make_windows(values[lead:stop], self.context, self.horizon)
+        target_start = lead + self.context
         dates = [prices.index[target_start + i:target_start + i + self.horizon] for i in range(len(targets))]
         return Split(torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32), dates)
 

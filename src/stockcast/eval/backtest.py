@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -12,30 +12,41 @@ from stockcast.eval.baselines import Method
 
 @dataclass(frozen=True)
 class Backtest:
-    """Forecasts [N, H] per method, on the same origins and targets."""
+    """Forecasts [N, H] per method, on the same origins and targets; quantile forecasts [N, H, Q] at
+    `levels` for the methods that answer with a distribution (their point forecast is its median)."""
 
     origin_dates: pd.DatetimeIndex  # [N] date of each origin's last observed close
     target_dates: list[pd.DatetimeIndex]  # N x [H]
     last_close: np.ndarray  # [N]
     actual: np.ndarray  # [N, H]
     forecasts: dict[str, np.ndarray]
+    quantiles: dict[str, np.ndarray] = field(default_factory=dict)
+    levels: np.ndarray | None = None
 
 
 def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: list[str], test_start: pd.Timestamp,
-                 horizon: int, min_history: int) -> Backtest:
+                 horizon: int, min_history: int, levels: list[float] | None = None) -> Backtest:
     """Origins: every day whose next `horizon` trading days all lie in the test period (from
-    `test_start`) and that has `min_history` rows behind it. Each method gets `values[:origin + 1]`."""
+    `test_start`) and that has `min_history` rows behind it. Each method gets `values[:origin + 1]`
+    and answers [H] closes or [H, Q] quantile closes at `levels` (which must then hold 0.5)."""
     values = prices[features].to_numpy(dtype=np.float64)  # [T, F]
     close = values[:, 0]
     first = max(int(prices.index.searchsorted(test_start)) - 1, min_history - 1)
     origins = np.arange(first, len(values) - horizon)  # [N]
     if len(origins) == 0:
         raise ValueError("the test period is shorter than the horizon")
-    forecasts = {name: np.empty((len(origins), horizon)) for name in methods}
-    for i, origin in enumerate(origins):
+    answers: dict[str, list[np.ndarray]] = {name: [] for name in methods}
+    for origin in origins:
         history = values[:origin + 1]  # nothing after the origin
         for name, method in methods.items():
-            forecasts[name][i] = method(history, horizon)
+            answers[name].append(method(history, horizon))
+    forecasts, quantiles = {}, {}
+    for name, answer in answers.items():
+        stacked = np.stack(answer)  # [N, H] or [N, H, Q]
+        if stacked.ndim == 3:
+            quantiles[name] = stacked
+            stacked = stacked[..., _median_index(levels, stacked.shape[-1])]
+        forecasts[name] = stacked
     target_rows = origins[:, None] + np.arange(1, horizon + 1)[None, :]  # [N, H]
     return Backtest(
         origin_dates=prices.index[origins],
@@ -43,4 +54,13 @@ def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: lis
         last_close=close[origins],
         actual=close[target_rows],
         forecasts=forecasts,
+        quantiles=quantiles,
+        levels=None if levels is None else np.asarray(levels, dtype=float),
     )
+
+
+def _median_index(levels: list[float] | None, count: int) -> int:
+    found = [] if levels is None or len(levels) != count else np.flatnonzero(np.isclose(levels, 0.5))
+    if len(found) == 0:
+        raise ValueError(f"a method answered {count} quantiles: the backtest's levels must be those and hold 0.5")
+    return int(found[0])

@@ -21,8 +21,8 @@ from stockcast.bundle import load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
-from stockcast.eval.scoring import step_metrics, step_table, summary_table
-from stockcast.plots import error_by_step_figure, forecasts_figure
+from stockcast.eval.scoring import RANGE_PEER, range_table, step_metrics, step_table, summary_table
+from stockcast.plots import error_by_step_figure, forecasts_figure, ranges_figure
 from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
@@ -38,6 +38,7 @@ class Evaluation:
     symbol: str
     summary: pd.DataFrame
     steps: pd.DataFrame
+    ranges: pd.DataFrame  # quantile methods: CRPS, coverage, width, calibration tests
     output_dir: Path
 
 
@@ -59,8 +60,13 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
                 other["data"]["test_start"] != metadata["data"]["test_start"]:
             raise StockcastError("an ensemble needs runs with the same tickers, window, horizon, features and "
                                  "test period")
-    model = NetMethod(members[0][0], metadata["window"]) if len(members) == 1 else \
-        MeanOf([NetMethod(net, metadata["window"]) for net, _ in members])
+    levels = metadata["net"].get("quantiles")
+    if levels is not None and not np.allclose(levels, cfg.quantiles):
+        raise StockcastError(f"the run forecasts quantiles {levels}: evaluate with the same levels "
+                             f"(quantiles=[...]), not {list(cfg.quantiles)}")
+    context = metadata.get("context", metadata["window"])
+    model = NetMethod(members[0][0], context) if len(members) == 1 else \
+        MeanOf([NetMethod(net, context) for net, _ in members])
     label = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
     if len(members) > 1:
         label += f", mean of {len(members)} runs"
@@ -82,34 +88,46 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, mo
                   metadata: dict, symbol: str, output_dir: Path) -> Evaluation:
     data = metadata["data"]
     prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
-    methods = {MODEL: model, **instantiate(cfg.baselines)}
+    methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
-                            metadata["horizon"], min_history=max(metadata["window"], cfg.min_history))
+                            metadata["horizon"], min_history=max(metadata.get("context", metadata["window"]),
+                                                                 cfg.min_history), levels=list(cfg.quantiles))
     per_step = step_metrics(backtest)
-    summary, steps = summary_table(backtest, per_step), step_table(backtest, MODEL)
-    write_outputs(output_dir, symbol, trained_run_id, backtest, per_step, summary, steps)
+    summary, steps, ranges = summary_table(backtest, per_step), step_table(backtest, MODEL), range_table(backtest)
+    write_outputs(output_dir, symbol, trained_run_id, backtest, per_step, summary, steps, ranges)
     tags = {"symbol": symbol, "evaluated_run_id": trained_run_id, "model": label,
             "test_period": f"{backtest.target_dates[0][0]:%Y-%m-%d}..{backtest.target_dates[-1][-1]:%Y-%m-%d}"}
-    run_id = log_evaluation(client, cfg, tags, per_step, summary, output_dir)
+    run_id = log_evaluation(client, cfg, tags, per_step, pd.concat([summary, ranges], axis=1), output_dir)
     log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
              summary.loc[MODEL, "dm_pvalue"])
-    return Evaluation(run_id, trained_run_id, symbol, summary, steps, output_dir)
+    if MODEL in ranges.index:
+        model, peer = ranges.loc[MODEL], ranges.loc[RANGE_PEER]
+        log.info("%s: LSTM skill_crps %+.4f (EWMA's %+.4f), 80 %% coverage %.3f", symbol, model["skill_crps"],
+                 peer["skill_crps"], model["coverage_80"])
+    return Evaluation(run_id, trained_run_id, symbol, summary, steps, ranges, output_dir)
 
 
-def markdown(symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame, steps: pd.DataFrame) -> str:
+def markdown(symbol: str, run_id: str, backtest: Backtest, summary: pd.DataFrame, steps: pd.DataFrame,
+             ranges: pd.DataFrame) -> str:
     period = f"{backtest.origin_dates[0]:%Y-%m-%d} .. {backtest.target_dates[-1][-1]:%Y-%m-%d}"
     return (f"# {symbol}: walk-forward backtest of run {run_id}\n\n"
             f"{len(backtest.origin_dates)} origins, test period {period}. MAPE/sMAPE in %, direction = % of "
             "origins with the right sign of move, skill = 1 - MAPE / naive MAPE, DM = Diebold-Mariano vs "
             "naive on APE, move_spread = std of the predicted last-step move (%) across origins.\n\n"
             f"{summary.to_markdown(floatfmt='.4g')}\n\n## LSTM vs naive by horizon step\n\n"
-            f"{steps.to_markdown(floatfmt='.4g')}\n")
+            f"{steps.to_markdown(floatfmt='.4g')}\n\n## Ranges\n\n"
+            "CRPS and widths in % of the origin's close, skill_crps = 1 - CRPS / naive-empirical CRPS, coverage = "
+            "share of actual closes inside the central interval, winkler_80 = the 80 % interval score, Kupiec and "
+            "Christoffersen on the 80 % interval's one-step hits, DM on per-origin CRPS.\n\n"
+            f"{ranges.to_markdown(floatfmt='.4g')}\n")
 
 
 def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest, per_step: dict[str, np.ndarray],
-                  summary: pd.DataFrame, steps: pd.DataFrame) -> None:
+                  summary: pd.DataFrame, steps: pd.DataFrame, ranges: pd.DataFrame) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "evaluation.md").write_text(markdown(symbol, run_id, backtest, summary, steps))
+    (output_dir / "evaluation.md").write_text(markdown(symbol, run_id, backtest, summary, steps, ranges))
+    if MODEL in backtest.quantiles:
+        ranges_figure(symbol, backtest, MODEL, RANGE_PEER).savefig(output_dir / "ranges.png", dpi=110)
     methods = list(backtest.forecasts)
     error_by_step_figure(symbol, per_step, methods).savefig(output_dir / "error_by_step.png", dpi=110)
     forecasts_figure(symbol, backtest, methods).savefig(output_dir / "forecasts.png", dpi=110)
@@ -118,6 +136,9 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
         rows[f"actual_h{step + 1}"] = backtest.actual[:, step]
         for name, forecast in backtest.forecasts.items():
             rows[f"{name}_h{step + 1}"] = forecast[:, step]
+        for name, quantiles in backtest.quantiles.items():
+            for index, level in enumerate(backtest.levels):
+                rows[f"{name}_q{level:g}_h{step + 1}"] = quantiles[:, step, index]
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
 
 

@@ -12,7 +12,8 @@ SECTION = "results"  # the README section `make report` rewrites (stockcast.mark
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
     """One row per ticker, test period and kind of model (its newest evaluation): LSTM vs naive and
-    the best other baseline."""
+    the best other baseline; its ranges' CRPS skill vs naive-empirical beside EWMA's, coverage, width."""
+    nan = float("nan")
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run evaluate.py first")
@@ -37,11 +38,18 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
             "LSTM MAPE %": metrics["lstm_mape"],
             "naive MAPE %": metrics["naive_mape"],
             "skill_mape": metrics["lstm_skill_mape"],
-            "DM p (vs naive)": metrics.get("lstm_dm_pvalue", float("nan")),
+            "DM p (vs naive)": metrics.get("lstm_dm_pvalue", nan),
             "steps LSTM < naive": _ranges(better) or "none",
             "best baseline (MAPE %)": f"{best} ({baselines[best]:.3f})" if baselines else "-",
             "LSTM move spread %": metrics["lstm_move_spread"],
             "actual move spread %": metrics["actual_move_spread"],
+            "skill_crps": metrics.get("lstm_skill_crps", nan),
+            "EWMA skill_crps": metrics.get("ewma_skill_crps", nan),
+            "coverage 80": metrics.get("lstm_coverage_80", nan),
+            "coverage 90": metrics.get("lstm_coverage_90", nan),
+            "width 80 %": metrics.get("lstm_width_80", nan),
+            "DM p (CRPS vs naive-emp.)": metrics.get("lstm_dm_p_vs_naive_empirical", nan),
+            "DM p (CRPS vs EWMA)": metrics.get("lstm_dm_p_vs_ewma", nan),
             "trained run": run.data.tags.get("evaluated_run_id", "")[:8],
         })
     if not rows:

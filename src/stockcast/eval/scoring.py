@@ -1,4 +1,6 @@
-"""Backtest tables from the shared metrics: per method and step, skill and Diebold-Mariano vs naive."""
+"""Backtest tables from the shared metrics: point forecasts per method and step (skill and Diebold-Mariano
+vs naive), and quantile forecasts (CRPS skill vs naive-empirical, coverage, width, interval score,
+Kupiec, Christoffersen, Diebold-Mariano on CRPS vs naive-empirical and EWMA)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,25 @@ import numpy as np
 import pandas as pd
 
 from stockcast.eval.backtest import Backtest
-from stockcast.metrics import ALL_METRICS, average, diebold_mariano, move_spread, percentage_errors, step_errors
+from stockcast.metrics import (
+    ALL_METRICS,
+    average,
+    central_interval,
+    christoffersen,
+    covered,
+    crps,
+    diebold_mariano,
+    interval_width,
+    kupiec,
+    move_spread,
+    percentage_errors,
+    step_errors,
+    winkler_score,
+)
 
 REFERENCE = "naive"
+RANGE_REFERENCE, RANGE_PEER = "naive_empirical", "ewma"  # the reference of skill_crps, and the peer to beat
+COVERAGES = (50, 80, 90)
 
 
 def summary_table(backtest: Backtest, per_step: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -53,9 +71,41 @@ def step_table(backtest: Backtest, method: str) -> pd.DataFrame:
 
 
 def step_metrics(backtest: Backtest) -> dict[str, np.ndarray]:
-    """`{method}_{metric}` -> [H] per-step values, for plots and MLflow."""
+    """`{method}_{metric}` -> [H] per-step values, for plots and MLflow; `crps` and `coverage_80` too for
+    the methods that forecast quantiles."""
     out = {}
     for name, forecast in backtest.forecasts.items():
         for metric, values in step_errors(forecast, backtest.actual, backtest.last_close).items():
             out[f"{name}_{metric}"] = values
+    for name, quantiles in backtest.quantiles.items():
+        out[f"{name}_crps"] = crps(quantiles, backtest.actual, backtest.last_close, backtest.levels).mean(axis=0)
+        hits = covered(*central_interval(quantiles, backtest.levels, 80), backtest.actual)
+        out[f"{name}_coverage_80"] = hits.mean(axis=0)
     return out
+
+
+def range_table(backtest: Backtest) -> pd.DataFrame:
+    """One row per quantile method: CRPS (% of the origin's close) and its skill vs naive-empirical;
+    coverage and width (%) of the central 50/80/90 % intervals; the 80 % interval (Winkler) score;
+    Kupiec's and Christoffersen's p-values of the 80 % interval's hits one step ahead (consecutive
+    one-step targets do not overlap, so calibrated misses are independent there); Diebold-Mariano
+    p-values of the per-origin CRPS (mean over steps, lag H-1) vs naive-empirical and vs EWMA."""
+    actual, last_close, levels = backtest.actual, backtest.last_close, backtest.levels
+    scores = {name: crps(q, actual, last_close, levels) for name, q in backtest.quantiles.items()}  # [N, H]
+    reference = scores[RANGE_REFERENCE].mean()
+    rows = {}
+    for name, quantiles in backtest.quantiles.items():
+        row = {"crps": scores[name].mean(), "skill_crps": 1 - scores[name].mean() / reference}
+        for coverage in COVERAGES:
+            lower, upper = central_interval(quantiles, levels, coverage)
+            row[f"coverage_{coverage}"] = covered(lower, upper, actual).mean()
+            row[f"width_{coverage}"] = interval_width(lower, upper, last_close).mean()
+        lower, upper = central_interval(quantiles, levels, 80)
+        row["winkler_80"] = winkler_score(lower, upper, actual, last_close, 80).mean()
+        first_step = covered(lower[:, 0], upper[:, 0], actual[:, 0])
+        row["kupiec_p"], row["christoffersen_p"] = kupiec(first_step, 80).pvalue, christoffersen(first_step).pvalue
+        for other in (RANGE_REFERENCE, RANGE_PEER):
+            row[f"dm_p_vs_{other}"] = np.nan if other == name or other not in scores else \
+                diebold_mariano(scores[name].mean(axis=1), scores[other].mean(axis=1), actual.shape[1]).pvalue
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -8,23 +8,48 @@ import lightning as L
 import torch
 from torch import nn
 
+from stockcast.errors import StockcastError
 from stockcast.models.net import ForecastNet
+
+LOSSES = ("pinball", "mse")
+
+
+class PinballLoss(nn.Module):
+    """The pinball (quantile) loss averaged over levels, steps and samples: [B, H, Q] outputs against
+    [B, H] targets. Its minimiser at each level is that quantile of the target's distribution."""
+
+    def __init__(self, quantiles: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("levels", torch.tensor(quantiles, dtype=torch.float32))
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        diff = targets[..., None] - outputs  # [B, H, Q], positive: the target is above the quantile
+        return torch.maximum(self.levels * diff, (self.levels - 1) * diff).mean()
 
 
 class Forecaster(L.LightningModule):
-    """Trains a built `ForecastNet` (config node `model.net`); the loss is MSE between encoded targets
-    and head outputs.
+    """Trains a built `ForecastNet` (config node `model.net`) in its encoded target space.
 
+    loss="pinball": the net has a quantile head at `quantiles` (the config interpolates the same list
+    into `model.net.quantiles`, so the loss sizes the head); loss="mse": a point net, one value per step.
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the params. The
     net's arguments are recorded once, by the pipeline, as the serving bundle's `metadata["net"]`.
     """
 
     def __init__(self, net: ForecastNet, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+                 loss: str = "pinball", quantiles: list[float] | None = None) -> None:
         super().__init__()
+        if loss not in LOSSES:
+            raise StockcastError(f"model.loss must be one of {LOSSES}, got {loss!r}")
+        head = None if net.levels is None else [round(float(level), 6) for level in net.levels]
+        wanted = [round(float(level), 6) for level in quantiles or []] if loss == "pinball" else None
+        if head != wanted:
+            raise StockcastError(f"model.loss={loss} with model.quantiles={quantiles} needs a net head of "
+                                 f"{wanted or 'one point'} per step, got {head or 'one point'}")
         self.net = net
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.loss = nn.MSELoss()
+        self.loss = PinballLoss(quantiles) if loss == "pinball" else nn.MSELoss()
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         return self.net(prices)

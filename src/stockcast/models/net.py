@@ -53,6 +53,8 @@ class ForecastNet(nn.Module):
         if quantiles is not None and not (quantiles and list(quantiles) == sorted(set(quantiles))
                                           and quantiles[0] > 0 and quantiles[-1] < 1):
             raise ValueError(f"quantiles must be increasing levels in (0, 1), got {quantiles}")
+        if quantiles is not None and 0.5 not in quantiles:
+            raise ValueError(f"quantiles must hold 0.5: the point forecast is the median, got {quantiles}")
         if window is not None and window < (2 if target == "volatility" else 1):
             raise ValueError(f"window too short for target {target!r}: {window}")
         if context is not None and context < (window or 2):
