@@ -1,6 +1,6 @@
-# Operating the served model: retrain and deploy into the running server, status, rollback.
+# Operating the served model: retrain and deploy into the running server, status, rollback, repair.
 # Included by the Makefile; uses its VENV and PY. Options of scripts/admin.py go in ARGS.
-.PHONY: retrain status rollback
+.PHONY: retrain status rollback repair
 
 retrain: $(VENV)/.installed ## train, gate, deploy as the new default of `make serve`; STOCK= START= END= ARGS="--min-skill -0.1 trainer.max_epochs=20"
 	$(PY) scripts/admin.py retrain $(if $(STOCK),--stock $(STOCK)) $(if $(START),--start $(START)) \
@@ -11,3 +11,6 @@ status: $(VENV)/.installed ## TorchServe health, served versions and workers, ea
 
 rollback: $(VENV)/.installed ## make the previous version (or TO=<version>) the default again, alias included
 	$(PY) scripts/admin.py rollback $(if $(TO),--to $(TO)) $(ARGS)
+
+repair: $(VENV)/.installed ## undo what a killed retrain or rollback left half done (status reports one)
+	$(PY) scripts/admin.py repair $(ARGS)

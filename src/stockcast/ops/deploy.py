@@ -1,18 +1,20 @@
 """The steps retrain and rollback share: check what is served, make a version the served default, move
-its ticker's alias, keep the server's startup archive in step, and unregister versions beyond the kept count.
+its ticker's alias, keep the server's startup archive in step, unregister versions beyond the kept count,
+and remember which versions were deployed (the only ones a rollback may return to).
 
-Every step that changes something first records how to undo it; when a later step fails, `Undo`
-runs those newest first, so a failed command leaves the served default, the registered versions,
-the model store and the aliases as they were.
+Every step that changes something is first recorded in the command's journal (`ops.journal`), which
+undoes them newest first when a later step fails or the command is killed, so a failed command leaves
+the served default, the registered versions, the model store and the aliases as they were.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
@@ -22,31 +24,11 @@ from stockcast.serving.management import Management, Served
 from stockcast.serving.settings import MODEL_NAME
 from stockcast.serving.versions import archive_version, as_version, startup_archive, versioned_name
 
+if TYPE_CHECKING:
+    from stockcast.ops.journal import Journal
+
 Say = Callable[[str], None]
-
-
-class Undo:
-    """Compensating actions of the steps done so far, run newest first if the block raises (Ctrl-C too)."""
-
-    def __init__(self, say: Say) -> None:
-        self._steps: list[tuple[str, Callable[[], object]]] = []
-        self._say = say
-
-    def push(self, what: str, action: Callable[[], object]) -> None:
-        self._steps.append((what, action))
-
-    def __enter__(self) -> Undo:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if kind is not None:
-            for what, action in reversed(self._steps):
-                try:
-                    action()
-                except Exception as err:  # keep undoing the rest; the original error is what the user sees
-                    self._say(f"warning: could not {what} ({err}): do it by hand")
-        self._steps.clear()
+DEPLOYED = "deployed.json"  # in the server's run folder: the versions that were a committed default
 
 
 def current(manager: Management) -> Served:
@@ -58,30 +40,49 @@ def current(manager: Management) -> Served:
     return served
 
 
-def activate(manager: Management, undo: Undo, served: Served, version: str, archive: Path | None,
+def activate(manager: Management, journal: Journal, served: Served, version: str, archive: Path | None,
              timeout: float, say: Say) -> None:
     """Register `archive` as `version` unless it is registered, wait for its workers, make it the default.
 
     The new version starts as many workers as the current default has (the archive's minWorkers wins).
     """
     if served.get(version) is None:
-        undo.push(f"unregister version {version}", lambda: manager.unregister(version))
+        journal.record("server_version", version=version)
         manager.register(archive.name, len(served.default.workers) or 1, timeout)
     ready = manager.wait_ready(version, timeout)
     say(f"version {version} is registered, {len(ready.workers)} workers ready")
     previous = served.default.version
-    undo.push(f"make version {previous} the default again", lambda: manager.set_default(previous))
+    journal.record("default", version=version, previous=previous)
     manager.set_default(version)
     say(f"version {version} is the default of {manager.server.url('inference')}/predictions/lstm "
         f"(was {previous})")
 
 
-def crown(client: MlflowClient, undo: Undo, symbol: str, version: str) -> None:
+def crown(client: MlflowClient, journal: Journal, symbol: str, version: str) -> None:
     """Move the ticker's `champion` alias to its registered `version`."""
     before = registry.champion(client, symbol)
-    undo.push(f"move the {registry.CHAMPION} alias of {registry.model_name(symbol)} back",
-              lambda: registry.set_champion(client, symbol, before.version if before else None))
+    journal.record("champion", symbol=symbol, before=before.version if before else None)
     registry.set_champion(client, symbol, version)
+
+
+def deployed(run_dir: Path, default: str) -> list[int]:
+    """The versions that were a committed default of this server (the one serving at the first admin
+    command counts: it was started with it)."""
+    path = run_dir / DEPLOYED
+    if not path.exists():
+        remember(run_dir, default)
+    return json.loads(path.read_text())
+
+
+def remember(run_dir: Path, version: str) -> None:
+    """Add `version` to the deployed ones (atomically)."""
+    path = run_dir / DEPLOYED
+    known = json.loads(path.read_text()) if path.exists() else []
+    number = as_version(version)
+    if number is not None and number not in known:
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(sorted([*known, number])))
+        os.replace(partial, path)
 
 
 def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:

@@ -3,15 +3,15 @@
 train (the same `pipeline.run` as train.py) -> quality gate -> archive the next version -> register it,
 wait for its workers, make it the default -> an MLflow model version of the ticker with the `champion`
 alias -> unregister versions beyond the kept count. The server is checked before training, so a stopped
-one fails in seconds, not after the training; a failure after that undoes every step already done
-(`deploy.Undo`).
+one fails in seconds, not after the training; a failure after that undoes every step already done, and
+a killed retrain is undone by the next admin command (`ops.journal`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hydra.errors import HydraException
@@ -20,8 +20,9 @@ from omegaconf import DictConfig, open_dict
 
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, registry
-from stockcast.ops.deploy import Say, Undo
+from stockcast.ops import deploy, journal, registry
+from stockcast.ops.deploy import Say
+from stockcast.ops.journal import JOURNAL_TAG, Journal
 from stockcast.ops.lock import LOCK, exclusive
 from stockcast.ops.policy import DEFAULT, Policy, gate
 from stockcast.pipeline import RunResult, run
@@ -30,6 +31,7 @@ from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME
 from stockcast.serving.versions import new_version, versioned_name
+from stockcast.tracking import prepare_store
 
 
 @dataclass(frozen=True)
@@ -64,39 +66,55 @@ def retrain(cfg: DictConfig, server: Server, policy: Policy = DEFAULT, say: Say 
     started = time.monotonic()
     manager = Management(server)
     with exclusive(server.run_dir / LOCK, policy.wait, f"retrain {cfg.stock}"):
+        journal.repair(server, say)
         served = deploy.current(manager)
+        deploy.deployed(server.run_dir, served.default.version)
         say(f"TorchServe serves {MODEL_NAME} version {served.default.version}; training {cfg.stock} "
             f"{cfg.start}..{cfg.end or 'today'}")
-        result = run(cfg)
-        client = MlflowClient(result.tracking_uri)
-        reason = gate(result.metrics, policy.min_skill)
-        client.set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
-        if reason:
-            raise StockcastError(f"run {result.run_id} ({result.symbol}) is not deployed: {reason}; version "
-                                 f"{served.default.version} stays the default")
-        say(f"quality gate passed: skill_mape {result.metrics['skill_mape']:+.4f} >= {policy.min_skill:+.4f}")
-        served = deploy.current(manager)  # the server may have changed during the training
-        version = new_version(manager)
-        data = result.metadata["data"]
-        with Undo(say) as undo:
-            path = server.model_store / versioned_name(version)
-            undo.push(f"remove {path}", lambda: path.unlink(missing_ok=True))
-            archive(result.tracking_uri, cfg.logger.experiment_name, result.symbol, server.model_store, HANDLER,
-                    MODEL_CONFIG, run_id=result.run_id, version=version, file_name=path.name)
-            say(f"archived run {result.run_id} as {path.name}")
-            model_version, created = registry.create_version(client, result.symbol, result.run_id, data["start"],
-                                                             data["end"], version)
-            name = model_version.name
-            if created:
-                undo.push(f"delete the registered model {name}", lambda: client.delete_registered_model(name))
-            undo.push(f"delete version {model_version.version} of {name}",
-                      lambda: client.delete_model_version(name, model_version.version))
-            deploy.activate(manager, undo, served, str(version), path, policy.ready_timeout, say)
-            deploy.crown(client, undo, result.symbol, model_version.version)
-        say(f"MLflow: {name} version {model_version.version} is the {registry.CHAMPION}")
-        deploy.tidy(manager, path, policy.keep, say)
-    return Deployed(version, served.default.version, result, name, str(model_version.version), path,
-                    time.monotonic() - started)
+        with Journal(server, f"retrain {cfg.stock}", say) as steps:
+            deployed = _deploy(cfg, server, manager, steps, policy, say)
+        deploy.remember(server.run_dir, str(deployed.version))
+    return replace(deployed, seconds=time.monotonic() - started)
+
+
+def _deploy(cfg: DictConfig, server: Server, manager: Management, steps: Journal, policy: Policy,
+            say: Say) -> Deployed:
+    """retrain's steps, each recorded in `steps` before it is carried out. The training's MLflow run is
+    tagged with the journal's id, so a repair finds it if the command is killed while it runs."""
+    tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_location)
+    steps.record("training", tracking_uri=tracking_uri, experiment=cfg.logger.experiment_name)
+    with open_dict(cfg):
+        cfg.logger.tags = {**(cfg.logger.get("tags") or {}), JOURNAL_TAG: steps.id}
+    result = run(cfg)
+    client = MlflowClient(result.tracking_uri)
+    ranges = result.metadata["net"].get("quantiles") is not None
+    reason = gate(result.metrics, policy, ranges)
+    client.set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
+    served = deploy.current(manager)  # the server may have changed during the training
+    if reason:
+        raise StockcastError(f"run {result.run_id} ({result.symbol}) is not deployed: {reason}; version "
+                             f"{served.default.version} stays the default")
+    say(f"quality gate passed: skill_mape {result.metrics['skill_mape']:+.4f} >= {policy.min_skill:+.4f}"
+        + (f", test_coverage_80 {result.metrics['test_coverage_80']:.3f} in [{policy.min_coverage:.2f}, "
+           f"{policy.max_coverage:.2f}], skill_crps {result.metrics['skill_crps']:+.4f} >= "
+           f"{policy.min_skill_crps:+.4f}" if ranges else ""))
+    version = new_version(manager)
+    data = result.metadata["data"]
+    path = server.model_store / versioned_name(version)
+    steps.record("archived", path=str(path))
+    archive(result.tracking_uri, cfg.logger.experiment_name, result.symbol, server.model_store, HANDLER,
+            MODEL_CONFIG, run_id=result.run_id, version=version, file_name=path.name)
+    say(f"archived run {result.run_id} as {path.name}")
+    model_version, created = registry.create_version(client, result.symbol, result.run_id, data["start"],
+                                                     data["end"], version)
+    name = model_version.name
+    steps.record("mlflow_version", name=name, version=model_version.version, created=created)
+    deploy.activate(manager, steps, served, str(version), path, policy.ready_timeout, say)
+    deploy.crown(client, steps, result.symbol, model_version.version)
+    steps.commit(path, policy.keep)
+    say(f"MLflow: {name} version {model_version.version} is the {registry.CHAMPION}")
+    deploy.tidy(manager, path, policy.keep, say)
+    return Deployed(version, served.default.version, result, name, str(model_version.version), path, 0.0)
 
 
 def summary(deployed: Deployed, server: Server) -> str:

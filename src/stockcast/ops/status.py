@@ -11,7 +11,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from stockcast.errors import StockcastError
-from stockcast.ops import registry
+from stockcast.ops import journal, registry
 from stockcast.serving.management import Management, Served
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
@@ -20,10 +20,15 @@ from stockcast.tracking import existing_store
 
 
 def status(server: Server, tracking_uri: str) -> tuple[str, bool]:
-    """The report, and whether the server is healthy and serves the model."""
+    """The report, and whether the server is healthy, serves the model and no admin command was left
+    half done (killed: its journal is still there)."""
     lines, served = _server_lines(server)
     lines += _champion_lines(tracking_uri, served.default.version if served and served.default else None)
-    return "\n".join(lines), bool(served and served.default)
+    interrupted = journal.left(server)
+    if interrupted is not None:
+        lines.append(f"INTERRUPTED: {journal.describe(interrupted)}; `make repair` (or the next retrain or "
+                     "rollback) undoes it")
+    return "\n".join(lines), bool(served and served.default) and interrupted is None
 
 
 def _server_lines(server: Server) -> tuple[list[str], Served | None]:
