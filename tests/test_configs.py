@@ -66,7 +66,7 @@ def test_each_launcher_composes(tmp_path, launcher):
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
 
 
-def test_evaluate_baselines_are_the_statsforecast_models(tmp_path):
+def test_evaluate_baselines_are_the_statsforecast_and_range_models(tmp_path):
     cfg = compose_config("evaluate", tmp_path)
     methods = instantiate(cfg.baselines)
     closes = 50 + np.cumsum(np.random.default_rng(1).normal(size=200))
@@ -75,7 +75,10 @@ def test_evaluate_baselines_are_the_statsforecast_models(tmp_path):
     slope = (closes[-1] - closes[0]) / (len(closes) - 1)
     np.testing.assert_array_equal(methods["drift"](history, 10), closes[-1] + slope * np.arange(1, 11))
     np.testing.assert_array_equal(methods["moving_average"](history, 10), np.full(10, closes[-20:].mean()))
-    assert methods["ets"](history, 10).shape == (10,)
+    levels = len(cfg.quantiles)
+    for name in ("ets", "naive_empirical", "ewma", "garch"):  # the range baselines answer quantiles
+        ranges = methods[name](history, 10)
+        assert ranges.shape == (10, levels) and np.all(np.diff(ranges, axis=-1) >= 0), name
 
 
 def test_gpu_trainer_is_the_cpu_trainer_on_cuda(tmp_path):
