@@ -83,11 +83,18 @@ def test_no_method_sees_data_after_its_origin(shared_data):
     np.testing.assert_array_equal(honest.actual[0], prices.loc[test_start:, "Close"].iloc[:5])
 
 
-def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
+@pytest.fixture(scope="module")
+def evaluated(trained_run, tmp_path_factory):
+    """evaluate.py on the session's VALE3 run: (the run, the evaluate config, its one Evaluation)."""
     result, _ = trained_run
-    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
+    cfg = compose_config("evaluate", tmp_path_factory.mktemp("evaluate"), f"logger.tracking_uri={result.tracking_uri}",
                          f"run_id={result.run_id}", "baselines.ets.refit_every=20")
     (evaluation,) = evaluate(cfg)
+    return result, cfg, evaluation
+
+
+def test_evaluate_writes_and_logs_table_and_plots(evaluated):
+    result, _, evaluation = evaluated
     # The backtest's LSTM forecasts are the training run's test forecasts: same origins, same net.
     assert evaluation.summary.loc["lstm", "mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert evaluation.summary.loc["naive", "mape"] == pytest.approx(result.metrics["naive_mape"], rel=1e-6)
@@ -115,11 +122,8 @@ def test_evaluate_writes_and_logs_table_and_plots(trained_run, tmp_path):
     assert files <= {a.path for a in client.list_artifacts(evaluation.run_id)}
 
 
-def test_report_gathers_evaluations_into_the_readme(trained_run, tmp_path):
-    result, _ = trained_run
-    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}",
-                         f"run_id={result.run_id}", "baselines.ets.refit_every=20")
-    (evaluation,) = evaluate(cfg)
+def test_report_gathers_evaluations_into_the_readme(evaluated, tmp_path):
+    result, cfg, evaluation = evaluated
     table = comparison_table(MlflowClient(result.tracking_uri), cfg.experiment_name)
     (row,) = table[(table["ticker"] == "VALE3.SA") & (table["LSTM"] == "per ticker")].to_dict("records")
     assert row["LSTM MAPE %"] == pytest.approx(evaluation.summary.loc["lstm", "mape"])

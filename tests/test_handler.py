@@ -30,12 +30,16 @@ class _Metrics:
 def archived(trained_run, tmp_path_factory):
     """The real `make archive` output for the trained run, unpacked as TorchServe unpacks it."""
     result, bundle = trained_run
-    folder = tmp_path_factory.mktemp("handler")
+    return _unpacked(result, tmp_path_factory.mktemp("handler")), bundle
+
+
+def _unpacked(result, folder: Path) -> Path:
+    """The run archived as `make archive` does, unpacked into `folder/model` as TorchServe unpacks it."""
     done = archive(result.tracking_uri, "stockcast", result.symbol, folder / "model_store",
                    ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
     with zipfile.ZipFile(done.path) as mar:
         mar.extractall(folder / "model")
-    return folder / "model", bundle
+    return folder / "model"
 
 
 @pytest.fixture(scope="module")
@@ -296,17 +300,13 @@ def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared
     from stockcast.pipeline import run
     from tests.conftest import compose_train
 
-    result = run(compose_train(tmp_path, "end=2025-11-07", "model.loss=mse"))
-    done = archive(result.tracking_uri, "stockcast", result.symbol, tmp_path / "model_store",
-                   ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
-    with zipfile.ZipFile(done.path) as mar:
-        mar.extractall(tmp_path / "model")
+    model_dir = _unpacked(run(compose_train(tmp_path, "end=2025-11-07", "model.loss=mse")), tmp_path)
     handler = module.ForecastHandler()
-    handler.initialize(_context(tmp_path / "model"))
-    [(status, answer)] = _handle(handler, (tmp_path / "model", None), [json.dumps({"prices": PRICES}).encode()])
+    handler.initialize(_context(model_dir))
+    [(status, answer)] = _handle(handler, (model_dir, None), [json.dumps({"prices": PRICES}).encode()])
     assert status == 200 and len(answer["forecast"]) == 10
     assert not {"quantiles", "intervals", "p_up"} & set(answer)
-    [(_, described)] = _handle(handler, (tmp_path / "model", None), [b""], [{"describe": "True"}])
+    [(_, described)] = _handle(handler, (model_dir, None), [b""], [{"describe": "True"}])
     assert described["quantiles"] is None and described["range_metrics"]["test"]["coverage_80"] < 0.05
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from stockcast.metrics import Quantiles, central_interval, covered, interval_width
@@ -55,6 +56,15 @@ def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarr
     return fig
 
 
+def _finish(fig: Figure, *axes: Axes) -> Figure:
+    """The backtest figures' common ending: a light grid and a small legend on each axis."""
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _style(methods: list[str], name: str) -> dict:
     """One colour per method in both backtest figures; the LSTM in bold black."""
     if name == "lstm":
@@ -75,11 +85,7 @@ def error_by_step_figure(symbol: str, per_step: dict[str, np.ndarray], methods: 
     right.axhline(50, color="grey", ls=":", lw=1)
     left.set(title=f"{symbol}: MAPE by horizon step", xlabel="trading days ahead", ylabel="MAPE (%)")
     right.set(title="directional accuracy (naive has none)", xlabel="trading days ahead", ylabel="% right sign")
-    for axis in (left, right):
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, left, right)
 
 
 def forecasts_figure(symbol: str, backtest: Backtest, methods: list[str]) -> Figure:
@@ -95,10 +101,7 @@ def forecasts_figure(symbol: str, backtest: Backtest, methods: list[str]) -> Fig
         axis.plot(last_targets, backtest.forecasts[name][:, -1], alpha=0.9, label=f"{name}, {horizon} days ahead",
                   **(_style(methods, name) | {"lw": 1.4 if name == "lstm" else 0.9}))
     axis.set(title=f"{symbol}: walk-forward forecasts over the test period", ylabel="price")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axis)
 
 
 def ranges_figure(symbol: str, backtest: Backtest, model: str = "lstm", peer: str = "ewma") -> Figure:
@@ -130,11 +133,7 @@ def ranges_figure(symbol: str, backtest: Backtest, model: str = "lstm", peer: st
             width = interval_width(*central_interval(backtest.quantiles[name], levels, 80), backtest.last_close)
             widths.plot(origins, width[:, -1], label=f"{name} 80 % width", **_style(list(backtest.quantiles), name))
     widths.set(title=f"80 % width at step {horizon} vs the realised move", ylabel="% of close")
-    for axis in (fan, reliability, widths):
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, fan, reliability, widths)
 
 
 def served_figure(stock: str, model_version: str, last_date: str, last_close: float, dates: list[str],
