@@ -97,3 +97,13 @@ def test_pooled_tickers_share_split_dates_and_never_mix_in_a_window(tmp_path):
         assert split.inputs[5, -1, 0].item() == pytest.approx(closes[last_input_date], rel=1e-6)
     apple_train_max = dm.prices["AAPL"].loc[:"2023-05-31", "Close"].max()
     assert dm.scaler.feature_max[0] == pytest.approx(apple_train_max)  # one scaler over all tickers
+
+
+def test_repairs_of_a_users_file_are_recorded_for_the_run(tmp_path, shared_data):
+    """An exact duplicate row in a user's CSV is dropped with a warning that the run is tagged with."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    lines = (shared_data / "VALE3.SA.csv").read_text().splitlines(keepends=True)
+    (mine / "VALE3.SA.csv").write_text("".join([*lines[:200], lines[199], *lines[200:]]))
+    dm = datamodule(tmp_path, downloader=Downloader(tmp_path / "cache", extra_dirs=[str(mine)], use_sample=False))
+    assert any("dropped 1 exact duplicate row(s)" in warning for warning in dm.warnings), dm.warnings

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from stockcast.data.download import Downloader
-from stockcast.data.prices import check_prices, warn_split_jumps
+from stockcast.data.prices import REPAIRS, check_prices, warn_split_jumps
 from stockcast.errors import StockcastError
 from stockcast.models.net import ewma_variance
 from stockcast.symbols import normalize_symbol, parse_date, parse_range
@@ -148,7 +148,7 @@ class PriceDataModule(L.LightningDataModule):
                 f"history for context {self.context} + horizon {self.horizon} in train, val and test "
                 f"(need at least {3 * needed})"
             )
-        self.warnings += warn_split_jumps(frame, symbol)
+        self.warnings += frame.attrs.get(REPAIRS, []) + warn_split_jumps(frame, symbol)
         return frame
 
     def _boundary_dates(self, dates: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp]:

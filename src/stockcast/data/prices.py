@@ -17,6 +17,7 @@ from stockcast.errors import StockcastError
 log = logging.getLogger(__name__)
 
 COLUMNS = ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
+REPAIRS = "repairs"  # frame.attrs key: what reading the file repaired, with a warning each
 PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close"]
 # Split and bonus-share ratios; a one-day close jump this close to one is suspect. Smaller ratios
 # (10-25 % bonus issues) are indistinguishable from real crashes such as March 2020, so not flagged.
@@ -135,14 +136,18 @@ def _sorted_unique(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             examples.append(f"{date:%Y-%m-%d} ({column} " + " vs ".join(f"{v:g}" for v in same_day[column]) + ")")
         raise StockcastError(f"{source}: {len(conflicting)} date(s) appear in several rows with different values, "
                              f"e.g. {'; '.join(examples)}; keep one row per date")
+    repairs = []
     if len(distinct) < len(rows):
         repeated = rows["Date"][rows.duplicated()]
-        log.warning("%s: dropped %d exact duplicate row(s), e.g. %s", source, len(repeated),
-                    ", ".join(f"{d:%Y-%m-%d}" for d in repeated[:3]))
+        repairs.append(f"{source}: dropped {len(repeated)} exact duplicate row(s), e.g. "
+                       + ", ".join(f"{d:%Y-%m-%d}" for d in repeated[:3]))
     frame = distinct.set_index("Date")
     if not frame.index.is_monotonic_increasing:
-        log.warning("%s: dates were not in ascending order; sorted %d rows by date", source, len(frame))
+        repairs.append(f"{source}: dates were not in ascending order; sorted {len(frame)} rows by date")
         frame = frame.sort_index()
+    for message in repairs:
+        log.warning(message)
+    frame.attrs[REPAIRS] = repairs  # pandas carries attrs through slicing: the run tags them (datamodule)
     return frame
 
 
