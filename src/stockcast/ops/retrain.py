@@ -128,6 +128,10 @@ def summary(deployed: Deployed, server: Server) -> str:
         f" (skill {metrics['skill_mape']:+.4f}), RMSE {metrics['test_rmse']:.4f} vs naive {metrics['naive_rmse']:.4f}",
         f"  validation since {data['val_start']}: MAPE {metrics['val_mape']:.3f} % (skill "
         f"{metrics['val_skill_mape']:+.4f})",
+        f"  ranges on the test period: CRPS {metrics['test_crps']:.3f} % vs naive-empirical "
+        f"{metrics['naive_crps']:.3f} % (skill {metrics['skill_crps']:+.4f}, "
+        f"EWMA's {metrics['ewma_skill_crps']:+.4f}), 80 % coverage {metrics['test_coverage_80']:.3f} "
+        f"(EWMA {metrics['ewma_coverage_80']:.3f}), 90 % {metrics['test_coverage_90']:.3f}",
         f"  MLflow run {result.run_id} ({result.tracking_uri}); {deployed.registered} version "
         f"{deployed.registered_version} is the {registry.CHAMPION}",
         f"  serving at POST {server.url('inference')}/predictions/{MODEL_NAME} from {deployed.archive.name}; "
