@@ -109,13 +109,15 @@ class ForecastNet(nn.Module):
         variance = ewma_variance(closes[:, 1:] - closes[:, :-1], self.median_variance)  # [B]
         return variance.clamp_min(1e-12).sqrt()
 
-    def _step_scale(self, prices: torch.Tensor) -> torch.Tensor:
-        """[B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
-        steps = torch.arange(1, self.horizon + 1, dtype=prices.dtype, device=prices.device)
-        return self.volatility(prices)[:, None] * steps.sqrt()
+    def _step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
+        """[B] sigma -> [B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
+        steps = torch.arange(1, self.horizon + 1, dtype=sigma.dtype, device=sigma.device)
+        return sigma[:, None] * steps.sqrt()
 
-    def encode_inputs(self, prices: torch.Tensor) -> torch.Tensor:
-        """[B, L, F] raw -> [B, W, F] network inputs ([B, W - 1, F + 1] for target="volatility")."""
+    def encode_inputs(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L, F] raw -> [B, W, F] network inputs ([B, W - 1, F + 1] for target="volatility").
+
+        `sigma` ([B], target="volatility"): `volatility(prices)` when the caller has it already."""
         rows = self._rows(prices)
         scaled = (rows - self.feature_min) / self._span()  # [B, W, F]
         if self.target == "level":
@@ -123,7 +125,7 @@ class ForecastNet(nn.Module):
         if self.target == "relative":
             relative = (rows / rows[:, -1:, :1] - 1) / self.change_std  # [B, W, F]
             return torch.where(self.is_price, relative, scaled)
-        sigma = self.volatility(prices)[:, None, None]  # [B, 1, 1]
+        sigma = (self.volatility(prices) if sigma is None else sigma)[:, None, None]  # [B, 1, 1]
         logs = torch.where(self.is_price, rows, 1.0).log()  # [B, W, F]; non-price columns unused
         returns = (logs[:, 1:, :1] - logs[:, :-1, :1]) / sigma  # [B, W - 1, 1]
         spreads = torch.where(self.is_price, (logs - logs[..., :1]) / sigma, scaled)[:, 1:, 1:]  # [B, W - 1, F - 1]
@@ -137,9 +139,9 @@ class ForecastNet(nn.Module):
         last_close = prices[:, -1, :1]  # [B, 1]
         if self.target == "relative":
             return (targets / last_close - 1) / self.change_std
-        return (targets / last_close).log() / self._step_scale(prices)
+        return (targets / last_close).log() / self._step_scale(self.volatility(prices))
 
-    def decode(self, outputs: torch.Tensor, prices: torch.Tensor) -> torch.Tensor:
+    def decode(self, outputs: torch.Tensor, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, H] or [B, H, Q] head outputs -> raw closes of the same shape (monotone in the outputs)."""
         trail = (1,) * (outputs.dim() - 2)  # a level axis broadcasts against per-step scales
         if self.target == "level":
@@ -147,11 +149,12 @@ class ForecastNet(nn.Module):
         last_close = prices[:, -1, :1].reshape(-1, 1, *trail)  # [B, 1(, 1)]
         if self.target == "relative":
             return last_close * (1 + outputs * self.change_std)
-        return last_close * (outputs * self._step_scale(prices).reshape(*outputs.shape[:2], *trail)).exp()
+        scale = self._step_scale(self.volatility(prices) if sigma is None else sigma)  # [B, H]
+        return last_close * (outputs * scale.reshape(*outputs.shape[:2], *trail)).exp()
 
-    def predict_encoded(self, prices: torch.Tensor) -> torch.Tensor:
+    def predict_encoded(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, F] raw prices -> [B, H] (or [B, H, Q]) head outputs: the training loss compares these."""
-        sequence, _ = self.lstm(self.encode_inputs(prices))  # [B, W, hidden]
+        sequence, _ = self.lstm(self.encode_inputs(prices, sigma))  # [B, W, hidden]
         outputs = self.head(sequence[:, -1])  # [B, H * Q]
         if self.levels is None:
             return outputs
@@ -161,5 +164,6 @@ class ForecastNet(nn.Module):
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         """[B, L, F] raw prices (oldest first, L >= window) -> [B, H] closes or [B, H, Q] quantile closes."""
-        return self.decode(self.predict_encoded(prices), prices)
+        sigma = self.volatility(prices) if self.target == "volatility" else None  # once for inputs and decoding
+        return self.decode(self.predict_encoded(prices, sigma), prices, sigma)
 
