@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> float:
     print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
         f"{name}={result.metrics[name]:.4f}"
         for name in ("test_mape", "naive_mape", "skill_mape", "test_crps", "naive_crps", "skill_crps",
-                     "ewma_skill_crps", "test_coverage_80", "val_crps") if name in result.metrics))
+                     "ewma_skill_crps", "test_coverage_80", "val_crps")))
     return result.metrics[cfg.optimized_metric]
 
 

@@ -332,7 +332,7 @@ def _dates(last_date: Any, symbol: str | None, spec: Spec) -> list[str]:
         dt.date.fromisoformat(last_date)
     except ValueError as err:
         raise BadRequest(f"last_date {last_date!r} is not a valid date ({err})") from None
-    sessions = spec.sessions.get(symbol) if symbol else spec.default_sessions
+    sessions = spec.sessions.get(symbol, []) if symbol else spec.default_sessions  # []: no calendar stored
     if sessions is None:
         raise BadRequest("this model's tickers trade on different exchanges: name the 'stock' to get its trading dates")
     start = bisect.bisect_right(sessions, last_date)

@@ -94,3 +94,9 @@ def test_trainer_gpu_trains_tests_and_logs_like_the_cpu(tmp_path: Path, shared_d
 
     result = run(compose_train(tmp_path, "end=2025-11-07", "trainer=gpu"))
     assert np.isfinite(result.metrics["test_mape"]) and result.metadata["net"]["hidden"] == 16
+
+
+def test_quantiles_without_the_interval_ends_are_refused_before_training(tmp_path):
+    cfg = compose_config("train", tmp_path, "model.quantiles=[0.1,0.5,0.9]")
+    with pytest.raises(Exception, match=r"model.quantiles must hold \[0.05, 0.1, 0.5, 0.9, 0.95\]"):
+        instantiate(cfg.model, _convert_="all")

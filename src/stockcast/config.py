@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-ROOT = Path(__file__).resolve().parents[2]
+from stockcast import ROOT  # the checkout; importing stockcast also sets STOCKCAST_ROOT
+
 CONFIG_DIR = ROOT / "configs"
 
 
@@ -26,7 +24,6 @@ def register_resolvers() -> None:
 
 def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     """`configs/<name>.yaml` with Hydra overrides; `${hydra:...}` values are not available."""
-    os.environ.setdefault("STOCKCAST_ROOT", str(ROOT))
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -98,6 +98,14 @@ class Quantiles(NamedTuple):
     values: np.ndarray
     levels: np.ndarray
 
+    @property
+    def median(self) -> np.ndarray:
+        """[N, H]: the values at level 0.5, the point forecast of a quantile forecast."""
+        found = np.flatnonzero(np.isclose(self.levels, 0.5, rtol=0, atol=1e-6))
+        if len(found) == 0:
+            raise StockcastError(f"no median among the levels {[round(float(x), 4) for x in self.levels]}")
+        return self.values[..., found[0]]
+
     @classmethod
     def point(cls, forecast: np.ndarray) -> Quantiles:
         """A point forecast [N, H] as a one-value distribution (its median): CRPS = absolute error."""

@@ -115,22 +115,21 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
     one-value distribution). The validation period's averages are for choosing configurations."""
     net = model.net.eval()
     metrics, tested = {}, None
+    baselines = _baselines(datamodule, levels)
     for period in ("val", "test"):
         split = getattr(datamodule, period)
         with torch.no_grad():
             outputs = net(split.inputs).double().numpy()  # [N, H] or [N, H, Q]
         forecast = Quantiles(outputs, np.asarray(levels)) if outputs.ndim == 3 else Quantiles.point(outputs)
-        median = forecast.values[..., int(np.argmin(np.abs(forecast.levels - 0.5)))]  # [N, H]
         actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
-        naive, ewma = (Quantiles(_baseline(baseline(levels), datamodule, period), np.asarray(levels))
-                       for baseline in (EmpiricalNaive, Ewma))
+        naive, ewma = baselines[period]
         if period == "val":
-            scores = compare_with_naive(median, actual, last_close, "val", "val_naive", "val_skill_mape")
+            scores = compare_with_naive(forecast.median, actual, last_close, "val", "val_naive", "val_skill_mape")
             scores |= compare_distributions({"val": forecast, "val_naive": naive, "val_ewma": ewma}, actual,
                                             last_close, reference="val_naive")
             metrics |= {key: value for key, value in scores.items() if "_h" not in key}
         else:
-            metrics |= compare_with_naive(median, actual, last_close)
+            metrics |= compare_with_naive(forecast.median, actual, last_close)
             metrics |= compare_distributions({"test": forecast, "naive": naive, "ewma": ewma}, actual, last_close)
             tested = forecast
     if not all(np.isfinite(value) for value in metrics.values()):
@@ -138,14 +137,18 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
     return metrics, tested
 
 
-def _baseline(baseline: EmpiricalNaive | Ewma, datamodule: PriceDataModule, period: str) -> np.ndarray:
-    """A baseline's [N, H, Q] forecasts of the period's windows, fit per ticker on its training windows."""
-    forecasts = []
+def _baselines(datamodule: PriceDataModule, levels: list[float]) -> dict[str, tuple[Quantiles, Quantiles]]:
+    """Per period ("val", "test"): the naive-empirical and the EWMA forecasts of its windows, each baseline
+    fit once per ticker on that ticker's training windows (in the order the splits concatenate tickers)."""
+    parts: dict[str, list[list[np.ndarray]]] = {"val": [[], []], "test": [[], []]}
     for periods in datamodule.by_symbol.values():
-        train, split = periods["train"], periods[period]
-        fitted = baseline.fit(train.inputs[..., 0].double().numpy(), train.targets.double().numpy())
-        forecasts.append(fitted.predict(split.inputs[..., 0].double().numpy()))
-    return np.concatenate(forecasts)
+        train = periods["train"]
+        for index, baseline in enumerate((EmpiricalNaive(levels), Ewma(levels))):
+            fitted = baseline.fit(train.inputs[..., 0].double().numpy(), train.targets.double().numpy())
+            for period, forecasts in parts.items():
+                forecasts[index].append(fitted.predict(periods[period].inputs[..., 0].double().numpy()))
+    return {period: tuple(Quantiles(np.concatenate(found), np.asarray(levels)) for found in forecasts)
+            for period, forecasts in parts.items()}
 
 
 def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, float], run_id: str) -> dict:

@@ -18,7 +18,6 @@ from stockcast.metrics import Quantiles, central_interval, covered, interval_wid
 if TYPE_CHECKING:  # annotations only: the client draws without importing the backtest's torch
     from stockcast.eval.backtest import Backtest
 
-COVERAGES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # the central intervals of the 19 levels 0.05..0.95
 
 
 def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarray, forecast: Quantiles,
@@ -26,7 +25,7 @@ def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarr
     """Top: actual closes with the 1-day-ahead median and its 80 % interval, and the last step's median, at
     their target dates. Bottom: CRPS per horizon step, model vs the naive-empirical and EWMA baselines."""
     horizon = actual.shape[1]
-    median = forecast.values[..., int(np.argmin(np.abs(forecast.levels - 0.5)))]
+    median = forecast.median
     fig = Figure(figsize=(11, 7))
     top, bottom = fig.subplots(2, 1, height_ratios=(2, 1))
     first_dates = [d[0] for d in dates]
@@ -121,9 +120,11 @@ def ranges_figure(symbol: str, backtest: Backtest, model: str = "lstm", peer: st
     fan.plot(targets, backtest.actual[:, -1], color="black", lw=1.3, label="actual close")
     fan.set(title=f"{symbol}: {model} ranges {horizon} trading days ahead, walk-forward", ylabel="price")
     reliability.plot([0, 100], [0, 100], color="grey", ls=":", lw=1)
+    coverages = sorted(round(100 * (1 - 2 * level)) for level in levels  # the central intervals: 0.05 -> 90 %
+                       if level < 0.5 and np.isclose(levels, 1 - level).any())
     for name, values in backtest.quantiles.items():
-        observed = [100 * covered(*central_interval(values, levels, c), backtest.actual).mean() for c in COVERAGES]
-        reliability.plot(COVERAGES, observed, marker="o", ms=3, label=name, **_style(list(backtest.quantiles), name))
+        observed = [100 * covered(*central_interval(values, levels, c), backtest.actual).mean() for c in coverages]
+        reliability.plot(coverages, observed, marker="o", ms=3, label=name, **_style(list(backtest.quantiles), name))
     reliability.set(title="reliability: all steps", xlabel="nominal coverage (%)", ylabel="observed coverage (%)")
     origins = backtest.origin_dates
     move = 100 * np.abs(backtest.actual[:, -1] / backtest.last_close - 1)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from stockcast.eval.baselines import Method
+from stockcast.metrics import Quantiles
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,10 @@ def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: lis
     for name, answer in answers.items():
         stacked = np.stack(answer)  # [N, H] or [N, H, Q]
         if stacked.ndim == 3:
+            if levels is None or len(levels) != stacked.shape[-1]:
+                raise ValueError(f"{name} answered {stacked.shape[-1]} quantiles: the backtest's levels must be those")
             quantiles[name] = stacked
-            stacked = stacked[..., _median_index(levels, stacked.shape[-1])]
+            stacked = Quantiles(stacked, np.asarray(levels)).median
         forecasts[name] = stacked
     target_rows = origins[:, None] + np.arange(1, horizon + 1)[None, :]  # [N, H]
     return Backtest(
@@ -58,9 +61,3 @@ def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: lis
         levels=None if levels is None else np.asarray(levels, dtype=float),
     )
 
-
-def _median_index(levels: list[float] | None, count: int) -> int:
-    found = [] if levels is None or len(levels) != count else np.flatnonzero(np.isclose(levels, 0.5))
-    if len(found) == 0:
-        raise ValueError(f"a method answered {count} quantiles: the backtest's levels must be those and hold 0.5")
-    return int(found[0])

@@ -14,7 +14,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Run
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from stockcast.bundle import load_bundle
@@ -61,10 +61,12 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
             raise StockcastError("an ensemble needs runs with the same tickers, window, horizon, features and "
                                  "test period")
     levels = metadata["net"].get("quantiles")
-    if levels is not None and not np.allclose(levels, cfg.quantiles):
+    if levels is not None and (len(levels) != len(cfg.quantiles) or not np.allclose(levels, cfg.quantiles)):
         raise StockcastError(f"the run forecasts quantiles {levels}: evaluate with the same levels "
                              f"(quantiles=[...]), not {list(cfg.quantiles)}")
     context = metadata.get("context", metadata["window"])
+    with open_dict(cfg):
+        cfg.context = context  # the range baselines estimate volatility over the closes the net read
     model = NetMethod(members[0][0], context) if len(members) == 1 else \
         MeanOf([NetMethod(net, context) for net, _ in members])
     label = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
@@ -90,8 +92,8 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, mo
     prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
     methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
-                            metadata["horizon"], min_history=max(metadata.get("context", metadata["window"]),
-                                                                 cfg.min_history), levels=list(cfg.quantiles))
+                            metadata["horizon"], min_history=max(cfg.context, cfg.min_history),
+                            levels=list(cfg.quantiles))
     per_step = step_metrics(backtest)
     summary, steps, ranges = summary_table(backtest, per_step), step_table(backtest, MODEL), range_table(backtest)
     write_outputs(output_dir, symbol, trained_run_id, backtest, per_step, summary, steps, ranges)

@@ -96,11 +96,11 @@ def range_table(backtest: Backtest) -> pd.DataFrame:
     rows = {}
     for name, quantiles in backtest.quantiles.items():
         row = {"crps": scores[name].mean(), "skill_crps": 1 - scores[name].mean() / reference}
-        for coverage in COVERAGES:
-            lower, upper = central_interval(quantiles, levels, coverage)
+        intervals = {coverage: central_interval(quantiles, levels, coverage) for coverage in COVERAGES}
+        for coverage, (lower, upper) in intervals.items():
             row[f"coverage_{coverage}"] = covered(lower, upper, actual).mean()
             row[f"width_{coverage}"] = interval_width(lower, upper, last_close).mean()
-        lower, upper = central_interval(quantiles, levels, 80)
+        lower, upper = intervals[80]
         row["winkler_80"] = winkler_score(lower, upper, actual, last_close, 80).mean()
         first_step = covered(lower[:, 0], upper[:, 0], actual[:, 0])
         row["kupiec_p"], row["christoffersen_p"] = kupiec(first_step, 80).pvalue, christoffersen(first_step).pvalue

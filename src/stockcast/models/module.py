@@ -12,6 +12,7 @@ from stockcast.errors import StockcastError
 from stockcast.models.net import ForecastNet
 
 LOSSES = ("pinball", "mse")
+REQUIRED_LEVELS = (0.05, 0.1, 0.5, 0.9, 0.95)  # the median and the 80 and 90 % intervals every score reads
 
 
 class PinballLoss(nn.Module):
@@ -44,6 +45,9 @@ class Forecaster(L.LightningModule):
             raise StockcastError(f"model.loss must be one of {LOSSES}, got {loss!r}")
         head = None if net.levels is None else [round(float(level), 6) for level in net.levels]
         wanted = [round(float(level), 6) for level in quantiles or []] if loss == "pinball" else None
+        if loss == "pinball" and not set(REQUIRED_LEVELS) <= set(wanted):
+            raise StockcastError(f"model.quantiles must hold {list(REQUIRED_LEVELS)} (the median and the 80 and "
+                                 f"90 % intervals), got {quantiles}")
         if head != wanted:
             raise StockcastError(f"model.loss={loss} with model.quantiles={quantiles} needs a net head of "
                                  f"{wanted or 'one point'} per step, got {head or 'one point'}")
@@ -56,7 +60,8 @@ class Forecaster(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         prices, targets = batch  # [B, W, F], [B, H]
-        loss = self.loss(self.net.predict_encoded(prices), self.net.encode_target(targets, prices))
+        sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
+        loss = self.loss(self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma))
         self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(prices))
         return loss
 

@@ -132,14 +132,15 @@ class ForecastNet(nn.Module):
         scale = (sigma / self.median_variance.sqrt()).log().expand(-1, returns.shape[1], 1)  # [B, W - 1, 1]
         return torch.cat([returns, spreads, scale], dim=-1)
 
-    def encode_target(self, targets: torch.Tensor, prices: torch.Tensor) -> torch.Tensor:
+    def encode_target(self, targets: torch.Tensor, prices: torch.Tensor,
+                      sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, H] raw closes -> [B, H] in the space the head predicts."""
         if self.target == "level":
             return (targets - self.feature_min[0]) / self._span()[0]
         last_close = prices[:, -1, :1]  # [B, 1]
         if self.target == "relative":
             return (targets / last_close - 1) / self.change_std
-        return (targets / last_close).log() / self._step_scale(self.volatility(prices))
+        return (targets / last_close).log() / self._step_scale(self.volatility(prices) if sigma is None else sigma)
 
     def decode(self, outputs: torch.Tensor, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, H] or [B, H, Q] head outputs -> raw closes of the same shape (monotone in the outputs)."""
@@ -164,6 +165,10 @@ class ForecastNet(nn.Module):
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         """[B, L, F] raw prices (oldest first, L >= window) -> [B, H] closes or [B, H, Q] quantile closes."""
-        sigma = self.volatility(prices) if self.target == "volatility" else None  # once for inputs and decoding
+        sigma = self.sigma(prices)  # once for inputs and decoding
         return self.decode(self.predict_encoded(prices, sigma), prices, sigma)
+
+    def sigma(self, prices: torch.Tensor) -> torch.Tensor | None:
+        """`volatility(prices)` for target="volatility" (the only form that reads it), else None."""
+        return self.volatility(prices) if self.target == "volatility" else None
 

@@ -39,13 +39,14 @@ JOURNAL_TAG = "admin_journal"  # on the MLflow run a retrain trains: the journal
 class Journal:
     """The steps of one admin command, undone newest first if the block raises (Ctrl-C and SIGTERM too)."""
 
-    def __init__(self, server: Server, command: str, say: Say) -> None:
+    def __init__(self, server: Server, command: str, tracking_uri: str, say: Say) -> None:
         self.server, self.say = server, say
         self.path = server.run_dir / JOURNAL
         started = dt.datetime.now()
         self.id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}"
         self.entry: dict[str, Any] = {"id": self.id, "command": command, "pid": os.getpid(),
-                                      "started": started.isoformat(timespec="seconds"), "steps": []}
+                                      "started": started.isoformat(timespec="seconds"), "tracking_uri": tracking_uri,
+                                      "steps": []}
 
     def __enter__(self) -> Journal:
         self._write()
@@ -83,7 +84,8 @@ def left(server: Server) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except ValueError:  # unreadable: nothing was recorded in it that could be undone
-        return {"id": "?", "command": "unknown", "pid": "?", "started": "?", "steps": []}
+        return {"id": "?", "command": "unknown", "pid": "?", "started": "?", "tracking_uri": None, "steps": [],
+            "unreadable": True}
 
 
 def describe(entry: dict[str, Any]) -> str:
@@ -98,28 +100,36 @@ def repair(server: Server, say: Say) -> bool:
     if entry is None:
         return False
     say(f"repairing an interrupted {describe(entry)}")
-    if _committed(entry):
-        committed = next(step for step in entry["steps"] if step["step"] == "committed")
-        archive = committed["archive"]
-        deploy.tidy(Management(server), None if archive is None else Path(archive), committed["keep"], say)
-        deploy.remember(server.run_dir, Management(server).served().default.version)
+    if entry.get("unreadable"):
+        say(f"warning: {server.run_dir / JOURNAL} was unreadable, so nothing could be undone from it: check "
+            "`make status` (versions, aliases, model store) by hand")
+    elif _committed(entry):
+        steps = {step["step"]: step for step in entry["steps"]}
+        archive = steps["committed"]["archive"]
+        deploy.remember(server.run_dir, steps["default"]["version"])
+        deploy.tidy(Management(server), None if archive is None else Path(archive), steps["committed"]["keep"], say)
+        say(f"finished: version {steps['default']['version']} stays the default, as the command had committed")
+    elif undo(server, entry, say):
+        say("repaired: the served default, registered versions, model store and aliases are as before it")
     else:
-        undo(server, entry, say)
+        say("repaired as far as possible: undo what the warnings above name by hand")
     (server.run_dir / JOURNAL).unlink(missing_ok=True)
-    say("repaired: the served default, registered versions, model store and aliases are as before it")
     return True
 
 
-def undo(server: Server, entry: dict[str, Any], say: Say) -> None:
-    """Undo the recorded steps newest first; one that fails is reported and the rest still undone."""
+def undo(server: Server, entry: dict[str, Any], say: Say) -> bool:
+    """Undo the recorded steps newest first; one that fails is reported and the rest still undone.
+    True when every step was undone."""
     manager = Management(server)
-    tracking = next((step["tracking_uri"] for step in entry["steps"] if "tracking_uri" in step), None)
-    client = MlflowClient(tracking) if tracking else None
+    client = MlflowClient(entry["tracking_uri"]) if entry.get("tracking_uri") else None
+    undone = True
     for step in reversed(entry["steps"]):
         try:
             _undo_step(step, entry["id"], manager, client, say)
         except Exception as err:  # keep undoing the rest; the original error is what the user sees
             say(f"warning: could not undo {step['step']} ({err}): do it by hand")
+            undone = False
+    return undone
 
 
 def _undo_step(step: dict[str, Any], journal_id: str, manager: Management, client: MlflowClient | None,

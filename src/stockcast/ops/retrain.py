@@ -71,9 +71,10 @@ def retrain(cfg: DictConfig, server: Server, policy: Policy = DEFAULT, say: Say 
         deploy.deployed(server.run_dir, served.default.version)
         say(f"TorchServe serves {MODEL_NAME} version {served.default.version}; training {cfg.stock} "
             f"{cfg.start}..{cfg.end or 'today'}")
-        with Journal(server, f"retrain {cfg.stock}", say) as steps:
+        tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name,
+                                     cfg.logger.artifact_location)
+        with Journal(server, f"retrain {cfg.stock}", tracking_uri, say) as steps:
             deployed = _deploy(cfg, server, manager, steps, policy, say)
-        deploy.remember(server.run_dir, str(deployed.version))
     return replace(deployed, seconds=time.monotonic() - started)
 
 
@@ -81,8 +82,7 @@ def _deploy(cfg: DictConfig, server: Server, manager: Management, steps: Journal
             say: Say) -> Deployed:
     """retrain's steps, each recorded in `steps` before it is carried out. The training's MLflow run is
     tagged with the journal's id, so a repair finds it if the command is killed while it runs."""
-    tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_location)
-    steps.record("training", tracking_uri=tracking_uri, experiment=cfg.logger.experiment_name)
+    steps.record("training", experiment=cfg.logger.experiment_name)
     with open_dict(cfg):
         cfg.logger.tags = {**(cfg.logger.get("tags") or {}), JOURNAL_TAG: steps.id}
     result = run(cfg)
@@ -112,6 +112,7 @@ def _deploy(cfg: DictConfig, server: Server, manager: Management, steps: Journal
     deploy.activate(manager, steps, served, str(version), path, policy.ready_timeout, say)
     deploy.crown(client, steps, result.symbol, model_version.version)
     steps.commit(path, policy.keep)
+    deploy.remember(server.run_dir, str(version))
     say(f"MLflow: {name} version {model_version.version} is the {registry.CHAMPION}")
     deploy.tidy(manager, path, policy.keep, say)
     return Deployed(version, served.default.version, result, name, str(model_version.version), path, 0.0)

@@ -45,8 +45,7 @@ def rollback(server: Server, tracking_uri: str, to: int | None = None, policy: P
             say(f"version {target} is already the default: nothing to do")
             return str(target)
         client = MlflowClient(tracking_uri)
-        with Journal(server, f"rollback to {target}", say) as steps:
-            steps.record("rollback", tracking_uri=tracking_uri)
+        with Journal(server, f"rollback to {target}", tracking_uri, say) as steps:
             deploy.activate(manager, steps, served, str(target), on_disk.get(target), policy.ready_timeout, say)
             symbol = manager.description(str(target))["stock"]
             found = registry.version_of_archive(client, symbol, str(target))
