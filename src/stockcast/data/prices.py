@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stockcast.errors import StockcastError
+from stockcast.files import replacing
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +215,8 @@ def write_price_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """Write the canonical CSV (ISO dates) through a temporary file, so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    frame[COLUMNS].to_csv(partial, date_format="%Y-%m-%d", index_label="Date")
-    partial.replace(path)
+    with replacing(path) as partial:
+        frame[COLUMNS].to_csv(partial, date_format="%Y-%m-%d", index_label="Date")
 
 
 def check_prices(frame: pd.DataFrame, columns: list[str], symbol: str) -> None:

@@ -10,7 +10,6 @@ the served default, the registered versions, the model store and the aliases as 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
+from stockcast.files import replacing
 from stockcast.ops import registry
 from stockcast.serving.management import Management, Served
 from stockcast.serving.settings import MODEL_NAME
@@ -80,9 +80,8 @@ def remember(run_dir: Path, version: str) -> None:
     known = json.loads(path.read_text()) if path.exists() else []
     number = as_version(version)
     if number is not None and number not in known:
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(sorted([*known, number])))
-        os.replace(partial, path)
+        with replacing(path) as partial:
+            partial.write_text(json.dumps(sorted([*known, number])))
 
 
 def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:
@@ -100,9 +99,8 @@ def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:
 
 def _copy(source: Path, target: Path) -> None:
     """Replace `target` atomically: a server starting meanwhile reads the old file or the new, never half."""
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    with replacing(target) as partial:
+        shutil.copyfile(source, partial)
 
 
 def prune(manager: Management, keep: int, say: Say) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from stockcast.files import replacing
 from stockcast.ops import deploy, registry
 from stockcast.ops.deploy import Say
 from stockcast.serving.management import Management
@@ -71,9 +72,8 @@ class Journal:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(json.dumps(self.entry, indent=1))
-        os.replace(partial, self.path)
+        with replacing(self.path) as partial:
+            partial.write_text(json.dumps(self.entry, indent=1))
 
 
 def left(server: Server) -> dict[str, Any] | None:
