@@ -1,11 +1,19 @@
-"""Train one forecaster: `python train.py stock=PETR4 model.net.hidden=64`, or sweep with `-m`."""
+"""Train one forecaster: `python train.py stock=PETR4 model.net.hidden=64`, or sweep with `-m`.
 
+In a sweep (`-m stock=A,B,C`), a job refused for bad input (a ticker with too little history) prints
+its error and returns NaN, so the other jobs still run (a raised error would stop the launcher's pool).
+"""
+
+import math
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+# importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.cli import user_error, user_errors_exit
 from stockcast.config import register_resolvers
 
 register_resolvers()
@@ -16,8 +24,17 @@ def main(cfg: DictConfig) -> float:
     """Returns the metric named by `optimized_metric`, for sweepers."""
     from stockcast.pipeline import run  # heavy imports after Hydra has parsed the command line
 
-    with user_errors_exit():
-        result = run(cfg)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        try:
+            result = run(cfg)
+        except Exception as err:
+            if user_error(err) is None:
+                raise
+            print(f"error: job {HydraConfig.get().job.num} ({cfg.stock}): {user_error(err)}", file=sys.stderr)
+            return math.nan
+    else:
+        with user_errors_exit():
+            result = run(cfg)
     print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
         f"{name}={result.metrics[name]:.4f}"
         for name in ("test_mape", "naive_mape", "skill_mape", "test_crps", "naive_crps", "skill_crps",

@@ -27,8 +27,9 @@ def _headers(key: str | None) -> dict[str, str]:
 
 class ClientLoop:
     """Clients posting one request in a loop on keep-alive connections until the block ends, counting
-    answers by status (exceptions by name), 200s by the model version that answered, and each latency (ms).
-    The counts are complete once the block has ended."""
+    answers by status (exceptions by name), 200s by the model version that answered ("portfolio" for a
+    portfolio request's), the distinct 200 bodies, and each latency (ms). The counts are complete once
+    the block has ended."""
 
     def __init__(self, url: str, key: str | None, payload: Any, clients: int = 4, pause: float = 0.0) -> None:
         self._target = urlparse(url)
@@ -37,6 +38,7 @@ class ClientLoop:
         self.clients, self.pause = clients, pause  # pause: seconds each client sleeps between requests
         self.statuses: collections.Counter = collections.Counter()
         self.versions: collections.Counter = collections.Counter()
+        self.bodies: set[bytes] = set()
         self.latencies: list[float] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -56,6 +58,7 @@ class ClientLoop:
     def _client(self) -> None:
         statuses: collections.Counter = collections.Counter()
         versions: collections.Counter = collections.Counter()
+        bodies: set[bytes] = set()
         latencies = []
         connection = self._connect()
         while not self._stop.is_set():
@@ -64,7 +67,10 @@ class ClientLoop:
                 connection.request("POST", self._target.path, self._body, self._headers)
                 answer = connection.getresponse()
                 data = answer.read()
-                outcome, version = answer.status, json.loads(data)["model_version"] if answer.status == 200 else None
+                outcome, version = answer.status, None
+                if answer.status == 200:
+                    version = json.loads(data).get("model_version", "portfolio")
+                    bodies.add(data)
             except (OSError, http.client.HTTPException, ValueError) as err:
                 outcome, version = type(err).__name__, None
                 connection.close()
@@ -78,6 +84,7 @@ class ClientLoop:
         with self._lock:
             self.statuses.update(statuses)
             self.versions.update(versions)
+            self.bodies |= bodies
             self.latencies.extend(latencies)
 
     def __enter__(self) -> ClientLoop:
@@ -92,18 +99,20 @@ class ClientLoop:
             thread.join(timeout=60)
 
 
-def python_run(url: str, key: str | None, connections: int, seconds: int) -> tuple[float, float, float, int]:
+def python_run(url: str, key: str | None, connections: int, seconds: int,
+               payload: Any = PAYLOAD) -> tuple[float, float, float, int]:
     """One run of the Python clients, one connection each: (requests/s, p50 ms, p99 ms, failed requests)."""
-    with ClientLoop(url, key, PAYLOAD, connections) as loop:
+    with ClientLoop(url, key, payload, connections) as loop:
         time.sleep(seconds)
     latencies = sorted(loop.latencies)
     return len(latencies) / seconds, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], loop.errors
 
 
-def wrk_run(url: str, key: str | None, connections: int, seconds: int) -> tuple[float, float, float, int]:
+def wrk_run(url: str, key: str | None, connections: int, seconds: int,
+            payload: Any = PAYLOAD) -> tuple[float, float, float, int]:
     """One wrk run, same payload: (requests/s, p50 ms, p99 ms, non-2xx + socket errors)."""
     headers = (f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in _headers(key).items())
-    lua = "\n".join(['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(PAYLOAD))}", *headers])
+    lua = "\n".join(['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(payload))}", *headers])
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:  # 0600: it holds the key
         script.write(lua)
         script.flush()

@@ -13,17 +13,15 @@ import platform
 import shutil
 import statistics
 import subprocess
-import tempfile
-import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import torch
 
-from benchmarks.load import python_run, wrk_run
-from stockcast.bundle import load_bundle
+from benchmarks.inprocess import forward_ms, worker
+from benchmarks.load import PAYLOAD, python_run, wrk_run
 from stockcast.serving.client import call
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME, read_properties
@@ -50,36 +48,26 @@ class Level:
         return statistics.median(getattr(run, field) for run in self.runs)
 
 
-def measure(server: Server, connections: int, seconds: int, use_wrk: bool) -> Run:
+def measure(server: Server, connections: int, seconds: int, use_wrk: bool, payload: Any = PAYLOAD) -> Run:
     """One run, with the CPU the rest of the machine used meanwhile."""
     served = _process_tree(server)
     before_total, before_served = _busy_seconds(), _cpu_seconds(served)
     url = f"{server.url('inference')}/predictions/{MODEL_NAME}"
     load = wrk_run if use_wrk else python_run
     client_before = _cpu_seconds([psutil.Process()]) + _children_cpu()
-    rps, p50, p99, errors = load(url, server.key("inference"), connections, seconds)
+    rps, p50, p99, errors = load(url, server.key("inference"), connections, seconds, payload)
     client = _cpu_seconds([psutil.Process()]) + _children_cpu() - client_before
     other = _busy_seconds() - before_total - (_cpu_seconds(served) - before_served) - client
     return Run(rps, p50, p99, errors, max(0.0, 100 * other / (seconds * psutil.cpu_count())))
 
 
-def forward_floor(model_store: Path, batch: int, repeats: int = 300) -> float:
-    """Median in-process forward time (ms) of the archived module, one thread as in a worker."""
-    with tempfile.TemporaryDirectory() as folder:
-        with zipfile.ZipFile(startup_archive(model_store)) as mar:
-            mar.extractall(folder)
-        net, metadata = load_bundle(folder)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    window = 60 + torch.rand(batch, metadata["window"], len(metadata["features"]))
-    times = []
-    with torch.inference_mode():
-        for _ in range(repeats + 30):
-            start = time.perf_counter()
-            net(window)
-            times.append((time.perf_counter() - start) * 1e3)
-    torch.set_num_threads(threads)
-    return statistics.median(times[30:])
+def forward_floor(model_store: Path, batch: int) -> float:
+    """Median in-process forward time (ms) of the startup archive's (first) net on `batch` windows."""
+    with worker(startup_archive(model_store)) as loaded:
+        net = next(iter(loaded.handler.models.values()))
+        spec = next(iter(loaded.handler.portfolio.specs.values()))
+        window = 60 + torch.rand(batch, spec.window, len(spec.features))
+        return forward_ms(lambda: net(window))
 
 
 def log_bytes(server: Server) -> int:

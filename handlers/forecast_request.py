@@ -1,22 +1,25 @@
-"""The served model's HTTP contract: what TorchServe hands over -> an `Instance` or a 400; forecasts -> answers.
+"""The served portfolio's HTTP contract: what TorchServe hands over -> `Instance`s or a 400; forecasts -> answers.
 
 Shipped in the archive beside `forecast_handler.py` (torch and the standard library only), and called
 directly by the tests. Everything a client sends is checked here, whatever its shape: no body may raise
 anything but `BadRequest`, and no answer carries a number JSON cannot hold (NaN, Infinity).
 
-A request is parsed in two steps, the body (`read_body`) and then one forecast's fields (`read_instance`),
-so that a request naming several forecasts can reuse the second step for each and answer each on its own.
+A request is a single forecast, `{"stock": "PETR4", "prices": [...]}`, or a portfolio in the KServe v1
+shape, `{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. Both are parsed in two
+steps, the body (`read_body`) and then each forecast's fields (`read_instance`), so every instance of a
+portfolio is checked and answered on its own: a bad one gets its own error object, never failing the rest.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +29,9 @@ import torch
 # the memory) one request can cost a worker. TorchServe refuses larger bodies before they get here
 # (max_request_size in config.properties).
 MAX_PRICES = 5000
+# Forecasts one portfolio request may ask for: 500 instances of 100 closes take about 0.5 MB, inside the
+# frontend's 1 MiB body limit, and a worker answers them in well under a second.
+MAX_INSTANCES = 500
 FIELDS = ("prices", "stock", "last_date")
 RANGE_METRICS = ("crps", "coverage_80", "coverage_90", "width_80")
 # The model computes in float32: a larger input would become infinite there.
@@ -47,40 +53,77 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class Spec:
-    """What the served model takes and how its answers are labelled, read once from the archive's metadata."""
+    """One bundle of the archive: what its net takes and how its answers are labelled, read once from its metadata."""
 
-    symbol: str  # what answers name when the request names none ("VALE3.SA+AAPL" for a pooled model)
-    symbols: tuple[str, ...]
+    name: str  # its folder in the archive
+    symbols: tuple[str, ...]  # the tickers it was trained on (several: a pooled model)
     window: int  # the fewest closes a request may send
-    context: int  # the most the model reads (its volatility estimate's burn-in); the window for older archives
+    context: int  # the most the model reads (its volatility estimate's burn-in); the window for older bundles
     horizon: int
     levels: tuple[float, ...] | None  # the quantile levels the model answers with; None: a point model
     features: tuple[str, ...]
     is_price: tuple[bool, ...]  # per feature: prices must be positive, other features (volume) non-negative
-    version: str
-    sessions: Mapping[str, Sequence[str]]  # symbol -> the trading sessions of its exchange, ISO dates
-    # Without a named stock, dates come from the one exchange all the model's symbols trade on (None:
-    # they trade on several; empty: the archive has no calendar).
-    default_sessions: Sequence[str] | None
+    version: str  # the model version: the served version it was first deployed with
+    metadata: Mapping[str, Any] = field(compare=False, repr=False)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any], is_price: Sequence[bool], version: str) -> Spec:
+    def from_metadata(cls, name: str, metadata: Mapping[str, Any], is_price: Sequence[bool]) -> Spec:
         """is_price: per feature, whether it is a price (the net's `is_price` buffer)."""
-        calendar = metadata.get("calendar", {})
-        exchanges = {name: exchange["sessions"] for name, exchange in calendar.get("exchanges", {}).items()}
-        default = next(iter(exchanges.values())) if len(exchanges) == 1 else None if exchanges else []
-        features = tuple(metadata["features"])
         levels = metadata.get("net", {}).get("quantiles")
-        return cls(metadata["symbol"], tuple(metadata.get("stocks") or [metadata["symbol"]]), metadata["window"],
+        return cls(name, tuple(metadata.get("stocks") or [metadata["symbol"]]), metadata["window"],
                    metadata.get("context") or metadata["window"], metadata["horizon"],
-                   None if levels is None else tuple(levels), features, tuple(bool(flag) for flag in is_price), version,
-                   {symbol: exchanges[exchange] for symbol, exchange in calendar.get("stocks", {}).items()}, default)
+                   None if levels is None else tuple(levels), tuple(metadata["features"]),
+                   tuple(bool(flag) for flag in is_price), str(metadata.get("model_version")), metadata)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """The tickers one archive answers, which bundle answers each, and the requests' default ticker."""
+
+    specs: Mapping[str, Spec]  # bundle name -> its spec
+    members: Mapping[str, str]  # ticker -> the bundle answering it
+    default: str | None  # the ticker answering requests that name none; None: they must name one
+    version: str  # the archive's version: the served set's
+    calendar: Mapping[str, Any]  # {"exchanges": {code: {"sessions": [...], ...}}, "stocks": {ticker: code}}
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], specs: Mapping[str, Spec], default_stock: str | None,
+                      version: str) -> Portfolio:
+        """`manifest`: the archive's portfolio.json; `default_stock`: the serving config's default ticker, which
+        answers when it is served (else the only ticker, if there is one)."""
+        members = dict(manifest["members"])
+        portfolio = cls(specs, members, None, version, manifest.get("calendar", {}))
+        named = portfolio.symbol_named(default_stock) if isinstance(default_stock, str) else None
+        return replace(portfolio, default=named or (next(iter(members)) if len(members) == 1 else None))
 
     def symbol_named(self, name: str) -> str | None:
-        """The model's symbol that `name` spells: VALE3.SA and VALE3, in any case; None if none."""
-        name = name.strip().upper()
-        return next((symbol for symbol in self.symbols if name in (symbol.upper(), symbol.upper().removesuffix(".SA"))),
-                    None)
+        """The served ticker that `name` spells: VALE3.SA and VALE3, in any case; None if none."""
+        return self._names.get(name.strip().upper())
+
+    @functools.cached_property
+    def _names(self) -> dict[str, str]:
+        names = {symbol.upper().removesuffix(".SA"): symbol for symbol in self.members}
+        return names | {symbol.upper(): symbol for symbol in self.members}
+
+    def sessions(self, symbol: str) -> Sequence[str]:
+        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored)."""
+        exchange = self.calendar.get("stocks", {}).get(symbol)
+        return self.calendar.get("exchanges", {}).get(exchange, {}).get("sessions", [])
+
+    def member(self, stock: Any) -> tuple[str, Spec]:
+        """The ticker a request's `stock` names (None: the default) and the spec of the bundle answering it."""
+        if stock is None:
+            if self.default is None:
+                raise BadRequest(f"name the 'stock' to forecast: this model serves {self._served()}")
+            symbol = self.default
+        else:
+            symbol = self.symbol_named(stock) if isinstance(stock, str) else None
+            if symbol is None:
+                raise BadRequest(f"stock {_shown(stock)} has no deployed model: this model serves {self._served()}")
+        return symbol, self.specs[self.members[symbol]]
+
+    def _served(self) -> str:
+        return f"{len(self.members)} ticker(s): {', '.join(self.members)}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +132,16 @@ class Instance:
 
     window: list[list[float]]  # [L, F] raw values, oldest first, window <= L <= context
     symbol: str
+    spec: Spec  # the bundle answering it
     dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One request's forecasts: a single one, or a portfolio's in order (each an Instance or its own error)."""
+
+    items: list[Instance | BadRequest]
+    many: bool  # the portfolio shape: answered {"predictions": [...]}
 
 
 def read_body(row: Mapping[str, Any], headers: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,8 +182,10 @@ def read_body(row: Mapping[str, Any], headers: Mapping[str, Any]) -> dict[str, A
     return body
 
 
-def read_instance(body: Mapping[str, Any], spec: Spec) -> Instance:
+def read_instance(body: Any, portfolio: Portfolio) -> Instance:
     """One forecast's fields -> its Instance; raises BadRequest naming the first thing wrong."""
+    if not isinstance(body, dict):
+        raise BadRequest(f'a forecast must be a JSON object like {{"prices": [...]}}, got {_json_type(body)}')
     if "prices" not in body:
         raise BadRequest(f"'prices' is missing: send {{\"prices\": [close, ...]}}, oldest first "
                          f"(got {', '.join(_shown(key) for key in sorted(body)[:10]) or 'no field'})")
@@ -139,33 +193,66 @@ def read_instance(body: Mapping[str, Any], spec: Spec) -> Instance:
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(_shown(key) for key in unknown[:10])}; "
                          f"expected {', '.join(FIELDS)}")
-    symbol = _symbol(body.get("stock"), spec)
+    symbol, spec = portfolio.member(body.get("stock"))
     rows = _rows(body["prices"], spec)
-    dates = None if body.get("last_date") is None else _dates(body["last_date"], symbol, spec)
-    return Instance(rows[-spec.context:], symbol or spec.symbol, dates)
+    dates = None if body.get("last_date") is None else _dates(body["last_date"], portfolio.sessions(symbol),
+                                                              spec.horizon)
+    return Instance(rows[-spec.context:], symbol, spec, dates)
 
 
-def parse(row: Mapping[str, Any], headers: Mapping[str, Any], spec: Spec) -> Instance:
-    """One request of the single-forecast shape {"prices": [...], "stock": ..., "last_date": ...}."""
-    return read_instance(read_body(row, headers), spec)
+def parse(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio) -> Parsed:
+    """One request: {"prices": [...], "stock": ..., "last_date": ...}, or {"instances": [such objects]}."""
+    body = read_body(row, headers)
+    if "instances" not in body:
+        return Parsed([read_instance(body, portfolio)], many=False)
+    instances = body["instances"]
+    if set(body) != {"instances"}:
+        raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(_shown, sorted(body)[:10]))}")
+    if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
+        raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
+                         f'{{"stock": "VALE3", "prices": [...]}}, got {_shown(instances)}')
+    items: list[Instance | BadRequest] = []
+    for instance in instances:
+        try:
+            items.append(read_instance(instance, portfolio))
+        except BadRequest as err:
+            items.append(err)
+    return Parsed(items, many=True)
 
 
-def forecast(model: torch.nn.Module, instances: Sequence[Instance]) -> list[list[Any]]:
+def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance]) -> list[list[Any]]:
     """Each instance's model output as lists ([H], or [H][Q] for a quantile model), in order: one forward
-    pass per distinct number of closes (requests send between `window` and `context` of them)."""
+    pass per bundle and distinct number of closes (requests send between `window` and `context` of them)."""
     outputs: list[list[Any]] = [[] for _ in instances]
-    by_length: dict[int, list[int]] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
     for index, instance in enumerate(instances):
-        by_length.setdefault(len(instance.window), []).append(index)
+        groups.setdefault((instance.spec.name, len(instance.window)), []).append(index)
     with torch.inference_mode():
-        for indices in by_length.values():
+        for (name, _), indices in groups.items():
             batch = torch.tensor([instances[index].window for index in indices], dtype=torch.float32)  # [B, L, F]
-            for index, output in zip(indices, model(batch).tolist(), strict=True):
+            for index, output in zip(indices, models[name](batch).tolist(), strict=True):
                 outputs[index] = output
     return outputs
 
 
-def answer(instance: Instance, output: Sequence[Any], spec: Spec) -> dict[str, Any]:
+def reply(parsed: Parsed | BadRequest, outputs: Iterator[list[Any]]) -> tuple[HTTPStatus, dict[str, Any]]:
+    """A request's status and JSON answer; `outputs` yields the model outputs of its Instances in order."""
+    if isinstance(parsed, BadRequest):
+        return parsed.status, error(parsed)
+    results: list[tuple[HTTPStatus, dict[str, Any]]] = []
+    for item in parsed.items:
+        try:
+            if isinstance(item, BadRequest):
+                raise item
+            results.append((HTTPStatus.OK, answer(item, next(outputs))))
+        except BadRequest as err:
+            results.append((err.status, error(err)))
+    if parsed.many:
+        return HTTPStatus.OK, {"predictions": [body for _, body in results]}
+    return results[0]
+
+
+def answer(instance: Instance, output: Sequence[Any]) -> dict[str, Any]:
     """The JSON answer to one instance from its model output; raises BadRequest if it is not finite.
 
     A quantile model's answer adds `quantiles` (level -> [H] prices), `intervals` (the central 80 and
@@ -173,6 +260,7 @@ def answer(instance: Instance, output: Sequence[Any], spec: Spec) -> dict[str, A
     quantiles: linear between levels, so within [1 - highest level, 1 - lowest level]); its `forecast`
     is the median.
     """
+    spec = instance.spec
     steps = [list(step) if spec.levels else [step] for step in output]  # [H][Q]
     if not all(math.isfinite(value) for step in steps for value in step):
         raise BadRequest("the forecast for these prices is not a finite number: they are too far from the prices "
@@ -212,22 +300,45 @@ def error(err: BadRequest) -> dict[str, Any]:
     return {"code": err.status.value, "type": "PredictionException", "message": err.message}
 
 
-def describe(metadata: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
-    """`GET /models/<name>?customized=true`: what the model is, what it was trained on, how it scored."""
-    metrics = metadata.get("metrics", {})
-    calendar = metadata.get("calendar", {})
+def describe(portfolio: Portfolio) -> dict[str, Any]:
+    """`GET /models/<name>?customized=true`: every served ticker, the model answering it, how it was trained
+    and how it scored; the default ticker and the request shapes."""
+    calendar = portfolio.calendar
     exchanges = {name: {key: value for key, value in exchange.items() if key != "sessions"}
                  for name, exchange in calendar.get("exchanges", {}).items()}
     return {
-        "stock": spec.symbol,
-        "stocks": list(spec.symbols),
+        "served_version": portfolio.version,
+        "default_stock": portfolio.default,
+        "stocks": {symbol: _described(portfolio.specs[name]) for symbol, name in portfolio.members.items()},
+        "calendar": {**calendar, "exchanges": exchanges},
+        "request": {"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
+                             "with or without .SA, any case",
+                    "prices": f"window to {MAX_PRICES} values, oldest first; the last `context` are used (the last "
+                              "`window` by the network, up to `context` by its volatility estimate: send them all "
+                              "for the full estimate)",
+                    "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",
+                    "instances": f"a portfolio: up to {MAX_INSTANCES} such objects, answered as 'predictions' in "
+                                 "order (a bad one gets its own error object)"},
+    }
+
+
+def _described(spec: Spec) -> dict[str, Any]:
+    """One bundle as `describe` shows it for each ticker it answers."""
+    metadata = spec.metadata
+    metrics = metadata.get("metrics", {})
+    return {
         "model_version": spec.version,
+        "model": metadata.get("symbol"),  # its registered model in MLflow is stockcast-<model>
+        "answered_by": spec.name,
+        "pooled_over": list(spec.symbols) if len(spec.symbols) > 1 else None,
         "window": spec.window,
         "context": spec.context,
         "horizon": spec.horizon,
         "features": list(spec.features),
         "quantiles": None if spec.levels is None else list(spec.levels),
-        "training_data": {key: value for key, value in metadata.get("data", {}).items() if key != "warnings"},
+        "training_data": {key: value for key, value in metadata.get("data", {}).items()
+                          if key not in ("warnings", "rows")},
+        "trained": metadata.get("created"),
         "test_metrics": {
             "model": {name: metrics.get(f"test_{name}") for name in ("rmse", "mae", "mape")},
             "naive_last_value": {name: metrics.get(f"naive_{name}") for name in ("rmse", "mae", "mape")},
@@ -240,13 +351,6 @@ def describe(metadata: Mapping[str, Any], spec: Spec) -> dict[str, Any]:
                           for period, prefix, skill, ewma in (("validation", "val_", "val_skill_crps", "val_ewma_"),
                                                               ("test", "test_", "skill_crps", "ewma_"))},
         "mlflow_run_id": metadata.get("mlflow_run_id"),
-        "trained": metadata.get("created"),
-        "calendar": {**calendar, "exchanges": exchanges},
-        "request": {"prices": f"{spec.window} to {MAX_PRICES} values, oldest first; the last {spec.context} are "
-                              f"used (the last {spec.window} by the network, up to {spec.context} by its volatility "
-                              "estimate: send them all for the full estimate)",
-                    "stock": "optional, must name this model's ticker",
-                    "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'"},
     }
 
 
@@ -286,16 +390,6 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-def _symbol(stock: Any, spec: Spec) -> str | None:
-    """The model's symbol that `stock` names (with or without .SA, any case); None when not given."""
-    if stock is None:
-        return None
-    symbol = spec.symbol_named(stock) if isinstance(stock, str) else None
-    if symbol is None:
-        raise BadRequest(f"stock {_shown(stock)} does not match this model's ticker(s) {', '.join(spec.symbols)}")
-    return symbol
-
-
 def _rows(prices: Any, spec: Spec) -> list[list[float]]:
     """`prices` -> rows of features: closes for a Close-only model, else [F] lists per day."""
     if not isinstance(prices, list):
@@ -324,7 +418,7 @@ def _rows(prices: Any, spec: Spec) -> list[list[float]]:
     return rows
 
 
-def _dates(last_date: Any, symbol: str | None, spec: Spec) -> list[str]:
+def _dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[str]:
     """The `horizon` trading sessions after `last_date`, from the calendar stored at archive time."""
     if not isinstance(last_date, str) or not _ISO_DATE.fullmatch(last_date):
         raise BadRequest(f"last_date {_shown(last_date)} is not a date in YYYY-MM-DD form")
@@ -332,12 +426,9 @@ def _dates(last_date: Any, symbol: str | None, spec: Spec) -> list[str]:
         dt.date.fromisoformat(last_date)
     except ValueError as err:
         raise BadRequest(f"last_date {last_date!r} is not a valid date ({err})") from None
-    sessions = spec.sessions.get(symbol, []) if symbol else spec.default_sessions  # []: no calendar stored
-    if sessions is None:
-        raise BadRequest("this model's tickers trade on different exchanges: name the 'stock' to get its trading dates")
     start = bisect.bisect_right(sessions, last_date)
-    dates = list(sessions[start:start + spec.horizon])
-    if not sessions or last_date < sessions[0] or len(dates) < spec.horizon:
+    dates = list(sessions[start:start + horizon])
+    if not sessions or last_date < sessions[0] or len(dates) < horizon:
         span = f"{sessions[0]}..{sessions[-1]}" if sessions else "none"
         raise BadRequest(f"last_date {last_date} is outside the trading calendar stored in this archive "
                          f"(sessions {span}); archive the model again to extend it")

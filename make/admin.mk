@@ -1,16 +1,19 @@
-# Operating the served model: retrain and deploy into the running server, status, rollback, repair.
+# Operating the served tickers: retrain and deploy into the running server, status, rollback, remove, repair.
 # Included by the Makefile; uses its VENV and PY. Options of scripts/admin.py go in ARGS.
-.PHONY: retrain status rollback repair
+.PHONY: retrain status rollback remove repair
 
-retrain: $(VENV)/.installed ## train, gate, deploy as the new default of `make serve`; STOCK= START= END= ARGS="--min-skill -0.1 trainer.max_epochs=20"
+retrain: $(VENV)/.installed ## train, gate, deploy into `make serve`; STOCK=PETR4[,VALE3] (ARGS=--all: every served one) START= END= ARGS="trainer.max_epochs=20"
 	$(PY) scripts/admin.py retrain $(if $(STOCK),--stock $(STOCK)) $(if $(START),--start $(START)) \
 		$(if $(END),--end $(END)) $(ARGS)
 
-status: $(VENV)/.installed ## TorchServe health, served versions and workers, each ticker's MLflow champion
+status: $(VENV)/.installed ## TorchServe health, versions and workers, one row per served ticker with its champion
 	$(PY) scripts/admin.py status
 
-rollback: $(VENV)/.installed ## make the previous version (or TO=<version>) the default again, alias included
-	$(PY) scripts/admin.py rollback $(if $(TO),--to $(TO)) $(ARGS)
+rollback: $(VENV)/.installed ## undo the last deploy (or TO=<version>); STOCK=X: X's previous model (or TO=<its version>)
+	$(PY) scripts/admin.py rollback $(if $(STOCK),--stock $(STOCK)) $(if $(TO),--to $(TO)) $(ARGS)
 
-repair: $(VENV)/.installed ## undo what a killed retrain or rollback left half done (status reports one)
+remove: $(VENV)/.installed ## stop serving STOCK=X (every other ticker unchanged)
+	$(PY) scripts/admin.py remove --stock $(STOCK) $(ARGS)
+
+repair: $(VENV)/.installed ## undo what a killed admin command left half done (status reports one)
 	$(PY) scripts/admin.py repair $(ARGS)

@@ -4,7 +4,7 @@
 
 DEMO_EPOCHS ?= 10
 
-archive: $(VENV)/.installed ## package the newest VALE3 run as model_store/lstm.mar; RUN_ID=... or STOCK=... picks another
+archive: $(VENV)/.installed ## newest VALE3 run -> model_store/lstm.mar; STOCK=VALE3,PETR4 (or all) / RUN_ID=... pick others
 	$(PY) scripts/archive.py $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(STOCK),--stock $(STOCK))
 
 serve: $(VENV)/.installed ## start TorchServe in the background on 127.0.0.1:8080-8082; AUTH=off: no tokens (local only)
@@ -13,8 +13,8 @@ serve: $(VENV)/.installed ## start TorchServe in the background on 127.0.0.1:808
 stop: $(VENV)/.installed ## stop TorchServe
 	$(PY) scripts/serve.py stop
 
-predict: $(VENV)/.installed ## forecast the served ticker from its latest prices: a table and a PNG
-	$(PY) scripts/predict.py
+predict: $(VENV)/.installed ## forecast a served ticker (STOCK=, default VALE3) from its latest prices: a table and a PNG
+	$(PY) scripts/predict.py $(if $(STOCK),--stock $(STOCK))
 
 demo: $(VENV)/.installed ## from a fresh clone: get data, train VALE3 briefly, archive, serve, print a forecast
 	$(PY) train.py trainer.max_epochs=$(DEMO_EPOCHS)

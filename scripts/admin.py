@@ -1,16 +1,21 @@
-"""Operate the served model of a running TorchServe (`make serve`) without restarting it.
+"""Operate the served tickers of a running TorchServe (`make serve`) without restarting it.
 
-    scripts/admin.py retrain [--stock PETR4] [--start 2020-01-01] [--end 2025-07-28] [hydra overrides ...]
+    scripts/admin.py retrain [--stock PETR4[,VALE3...] | --all] [--start 2020-01-01] [--end 2025-07-28] [overrides]
+    scripts/admin.py deploy --run RUN_ID [--run RUN_ID ...]
     scripts/admin.py status
-    scripts/admin.py rollback [--to VERSION]
+    scripts/admin.py rollback [--stock PETR4] [--to VERSION]
+    scripts/admin.py remove --stock PETR4
     scripts/admin.py repair
 
-retrain: train with configs/train.yaml (overrides as for train.py), gate, archive the next version
-into model_store/, make it the served default of `lstm`, register it in MLflow with the `champion`
-alias. status: server health, registered versions, each ticker's champion. rollback: an earlier
-version becomes the default again, its alias moves back. repair: undo what a killed retrain or
-rollback left half done (retrain and rollback do it first themselves; status reports it). Exit status:
-0 done, 2 refused or failed (nothing changed), 1 status found the server down or a command half done.
+retrain: train each ticker with configs/train.yaml (overrides as for train.py), gate each on its own,
+and deploy those that passed as the next version of the served set (every other ticker's model
+unchanged), registered in MLflow with the `champion` alias. deploy: the same for runs trained
+already. status: server health, registered versions, one row per served ticker. rollback: undo the
+most recent deploy (the previous version becomes the default again), or with --stock return one
+ticker to its previous model (or its model version --to). remove: stop serving a ticker. repair:
+undo what a killed command left half done (the others do it first themselves; status reports it).
+Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
+tickers and refused others, 1 status found the server down or a command half done.
 """
 
 import argparse
@@ -27,24 +32,33 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     defaults = Policy()
-    retrain = commands.add_parser("retrain", help="train, gate, archive and deploy as the new default",
+    retrain = commands.add_parser("retrain", help="train, gate and deploy tickers into the served set",
                                   description="Extra arguments are Hydra overrides of configs/train.yaml, "
                                               "e.g. trainer.max_epochs=20 model.net.hidden=32.")
-    retrain.add_argument("--stock", help="ticker (default: configs/train.yaml's, VALE3)")
+    which = retrain.add_mutually_exclusive_group()
+    which.add_argument("--stock", help="ticker, or tickers separated by commas (default: configs/train.yaml's, VALE3)")
+    which.add_argument("--all", action="store_true", help="every ticker the server answers now")
     retrain.add_argument("--start", help="first day of data, YYYY-MM-DD (default: configs/train.yaml's)")
     retrain.add_argument("--end", help="last day of data, YYYY-MM-DD (default: today)")
-    retrain.add_argument("--min-skill", type=float, default=defaults.min_skill,
-                         help="quality gate: lowest skill_mape deployed (default %(default)s: at most 5 %% worse "
-                              "than the naive forecast on the test period)")
-    retrain.add_argument("--min-coverage", type=float, default=defaults.min_coverage,
-                         help="range gate: lowest test 80 %% interval coverage deployed (default %(default)s)")
-    retrain.add_argument("--max-coverage", type=float, default=defaults.max_coverage,
-                         help="range gate: highest test 80 %% interval coverage deployed (default %(default)s)")
-    retrain.add_argument("--min-skill-crps", type=float, default=defaults.min_skill_crps,
-                         help="range gate: lowest skill_crps vs the naive-empirical ranges (default %(default)s)")
-    rollback = commands.add_parser("rollback", help="make an earlier version the default again")
-    rollback.add_argument("--to", type=int, help="version (default: the highest below the current default)")
-    for command in (retrain, rollback):
+    deploy = commands.add_parser("deploy", help="gate and deploy runs trained already (train.py, a sweep)")
+    deploy.add_argument("--run", action="append", required=True, metavar="RUN_ID", help="MLflow run (repeatable)")
+    for command in (retrain, deploy):
+        command.add_argument("--min-skill", type=float, default=defaults.min_skill,
+                             help="quality gate: lowest skill_mape deployed (default %(default)s: at most 5 %% worse "
+                                  "than the naive forecast on the test period)")
+        command.add_argument("--min-coverage", type=float, default=defaults.min_coverage,
+                             help="range gate: lowest test 80 %% interval coverage deployed (default %(default)s)")
+        command.add_argument("--max-coverage", type=float, default=defaults.max_coverage,
+                             help="range gate: highest test 80 %% interval coverage deployed (default %(default)s)")
+        command.add_argument("--min-skill-crps", type=float, default=defaults.min_skill_crps,
+                             help="range gate: lowest skill_crps vs the naive-empirical ranges (default %(default)s)")
+    rollback = commands.add_parser("rollback", help="undo the last deploy, or return one ticker to an earlier model")
+    rollback.add_argument("--stock", help="return this ticker to its previous model; others stay as they are")
+    rollback.add_argument("--to", type=int, help="version, or with --stock the ticker's model version (default: the "
+                                                 "one before the current)")
+    remove = commands.add_parser("remove", help="stop serving a ticker")
+    remove.add_argument("--stock", required=True, help="the ticker to retire")
+    for command in (retrain, deploy, rollback, remove):
         command.add_argument("--keep", type=int, default=defaults.keep,
                              help="earlier versions kept registered for an instant rollback (default %(default)s)")
         command.add_argument("--wait", type=float, default=defaults.wait,
@@ -68,7 +82,8 @@ def main() -> None:
         from stockcast.config import load_config
         from stockcast.ops.journal import repair
         from stockcast.ops.lock import LOCK, exclusive
-        from stockcast.ops.retrain import retrain, summary, train_config
+        from stockcast.ops.remove import remove
+        from stockcast.ops.retrain import deploy_runs, retrain, served_stocks, summary, train_config
         from stockcast.ops.rollback import rollback
         from stockcast.ops.status import status
         from stockcast.serving.server import Server
@@ -77,14 +92,22 @@ def main() -> None:
         options = ("min_skill", "min_coverage", "max_coverage", "min_skill_crps", "keep", "wait")
         policy = Policy(**{name: getattr(args, name) for name in options if hasattr(args, name)})
         if args.command == "retrain":
-            named = [f"{key}={value}" for key, value in (("stock", args.stock), ("start", args.start),
-                                                         ("end", args.end)) if value]
-            deployed = retrain(train_config([*named, *overrides]), server, policy)
+            named = [f"{key}={value}" for key, value in (("start", args.start), ("end", args.end)) if value]
+            stocks = served_stocks(server) if args.all else args.stock.split(",") if args.stock else [None]
+            cfgs = [train_config([*([f"stock={stock}"] if stock else []), *named, *overrides]) for stock in stocks]
+            deployed = retrain(cfgs, server, policy)
             print(f"\n{summary(deployed, server)}")
-            return
+            sys.exit(3 if deployed.refused else 0)
         tracking_uri = load_config("train").logger.tracking_uri
+        if args.command == "deploy":
+            deployed = deploy_runs(args.run, tracking_uri, server, policy)
+            print(f"\n{summary(deployed, server)}")
+            sys.exit(3 if deployed.refused else 0)
         if args.command == "rollback":
-            rollback(server, tracking_uri, args.to, policy)
+            rollback(server, tracking_uri, args.to, args.stock, policy)
+            return
+        if args.command == "remove":
+            remove(server, tracking_uri, args.stock, policy)
             return
         if args.command == "repair":
             with exclusive(server.run_dir / LOCK, policy.wait, "repair"):

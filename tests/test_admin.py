@@ -1,12 +1,13 @@
-"""scripts/admin.py's retrain, status and rollback against a real TorchServe and a real MLflow store.
+"""scripts/admin.py's retrain, status, rollback and remove against a real TorchServe and a real MLflow store.
 
 One server per module, serving the session's VALE3 run as version 1 (archived like `make archive`);
-one real 1-epoch PETR4 retrain is deployed under a client loop. The other deployments reuse that
-run (the pipeline is patched to return it): what they test is the switch, not the training.
+one real 1-epoch PETR4 retrain adds PETR4 under a client loop asking for VALE3. The other deployments
+reuse that run (the pipeline is patched to return it): what they test is the switch, not the training.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -16,16 +17,18 @@ import pytest
 from mlflow import MlflowClient
 
 from benchmarks.load import ClientLoop
+from benchmarks.private_server import server_config
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, registry, retrain, rollback
+from stockcast.ops import deploy, registry, remove, retrain, rollback
 from stockcast.ops.lock import LOCK, exclusive
 from stockcast.ops.policy import Policy, gate
 from stockcast.ops.status import status
+from stockcast.pipeline import RunResult
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.versions import archive_version
 from tests.conftest import ROOT, compose_train
-from tests.serving import PRICES, client_loop, predict, running_server, server_config
+from tests.serving import PRICES, client_loop, predict, running_server
 
 PETR4 = ("stock=PETR4", "end=2025-11-07", "trainer.max_epochs=1")
 LENIENT = Policy(min_skill=-1.0)  # a 1-epoch model need not pass the default gate: the gate has its own tests
@@ -47,27 +50,29 @@ def store(tmp_path_factory) -> Path:
 @dataclass(frozen=True)
 class Swap:
     deployed: retrain.Deployed
-    loop: ClientLoop
-    before: dict  # version 1's answer to PRICES
+    result: RunResult  # PETR4's
+    loop: ClientLoop  # asking for VALE3 (the default ticker) throughout
+    before: dict  # version 1's VALE3 answer to PRICES
     said: list[str]
 
 
 @pytest.fixture(scope="module")
 def swap(served, store) -> Swap:
-    """The real PETR4 retrain, while clients keep posting requests."""
-    before = predict(served, {"prices": PRICES}).json()
+    """The real PETR4 retrain, while clients keep asking for VALE3."""
+    before = _answer(served)
     said: list[str] = []
     with pytest.MonkeyPatch.context() as env, client_loop(served) as loop:
         # conftest's isolation is per test; MLflow exported the session store's URI when it logged to it
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        deployed = retrain.retrain(compose_train(store, *PETR4), served, LENIENT, said.append)
+        deployed = retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, said.append)
         time.sleep(1)  # requests answered by the new default too
-    assert deployed.result.tracking_uri == f"sqlite:///{store}/mlruns/mlflow.db"
-    return Swap(deployed, loop, before, said)
+    [result] = deployed.results
+    assert result.tracking_uri == f"sqlite:///{store}/mlruns/mlflow.db"
+    return Swap(deployed, result, loop, before, said)
 
 
-def _answer(server: Server) -> dict:
-    answer = predict(server, {"prices": PRICES})
+def _answer(server: Server, stock: str | None = None) -> dict:
+    answer = predict(server, {"prices": PRICES, **({"stock": stock} if stock else {})})
     assert answer.status == 200, answer.body
     return answer.json()
 
@@ -94,9 +99,10 @@ def _state(server: Server, tracking_uri: str) -> tuple:
             len(client.search_model_versions()), sorted(path.name for path in server.model_store.glob("*.mar")))
 
 
-def test_retrain_makes_the_new_ticker_the_served_default(served, swap):
-    answer = _answer(served)
-    assert (answer["stock"], answer["model_version"]) == ("PETR4.SA", "2")
+def test_retrain_adds_the_ticker_and_leaves_the_other_unchanged(served, swap):
+    petr4, vale3 = _answer(served, "petr4"), _answer(served)
+    assert (petr4["stock"], petr4["model_version"]) == ("PETR4.SA", "2")
+    assert (vale3["stock"], vale3["model_version"]) == ("VALE3.SA", "1") and _same(vale3, swap.before)
     management = Management(served).served()
     assert management.default.version == "2" and sorted(v.version for v in management.versions) == ["1", "2"]
     store = served.model_store
@@ -105,7 +111,7 @@ def test_retrain_makes_the_new_ticker_the_served_default(served, swap):
 
 
 def test_mlflow_has_the_new_version_as_the_tickers_champion(swap):
-    result = swap.deployed.result
+    result = swap.result
     client = MlflowClient(result.tracking_uri)
     champion = registry.champion(client, "PETR4.SA")
     assert (champion.name, str(champion.version), champion.run_id) == ("stockcast-PETR4.SA", "1", result.run_id)
@@ -113,39 +119,59 @@ def test_mlflow_has_the_new_version_as_the_tickers_champion(swap):
     assert client.get_run(result.run_id).data.tags["gate"] == "passed"
 
 
-def test_no_request_failed_during_the_swap(swap):
+def test_no_request_failed_and_the_other_tickers_answers_never_changed(swap):
     loop = swap.loop
-    print(f"zero-downtime swap: {loop.requests} requests, {loop.errors} errors, by version {dict(loop.versions)}")
+    print(f"zero-downtime deploy: {loop.requests} VALE3 requests, {loop.errors} errors, {len(loop.bodies)} distinct "
+          f"answers, by model version {dict(loop.versions)}")
     assert loop.errors == 0, loop.statuses
-    assert loop.requests >= 200 and set(loop.versions) == {"1", "2"}
+    assert loop.requests >= 200 and set(loop.versions) == {"1"}
+    assert all(_same(json.loads(body), swap.before) for body in loop.bodies)
+
+
+def test_both_tickers_are_answered_concurrently_and_in_one_portfolio_request(served, swap):
+    petr4 = _answer(served, "PETR4")
+    with ClientLoop(f"{served.url('inference')}/predictions/lstm", served.key("inference"),
+                    {"prices": PRICES, "stock": "PETR4"}, clients=2) as other, client_loop(served, 2) as loop:
+        time.sleep(2)
+    assert other.errors == loop.errors == 0 and set(other.versions) == {"2"} and set(loop.versions) == {"1"}
+    assert all(_same(json.loads(body), petr4) for body in other.bodies)
+    answer = predict(served, {"instances": [{"stock": "VALE3", "prices": PRICES}, {"stock": "PETR3", "prices": PRICES},
+                                            {"stock": "PETR4", "prices": PRICES}, {"prices": PRICES[:3]}]})
+    assert answer.status == 200, answer.body
+    first, unknown, third, short = answer.json()["predictions"]
+    assert _same(first, swap.before) and _same(third, petr4)
+    assert unknown["code"] == 400 and "this model serves 2 ticker(s): PETR4.SA, VALE3.SA" in unknown["message"]
+    assert short["code"] == 400 and "needs at least 20" in short["message"]
 
 
 def test_summary_and_status_name_the_version_its_scores_and_run(served, swap):
-    result = swap.deployed.result
+    result = swap.result
     summary = retrain.summary(swap.deployed, served)
-    assert "deployed version 2 (was 1)" in summary and "PETR4.SA, data 2018-01-01..2025-11-07" in summary
+    assert "deployed version 2 (was 1)" in summary and "PETR4.SA: data 2018-01-01..2025-11-07" in summary
     assert f"vs naive {result.metrics['naive_mape']:.3f} %" in summary and result.run_id in summary
     text, healthy = status(served, result.tracking_uri)
-    assert healthy and "default version 2, 2 registered" in text
-    assert "* version   2  PETR4.SA" in text and "  version   1  VALE3.SA" in text
-    assert "stockcast-PETR4.SA version 1 = TorchServe version 2 (served now)" in text
+    assert healthy and "default version 2, 2 registered" in text and "2 ticker(s) served" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and ".SA " in line}
+    assert "v2" in rows["PETR4.SA"] and "stockcast-PETR4.SA v1 (serving)" in rows["PETR4.SA"]
+    assert "v1" in rows["VALE3.SA"] and rows["VALE3.SA"].endswith("none")  # `make archive` registers nothing
+    assert "2018-01-02..2025-11-07" in rows["PETR4.SA"]
 
 
 def test_a_bad_ticker_changes_nothing(served, swap, store):
-    before = _state(served, swap.deployed.result.tracking_uri)
-    with pytest.raises(StockcastError, match="cannot get prices for NOPE"):
-        retrain.retrain(compose_train(store, "stock=NOPE"), served, LENIENT, print)
-    assert _state(served, swap.deployed.result.tracking_uri) == before
+    before = _state(served, swap.result.tracking_uri)
+    with pytest.raises(StockcastError, match="NOPE is not deployed: cannot get prices for NOPE"):
+        retrain.retrain([compose_train(store, "stock=NOPE")], served, LENIENT, print)
+    assert _state(served, swap.result.tracking_uri) == before
 
 
 def test_a_model_below_the_gate_is_not_deployed(served, swap, store, tmp_path):
-    before = _state(served, swap.deployed.result.tracking_uri)
+    before = _state(served, swap.result.tracking_uri)
     cfg = compose_train(store, *PETR4)
     cfg.paths.output_dir = str(tmp_path)  # its own checkpoints, the module's MLflow store
     with pytest.raises(StockcastError, match=r"is not deployed: skill_mape .* below the minimum \+1.0000"):
-        retrain.retrain(cfg, served, Policy(min_skill=1.0), print)
-    assert _state(served, swap.deployed.result.tracking_uri) == before
-    client = MlflowClient(swap.deployed.result.tracking_uri)
+        retrain.retrain([cfg], served, Policy(min_skill=1.0), print)
+    assert _state(served, swap.result.tracking_uri) == before
+    client = MlflowClient(swap.result.tracking_uri)
     [rejected] = client.search_runs(client.get_experiment_by_name("stockcast").experiment_id,
                                     "tags.gate LIKE 'failed%'")
     assert "skill_mape" in rejected.data.tags["gate"]
@@ -153,12 +179,12 @@ def test_a_model_below_the_gate_is_not_deployed(served, swap, store, tmp_path):
 
 def test_a_failure_after_the_switch_is_undone_without_a_failed_request(served, swap, store, monkeypatch):
     """The last step fails once the new version is the default: it goes back, no request sees it."""
-    monkeypatch.setattr(retrain, "run", lambda cfg: swap.deployed.result)
+    monkeypatch.setattr(retrain, "run", lambda cfg: swap.result)
     monkeypatch.setattr(deploy, "crown", _fail)
-    before = _state(served, swap.deployed.result.tracking_uri)
+    before = _state(served, swap.result.tracking_uri)
     with client_loop(served) as loop, pytest.raises(StockcastError, match="the registry is down"):
-        retrain.retrain(compose_train(store, *PETR4), served, LENIENT, print)
-    assert _state(served, swap.deployed.result.tracking_uri) == before
+        retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, print)
+    assert _state(served, swap.result.tracking_uri) == before
     assert loop.errors == 0 and loop.requests > 0, loop.statuses
 
 
@@ -170,7 +196,7 @@ def test_a_second_command_refuses_while_one_holds_the_lock(served, store):
     with exclusive(served.run_dir / LOCK, 0, "retrain PETR4"):
         started = time.monotonic()
         with pytest.raises(StockcastError, match=r"another admin command holds .* \(retrain PETR4, pid \d+"):
-            retrain.retrain(compose_train(store, *PETR4), served, Policy(wait=0.5), print)
+            retrain.retrain([compose_train(store, *PETR4)], served, Policy(wait=0.5), print)
         assert 0.5 <= time.monotonic() - started < 5
 
 
@@ -195,35 +221,58 @@ def test_an_unreachable_server_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(retrain, "run", _fail)  # training would turn this into "the registry is down"
     server = Server(server_config(tmp_path), tmp_path / "run", tmp_path / "model_store", ROOT / "log4j2.xml")
     with pytest.raises(StockcastError, match="management API is not answering at http://127.0.0.1:"):
-        retrain.retrain(compose_train(tmp_path, *PETR4), server, Policy(), print)
+        retrain.retrain([compose_train(tmp_path, *PETR4)], server, Policy(), print)
     text, healthy = status(server, f"sqlite:///{tmp_path}/none.db")
     assert not healthy and text.startswith("TorchServe: DOWN.") and "no MLflow store at" in text
 
 
-def test_rollback_restores_the_earlier_answers_and_aliases(served, swap, store, monkeypatch):
-    tracking_uri = swap.deployed.result.tracking_uri
+def test_rollback_remove_and_a_partly_refused_retrain_change_only_their_tickers(served, swap, store, monkeypatch):
+    """On top of version 2 (VALE3 v1, PETR4 v2): a second PETR4 model (3), PETR4 back to its model 2 (4),
+    the last deploy undone (back to 3), PETR4 removed (5) and brought back (3 again), a retrain of PETR4 and
+    a failing NOPE (6); VALE3 answers the same throughout, and no request fails."""
+    tracking_uri = swap.result.tracking_uri
     client = MlflowClient(tracking_uri)
     said: list[str] = []
-    petr4 = _answer(served)
+    petr4 = _answer(served, "PETR4")
+
+    def champion() -> str:
+        """The model version PETR4's champion was deployed as."""
+        return registry.champion(client, "PETR4.SA").tags["archive_version"]
+
+    def trained(cfg):
+        if cfg.stock == "NOPE":
+            raise StockcastError("cannot get prices for NOPE.SA")
+        return swap.result
+
+    monkeypatch.setattr(retrain, "run", trained)
     with client_loop(served) as loop:
-        assert rollback.rollback(served, tracking_uri, policy=Policy(), say=said.append) == "1"
-        assert _same(_answer(served), swap.before)  # the same archive in the same server
-        # version 1 came from `make archive`: no MLflow version to move the alias to
-        assert any("alias stays where it is" in line for line in said)
-        assert rollback.rollback(served, tracking_uri, to=2, say=said.append) == "2"
-        assert _same(_answer(served), petr4)
-        # A second PETR4 version (same run) with keep=1: version 1 leaves the server, not the disk.
-        monkeypatch.setattr(retrain, "run", lambda cfg: swap.deployed.result)
-        third = retrain.retrain(compose_train(store, *PETR4), served, Policy(min_skill=-1.0, keep=1), said.append)
-        assert third.version == 3 and str(registry.champion(client, "PETR4.SA").version) == third.registered_version
-        assert sorted(v.version for v in Management(served).served().versions) == ["2", "3"]
-        assert rollback.rollback(served, tracking_uri, say=said.append) == "2"
-        assert str(registry.champion(client, "PETR4.SA").version) == "1"  # the alias moved back with it
-        assert rollback.rollback(served, tracking_uri, to=1, say=said.append) == "1"  # registered again from disk
-        assert _same(_answer(served), swap.before)
-    assert loop.errors == 0 and loop.requests > 0, loop.statuses
-    with pytest.raises(StockcastError, match="unknown version 99: registered"):
+        third = retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, said.append)
+        assert third.version == 3 and _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
+        assert rollback.rollback(served, tracking_uri, stock="PETR4", say=said.append) == "4"
+        assert _answer(served, "PETR4")["model_version"] == "2" and champion() == "2"
+        assert _same(_answer(served, "PETR4"), petr4)
+        assert rollback.rollback(served, tracking_uri, say=said.append) == "3"  # undoes the last deploy
+        assert _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
+        assert remove.remove(served, tracking_uri, "petr4", say=said.append) == "5"
+        refused = predict(served, {"prices": PRICES, "stock": "PETR4"})
+        assert refused.status == 400 and "this model serves 1 ticker(s): VALE3.SA" in refused.json()["message"]
+        assert registry.champion(client, "PETR4.SA") is None
+        assert rollback.rollback(served, tracking_uri, say=said.append) == "3"  # PETR4 is back
+        assert _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
+        both = retrain.retrain([compose_train(store, *PETR4), compose_train(store, "stock=NOPE")], served, LENIENT,
+                               said.append)
+        assert both.version == 6 and list(both.refused) == ["NOPE"] and champion() == "6"
+        assert _answer(served, "PETR4")["model_version"] == "6"
+        assert "REFUSED NOPE is not deployed: cannot get prices for NOPE.SA" in retrain.summary(both, served)
+    assert loop.errors == 0 and loop.requests > 0 and set(loop.versions) == {"1"}, loop.statuses
+    assert all(_same(json.loads(body), swap.before) for body in loop.bodies)
+    with pytest.raises(StockcastError, match="unknown version 99: archives in"):
         rollback.rollback(served, tracking_uri, to=99)
+    with pytest.raises(StockcastError, match="PETR4.SA never served model version 99: its deployed model versions "
+                                             "are 2, 3, 6"):
+        rollback.rollback(served, tracking_uri, to=99, stock="PETR4")
+    with pytest.raises(StockcastError, match="ITUB4.SA is not served: the served tickers are PETR4.SA, VALE3.SA"):
+        remove.remove(served, tracking_uri, "ITUB4")
 
 
 def test_gate_refuses_non_finite_metrics_and_low_skill():

@@ -47,7 +47,7 @@ server = Server(Path(config), Path(run_dir), Path(model_store), Path(log_config)
 cfg = train_config([f"paths.data_dir={store}/data", f"paths.mlruns_dir={store}/mlruns", "end=2025-11-07",
                     "trainer.max_epochs=1", "model.net.hidden=8", "model.net.layers=1",
                     "+trainer.enable_progress_bar=false", "~callbacks.progress_bar"])
-retrain(cfg, server, Policy(min_skill=-1.0, min_coverage=0.0, max_coverage=1.0, min_skill_crps=-1.0), print)
+retrain([cfg], server, Policy(min_skill=-1.0, min_coverage=0.0, max_coverage=1.0, min_skill_crps=-1.0), print)
 """
 STEPS = ["training", "after training", "archived", "mlflow_version", "server_version", "default", "champion",
          "committed"]
@@ -99,7 +99,7 @@ def test_a_retrain_killed_at_any_step_is_reported_and_repaired(served, tmp_path_
         new = served_now.default.version
         assert new != "1" and (served.model_store / "lstm.mar").read_bytes() == \
             (served.model_store / f"lstm-v{new}.mar").read_bytes()
-        assert json.loads((served.run_dir / "deployed.json").read_text())[-1] == int(new)
+        assert json.loads((served.run_dir / "deployed.json").read_text())["served"][-1] == int(new)
         assert rollback.rollback(served, tracking_uri, say=said.append) == "1"  # back to the start
     else:
         assert _state(served, tracking_uri) == before, said
@@ -110,11 +110,11 @@ def test_rollback_never_goes_to_a_version_that_was_not_deployed(served, tmp_path
     the default (a retrain killed before its switch, an archive copied in by hand), no rollback goes there."""
     history = served.run_dir / "deployed.json"
     deployed = history.read_text()
-    history.write_text("[1]")
+    history.write_text('{"deployed": [1], "served": [1]}')
     try:
         with pytest.raises(StockcastError, match="version 2 was never deployed"):
             rollback.rollback(served, f"sqlite:///{tmp_path}/mlflow.db", to=2)
-        with pytest.raises(StockcastError, match="no version below the default"):
+        with pytest.raises(StockcastError, match="no earlier version to roll back to"):
             rollback.rollback(served, f"sqlite:///{tmp_path}/mlflow.db", to=None)
     finally:
         history.write_text(deployed)

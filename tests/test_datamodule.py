@@ -107,3 +107,24 @@ def test_repairs_of_a_users_file_are_recorded_for_the_run(tmp_path, shared_data)
     (mine / "VALE3.SA.csv").write_text("".join([*lines[:200], lines[199], *lines[200:]]))
     dm = datamodule(tmp_path, downloader=Downloader(tmp_path / "cache", extra_dirs=[str(mine)], use_sample=False))
     assert any("dropped 1 exact duplicate row(s)" in warning for warning in dm.warnings), dm.warnings
+
+
+def test_a_pooled_model_leaves_out_tickers_it_cannot_use_and_a_single_one_fails(tmp_path, shared_data):
+    """sp100/: APTV has 18 rows; CFG starts on 2014-09-24, after the validation start chosen here, so it has no
+    training window."""
+    sp100 = Downloader(tmp_path, extra_dirs=[str(shared_data / "sp100")], use_sample=False)
+    options = {"start": "2013-01-01", "end": "2017-12-29", "downloader": sp100, "context": 100}
+    dm = datamodule(tmp_path, stock=["AAPL", "APTV", "CFG", "AMZN"], val_start="2014-06-02", test_start="2016-01-04",
+                    **options)
+    assert dm.symbols == ["AAPL", "AMZN"] and dm.symbol == "AAPL+AMZN" and set(dm.by_symbol) == {"AAPL", "AMZN"}
+    assert "APTV has 18 trading days" in dm.skipped["APTV"] and "CFG: the train period has no" in dm.skipped["CFG"]
+    assert sum("left out of the pooled model: APTV" in warning for warning in dm.warnings) == 1
+    with pytest.raises(StockcastError, match="APTV has 18 trading days"):
+        datamodule(tmp_path, stock="APTV", **options)
+    with pytest.raises(StockcastError, match="no ticker of the pooled model is usable: APTV has 18"):
+        datamodule(tmp_path, stock=["APTV", "BHF"], **options)
+
+
+def test_a_long_pooled_name_is_shortened_for_mlflow(tmp_path):
+    dm = PriceDataModule([f"T{number:03d}" for number in range(40)], "2020-01-02", None, Downloader(tmp_path))
+    assert dm.symbol.startswith("T000+39-more-") and len(dm.symbol) < 60

@@ -35,8 +35,7 @@ def archived(trained_run, tmp_path_factory):
 
 def _unpacked(result, folder: Path) -> Path:
     """The run archived as `make archive` does, unpacked into `folder/model` as TorchServe unpacks it."""
-    done = archive(result.tracking_uri, "stockcast", result.symbol, folder / "model_store",
-                   ROOT / "handlers" / "forecast_handler.py", ROOT / "model-config.yaml", run_id=result.run_id)
+    done = archive(result.tracking_uri, "stockcast", folder / "model_store", run_ids=[result.run_id])
     with zipfile.ZipFile(done.path) as mar:
         mar.extractall(folder / "model")
     return folder / "model"
@@ -54,9 +53,10 @@ def module(archived):
     return loaded
 
 
-def _context(model_dir: Path, headers: list[dict] | None = None) -> Context:
+def _context(model_dir: Path, headers: list[dict] | None = None, default_stock: str | None = None) -> Context:
     manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-    context = Context("lstm", str(model_dir), manifest, 16, None, "0.12.0", metrics=_Metrics(), model_yaml_config={})
+    context = Context("lstm", str(model_dir), manifest, 16, None, "0.12.0", metrics=_Metrics(),
+                      model_yaml_config={"handler": {"default_stock": default_stock}})
     context.request_processor = [RequestProcessor(h) for h in headers or [{}]]
     return context
 
@@ -182,21 +182,21 @@ def test_in_a_batch_a_bad_request_fails_alone(handler, archived):
 def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypatch):
     """What failed whole batches with 503 before: deep nesting, an explanation asked for; a forecast that is
     not finite fails alone too; and a request's own headers decide what it gets (BaseHandler reads the first's)."""
-    model = handler.model
+    [(name, model)] = handler.models.items()
 
     def overflowing(inputs: torch.Tensor) -> torch.Tensor:  # the second window (request 2) overflows
         forecasts = model(inputs)
         forecasts[1, 3, 0] = torch.inf
         return forecasts
 
-    monkeypatch.setattr(handler, "model", overflowing)
+    monkeypatch.setitem(handler.models, name, overflowing)
     valid = json.dumps({"prices": PRICES}).encode()
     bodies = [valid, BAD["deep nesting"][0], valid, valid, valid, valid]
     headers = [{}, {}, {}, {"explain": "True"}, {"describe": "True"}, {}]
     answers = _handle(handler, archived, bodies, headers)
     assert [status for status, _ in answers] == [200, 400, 400, 400, 200, 200]
     assert "not a finite number" in answers[2][1]["message"]
-    assert "no explanations" in answers[3][1]["message"] and answers[4][1]["mlflow_run_id"]
+    assert "no explanations" in answers[3][1]["message"] and answers[4][1]["stocks"]["VALE3.SA"]["mlflow_run_id"]
     expected = _expected(archived[1], PRICES)[:, MEDIAN].tolist()
     assert answers[0][1]["forecast"] == answers[5][1]["forecast"] == pytest.approx(expected, abs=1e-5)
 
@@ -222,32 +222,58 @@ def test_describe_reports_ticker_training_range_metrics_and_run(handler, archive
     context = _context(archived[0], [{"describe": "True"}])
     [description] = handler.handle([{"body": b""}], context)
     description = json.loads(description)
-    assert (description["stock"], description["window"], description["horizon"]) == ("VALE3.SA", 20, 10)
-    assert description["mlflow_run_id"] == result.run_id and description["model_version"] == "1"
-    assert description["training_data"]["first_date"] == "2018-01-02"
-    metrics = description["test_metrics"]
+    assert (description["served_version"], description["default_stock"]) == ("1", "VALE3.SA")
+    ticker = description["stocks"]["VALE3.SA"]
+    assert (ticker["model"], ticker["window"], ticker["horizon"], ticker["pooled_over"]) == ("VALE3.SA", 20, 10, None)
+    assert ticker["mlflow_run_id"] == result.run_id and ticker["model_version"] == "1"
+    assert ticker["training_data"]["first_date"] == "2018-01-02"
+    metrics = ticker["test_metrics"]
     assert metrics["model"]["mape"] == pytest.approx(result.metrics["test_mape"])
     assert metrics["naive_last_value"]["mape"] == pytest.approx(result.metrics["naive_mape"])
     assert description["calendar"]["stocks"] == {"VALE3.SA": "BVMF"}
     assert "sessions" not in description["calendar"]["exchanges"]["BVMF"]
 
 
-def _synthetic(module, folder: Path, metadata: dict, scaler: tuple | None = None, **net_kwargs):
-    """A handler over an untrained ForecastNet bundle (shapes the default config does not train)."""
+def assert_same_answer(got: dict, expected: dict) -> None:
+    """Equal answers, their numbers within 1e-6 relative (float32 results may differ with the batch size)."""
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if key in ("forecast", "p_up"):
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9)
+        elif key in ("quantiles", "intervals"):
+            assert got[key].keys() == value.keys()
+            for name, inner in value.items():
+                assert (got[key][name] == pytest.approx(inner, rel=1e-6) if isinstance(inner, list) else
+                        all(got[key][name][k] == pytest.approx(v, rel=1e-6) for k, v in inner.items()))
+        else:
+            assert got[key] == value, key
+
+
+def _synthetic(module, folder: Path, bundles: dict[str, dict], members: dict[str, str] | None = None,
+               calendar: dict | None = None, default_stock: str | None = None, scaler: tuple | None = None,
+               **net_kwargs):
+    """A handler over untrained ForecastNet bundles (shapes the default config does not train), laid out as an
+    archive: name -> metadata under bundles/, portfolio.json (default members: each bundle's symbol)."""
     from stockcast.bundle import write_bundle
     from stockcast.models.net import ForecastNet
 
     kwargs = {"features": ["Close"], "hidden": 8, "layers": 1, "dropout": 0.0, "horizon": 3, **net_kwargs}
-    net = ForecastNet(**kwargs)
-    if scaler:
-        net.set_scaler(*scaler)
-    write_bundle(folder, net, {"window": 5, "horizon": kwargs["horizon"], "features": kwargs["features"],
-                               "net": kwargs, "model_version": "7", **metadata})
-    context = Context("lstm", str(folder), {"model": {"modelName": "lstm", "modelVersion": "7"}}, 16, None, "0.12.0",
-                      metrics=_Metrics(), model_yaml_config={})
+    nets = {}
+    for number, (name, metadata) in enumerate(bundles.items()):
+        torch.manual_seed(number)
+        nets[name] = ForecastNet(**kwargs)
+        if scaler:
+            nets[name].set_scaler(*scaler)
+        write_bundle(folder / "bundles" / name, nets[name], {"window": 5, "horizon": kwargs["horizon"],
+                                                             "features": kwargs["features"], "net": kwargs,
+                                                             "model_version": "7", **metadata})
+    members = members or {metadata["symbol"]: name for name, metadata in bundles.items()}
+    (folder / "portfolio.json").write_text(json.dumps({"members": members, "calendar": calendar or {}}))
+    context = Context("lstm", str(folder), {"model": {"modelName": "lstm", "modelVersion": "9"}}, 16, None, "0.12.0",
+                      metrics=_Metrics(), model_yaml_config={"handler": {"default_stock": default_stock}})
     handler = module.ForecastHandler()
     handler.initialize(context)
-    return handler, net.eval(), context
+    return handler, {name: net.eval() for name, net in nets.items()}, context
 
 
 def _handle_synthetic(handler, context, bodies: list[dict]) -> list[tuple[int, dict]]:
@@ -258,15 +284,15 @@ def _handle_synthetic(handler, context, bodies: list[dict]) -> list[tuple[int, d
 
 def test_a_multi_feature_model_takes_one_row_of_features_per_day(module, tmp_path):
     """Models trained on more columns than Close (here Close and Volume) take [close, volume] rows."""
-    handler, net, context = _synthetic(module, tmp_path, {"symbol": "AAPL"}, ([50.0, 0.0], [70.0, 1e6], 0.02),
-                                       features=["Close", "Volume"])
+    handler, nets, context = _synthetic(module, tmp_path, {"AAPL-v7": {"symbol": "AAPL"}},
+                                        scaler=([50.0, 0.0], [70.0, 1e6], 0.02), features=["Close", "Volume"])
     rows = [[60.0 + day, 1000.0 * day] for day in range(6)]  # a volume of 0 is allowed, a close of 0 is not
     answers = _handle_synthetic(handler, context, [{"prices": rows}, {"prices": [60.0] * 6},
                                                    {"prices": [*rows[:5], [0.0, 10.0]]},
                                                    {"prices": [*rows[:5], [60.0]]}])
     assert [status for status, _ in answers] == [200, 400, 400, 400]
     with torch.no_grad():
-        expected = net(torch.tensor(rows[-5:]).reshape(1, 5, 2))[0].tolist()
+        expected = nets["AAPL-v7"](torch.tensor(rows[-5:]).reshape(1, 5, 2))[0].tolist()
     assert answers[0][1]["forecast"] == pytest.approx(expected, abs=1e-5) and answers[0][1]["model_version"] == "7"
     assert "must be a list of 2 values" in answers[1][1]["message"]
     assert "prices[5] Close must be positive" in answers[2][1]["message"]
@@ -281,18 +307,24 @@ def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp
 
     stocks = ["VALE3.SA", "AAPL"]
     calendar = trading_calendar(stocks, dt.date(2025, 1, 2), today=dt.date(2025, 11, 25))
-    handler, _, context = _synthetic(module, tmp_path, {"symbol": "VALE3.SA+AAPL", "stocks": stocks,
-                                                        "calendar": calendar})
+    pooled = {"pool-v7": {"symbol": "VALE3.SA+AAPL", "stocks": stocks}}
     window = {"prices": PRICES, "last_date": "2025-11-26"}
-    answers = _handle_synthetic(handler, context, [{**window, "stock": "aapl"}, {**window, "stock": "vale3"},
-                                                   window, {**window, "stock": "PETR4"}, {"prices": PRICES}])
-    assert [status for status, _ in answers] == [200, 200, 400, 400, 200]
+    bodies = [{**window, "stock": "aapl"}, {**window, "stock": "vale3"}, window, {**window, "stock": "PETR4"},
+              {"prices": PRICES}]
+    handler, _, context = _synthetic(module, tmp_path / "default", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
+                                     calendar, default_stock="VALE3")
+    answers = _handle_synthetic(handler, context, bodies)
+    assert [status for status, _ in answers] == [200, 200, 200, 400, 200]
     assert answers[0][1]["stock"] == "AAPL" and answers[0][1]["dates"] == ["2025-11-28", "2025-12-01", "2025-12-02"]
     assert answers[1][1]["stock"] == "VALE3.SA" and answers[1][1]["dates"] == ["2025-11-27", "2025-11-28",
                                                                                "2025-12-01"]
-    assert "name the 'stock'" in answers[2][1]["message"]
-    assert "VALE3.SA, AAPL" in answers[3][1]["message"]
-    assert answers[4][1]["stock"] == "VALE3.SA+AAPL"
+    assert answers[2][1] == answers[1][1] and answers[4][1]["stock"] == "VALE3.SA"  # the default ticker
+    assert "PETR4' has no deployed model: this model serves 2 ticker(s): AAPL, VALE3.SA" in answers[3][1]["message"]
+    handler, _, context = _synthetic(module, tmp_path / "none", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
+                                     calendar)  # no default ticker served: a request must name one
+    answers = _handle_synthetic(handler, context, [window, {**window, "stock": "aapl"}])
+    assert [status for status, _ in answers] == [400, 200]
+    assert "name the 'stock' to forecast: this model serves 2 ticker(s): AAPL, VALE3.SA" in answers[0][1]["message"]
 
 
 def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared_data):
@@ -307,14 +339,64 @@ def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared
     assert status == 200 and len(answer["forecast"]) == 10
     assert not {"quantiles", "intervals", "p_up"} & set(answer)
     [(_, described)] = _handle(handler, (model_dir, None), [b""], [{"describe": "True"}])
+    [described] = described["stocks"].values()
     assert described["quantiles"] is None and described["range_metrics"]["test"]["coverage_80"] < 0.05
 
 
 def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
     """Metadata written before `context` and `quantiles` existed: the window is all the model reads."""
     api = module.api
-    spec = api.Spec.from_metadata({"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": ["Close"],
-                                   "net": {"hidden": 64, "target": "relative"}}, [True], "3")
-    assert (spec.window, spec.context, spec.levels) == (20, 20, None)
-    instance = api.read_instance({"prices": PRICES}, spec)
+    spec = api.Spec.from_metadata("VALE3.SA-v3", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
+                                                  "features": ["Close"], "net": {"hidden": 64, "target": "relative"},
+                                                  "model_version": "3"}, [True])
+    assert (spec.window, spec.context, spec.levels, spec.version) == (20, 20, None, "3")
+    portfolio = api.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None, "3")
+    instance = api.read_instance({"prices": PRICES}, portfolio)
     assert len(instance.window) == 20 and instance.window[-1] == [PRICES[-1]]
+
+
+def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer_in_order(module, tmp_path):
+    """Two tickers with models of their own and a pooled model answering a third; a portfolio request's
+    predictions equal the single requests' answers, and a bad instance gets its own error object."""
+    bundles = {"AAPL-v7": {"symbol": "AAPL"}, "MSFT-v8": {"symbol": "MSFT"},
+               "pool-v7": {"symbol": "AAPL+MSFT+VALE3.SA", "stocks": ["AAPL", "MSFT", "VALE3.SA"]}}
+    members = {"AAPL": "AAPL-v7", "MSFT": "MSFT-v8", "VALE3.SA": "pool-v7"}
+    handler, nets, context = _synthetic(module, tmp_path, bundles, members, default_stock="VALE3")
+    other = [price * 1.3 for price in PRICES]
+    singles = [{"stock": "AAPL", "prices": PRICES}, {"stock": "msft", "prices": other},
+               {"stock": "VALE3", "prices": PRICES}, {"prices": other}, {"stock": "AAPL", "prices": other[-7:]}]
+    instances = [*singles[:2], {"stock": "NOPE", "prices": PRICES}, singles[2], {"prices": [1.0]}, 42, *singles[3:]]
+    answers = _handle_synthetic(handler, context, singles)
+    [(status, portfolio)] = _handle_synthetic(handler, context, [{"instances": instances}])  # batched otherwise
+    assert [status for status, _ in answers] == [200] * 5 and status == 200
+    predictions = portfolio["predictions"]
+    assert len(predictions) == len(instances)
+    for single, (_, answer) in zip([0, 1, 3, 6, 7], answers, strict=True):
+        assert_same_answer(predictions[single], answer)
+    assert [p.get("code") for p in predictions] == [None, None, 400, None, 400, 400, None, None]
+    served = "this model serves 3 ticker(s): AAPL, MSFT, VALE3.SA"
+    assert f"'NOPE' has no deployed model: {served}" in predictions[2]["message"]
+    assert "needs at least 5" in predictions[4]["message"] and "must be a JSON object" in predictions[5]["message"]
+    with torch.no_grad():  # each ticker's own net: AAPL and MSFT by theirs, VALE3 by the pooled one
+        for answer, name, prices in ((answers[0][1], "AAPL-v7", PRICES), (answers[1][1], "MSFT-v8", other),
+                                     (answers[2][1], "pool-v7", PRICES)):
+            expected = nets[name](torch.tensor(prices[-5:]).reshape(1, 5, 1))[0].tolist()
+            assert answer["forecast"] == pytest.approx(expected, abs=1e-5)
+    assert answers[3][1]["stock"] == "VALE3.SA" and answers[1][1]["model_version"] == "7"
+    context.request_processor = [RequestProcessor({"describe": "True"})]
+    described = json.loads(handler.handle([{"body": b""}], context)[0])
+    assert described["default_stock"] == "VALE3.SA" and described["served_version"] == "9"
+    assert {symbol: t["answered_by"] for symbol, t in described["stocks"].items()} == members
+    assert described["stocks"]["VALE3.SA"]["pooled_over"] == ["AAPL", "MSFT", "VALE3.SA"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"instances": []}, "'instances' must be a list of 1 to 500"),
+    ({"instances": [{"prices": PRICES}] * 501}, "'instances' must be a list of 1 to 500"),
+    ({"instances": {"prices": PRICES}}, "'instances' must be a list of 1 to 500"),
+    ({"instances": [{"prices": PRICES}], "stock": "AAPL"}, "a portfolio request has only 'instances'"),
+])
+def test_a_malformed_portfolio_request_gets_one_400(module, tmp_path, body, message):
+    handler, _, context = _synthetic(module, tmp_path, {"AAPL-v7": {"symbol": "AAPL"}})
+    [(status, answer)] = _handle_synthetic(handler, context, [body])
+    assert status == 400 and message in answer["message"]

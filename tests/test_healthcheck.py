@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.serving import server_config
+from benchmarks.private_server import server_config
 
 
 def test_the_health_check_imports_no_heavy_library():

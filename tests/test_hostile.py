@@ -60,23 +60,34 @@ def api():
 
 @pytest.fixture(scope="module")
 def specs(api) -> list:
-    """A Close-only model and a Close+Volume one, as the handler reads them from an archive's metadata."""
+    """A Close-only model and a Close+Volume one, each the only ticker of a portfolio, as the handler reads
+    them from an archive."""
     calendar = {"exchanges": {"BVMF": {"sessions": SESSIONS}}, "stocks": {"VALE3.SA": "BVMF"}}
-    return [api.Spec.from_metadata({"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": features,
-                                    "calendar": calendar}, [name != "Volume" for name in features], "1")
-            for features in (["Close"], ["Close", "Volume"])]
+    portfolios = []
+    for features in (["Close"], ["Close", "Volume"]):
+        spec = api.Spec.from_metadata("VALE3.SA-v1", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
+                                                      "features": features, "model_version": "1"},
+                                      [name != "Volume" for name in features])
+        portfolios.append(api.Portfolio.from_manifest({"members": {"VALE3.SA": spec.name}, "calendar": calendar},
+                                                      {spec.name: spec}, "VALE3", "1"))
+    return portfolios
 
 
-def _outcome(api, spec, row: dict, headers: dict | None = None) -> str:
-    """Parse one request: "ok" for a usable Instance, "400" for a BadRequest; anything else raises."""
+def _outcome(api, portfolio, row: dict, headers: dict | None = None) -> str:
+    """Parse one request: "ok" when every forecast it asks for is a usable Instance, "400" for a BadRequest
+    (of the request, or of one of its forecasts); anything else raises."""
     try:
-        instance = api.parse(row, headers or {}, spec)
+        items = api.parse(row, headers or {}, portfolio).items
     except api.BadRequest as err:
-        assert 0 < len(err.message) < 400, err.message
-        return "400"
-    assert len(instance.window) == spec.window and all(len(day) == len(spec.features) for day in instance.window)
-    assert all(math.isfinite(value) and abs(value) <= api.FLOAT32_MAX for day in instance.window for value in day)
-    return "ok"
+        items = [err]
+    for item in items:
+        if isinstance(item, api.BadRequest):
+            assert 0 < len(item.message) < 400, item.message
+            continue
+        spec = item.spec
+        assert len(item.window) == spec.window and all(len(day) == len(spec.features) for day in item.window)
+        assert all(math.isfinite(value) and abs(value) <= api.FLOAT32_MAX for day in item.window for value in day)
+    return "400" if any(isinstance(item, api.BadRequest) for item in items) else "ok"
 
 
 def test_generated_bodies_parse_to_an_instance_or_a_bad_request(api, specs):
@@ -95,10 +106,11 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | s
                      lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
                                                                                         max_size=4), max_leaves=12)
 _PRICE = st.floats(min_value=0.01, max_value=1e4) | st.floats() | st.integers() | _JSON
-_BODY = st.fixed_dictionaries({}, optional={"prices": st.lists(_PRICE, min_size=18, max_size=24) | _JSON,
-                                            "stock": st.sampled_from(["VALE3", "vale3.SA", " VALE3 "]) | _JSON,
-                                            "last_date": st.sampled_from(["2025-11-07", "2025-02-30"]) | _JSON,
-                                            "other": _JSON}) | _JSON
+_FORECAST = st.fixed_dictionaries({}, optional={"prices": st.lists(_PRICE, min_size=18, max_size=24) | _JSON,
+                                                "stock": st.sampled_from(["VALE3", "vale3.SA", " VALE3 "]) | _JSON,
+                                                "last_date": st.sampled_from(["2025-11-07", "2025-02-30"]) | _JSON,
+                                                "other": _JSON})
+_BODY = _FORECAST | st.fixed_dictionaries({"instances": st.lists(_FORECAST | _JSON, max_size=4) | _JSON}) | _JSON
 
 
 @settings(max_examples=400, deadline=None, database=None, derandomize=True,
@@ -117,10 +129,10 @@ def test_any_bytes_parse_or_are_a_bad_request(api, specs, body, content_type):
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
-    instance = api.Instance([[60.0]] * 20, "VALE3.SA", None)
-    assert api.answer(instance, [61.0] * 10, specs[0])["forecast"] == [61.0] * 10
+    instance = api.Instance([[60.0]] * 20, "VALE3.SA", specs[0].specs["VALE3.SA-v1"], None)
+    assert api.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
     with pytest.raises(api.BadRequest, match="not a finite number"):
-        api.answer(instance, [61.0] * 9 + [value], specs[0])
+        api.answer(instance, [61.0] * 9 + [value])
 
 
 @pytest.fixture(scope="module")

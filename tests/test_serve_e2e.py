@@ -109,8 +109,8 @@ def test_model_description_has_the_training_summary(server, trained_run):
     result, _ = trained_run
     answer = call("GET", f"{server.url('management')}/models/lstm?customized=true", server.key("management"))
     assert answer.status == 200
-    description = answer.json()[0]["customizedMetadata"]
-    assert (description["stock"], description["mlflow_run_id"]) == ("VALE3.SA", result.run_id)
+    description = answer.json()[0]["customizedMetadata"]["stocks"]["VALE3.SA"]
+    assert (description["model"], description["mlflow_run_id"]) == ("VALE3.SA", result.run_id)
     assert description["test_metrics"]["model"]["mape"] == pytest.approx(result.metrics["test_mape"])
     assert description["test_metrics"]["naive_last_value"]["mape"] == pytest.approx(result.metrics["naive_mape"])
 

@@ -61,6 +61,14 @@ def test_multirun_gives_one_run_per_job(tmp_path):
     assert sorted(r.data.params["model/net/hidden"] for r in runs(tmp_path)) == ["16", "8"]
 
 
+def test_a_sweep_over_tickers_goes_on_past_a_refused_one(tmp_path):
+    done = train(tmp_path, "stock=NOPE3,PETR4", multirun=True)
+    assert done.returncode == 0, done.stderr
+    assert "error: job 0 (NOPE3): cannot get prices for NOPE3.SA" in done.stderr
+    assert [(r.data.tags.get("symbol"), r.info.status) for r in runs(tmp_path)] == [(None, "FAILED"),
+                                                                                   ("PETR4.SA", "FINISHED")]
+
+
 def test_caret_ticker_needs_quoting_and_then_works(tmp_path, shared_data, monkeypatch):
     """Hydra's lexer rejects a bare ^; the README's quoting reaches the Downloader intact."""
     folder = tmp_path / "indices"

@@ -9,7 +9,6 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from stockcast.serving.archive import archive
-from stockcast.serving.settings import HANDLER, MODEL_CONFIG
 from stockcast.serving.versions import archive_version, archives, next_version
 
 
@@ -40,8 +39,7 @@ def test_a_versioned_archive_wins_over_lstm_mar_of_the_same_version(tmp_path):
 def test_archiving_takes_the_next_version_and_registers_nothing_in_mlflow(trained_run, tmp_path):
     result, _ = trained_run
     store = tmp_path / "model_store"
-    first = archive(result.tracking_uri, "stockcast", result.symbol, store, HANDLER, MODEL_CONFIG, run_id=result.run_id)
-    second = archive(result.tracking_uri, "stockcast", result.symbol, store, HANDLER, MODEL_CONFIG,
-                     run_id=result.run_id)
+    first = archive(result.tracking_uri, "stockcast", store, run_ids=[result.run_id])
+    second = archive(result.tracking_uri, "stockcast", store, [result.symbol])
     assert (first.version, second.version, archive_version(store / "lstm.mar")) == (1, 2, 2)
     assert MlflowClient(result.tracking_uri).search_registered_models() == []

@@ -19,6 +19,7 @@ from stockcast.serving.client import post_json
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
+from stockcast.symbols import normalize_symbol
 
 HISTORY_DAYS = 120  # calendar days of closes drawn before the forecast: about four months
 
@@ -37,11 +38,15 @@ class Forecast:
     p_up: list[float] | None  # per day, the probability of closing above last_close
 
 
-def latest(server: Server, data_dir: Path) -> tuple[Forecast, pd.Series]:
-    """The served model's forecast from its ticker's newest prices (the cache in `data_dir`, a download, or a
-    local copy, with a warning), and the closes of the last `HISTORY_DAYS` before it."""
-    description = Management(server).description()
-    symbol = (description.get("stocks") or [description["stock"]])[0]  # a pooled model: its first ticker
+def latest(server: Server, data_dir: Path, stock: str | None = None) -> tuple[Forecast, pd.Series]:
+    """The served forecast for `stock` (default: the served default ticker, else the first) from its newest
+    prices (the cache in `data_dir`, a download, or a local copy, with a warning), and the closes of the
+    last `HISTORY_DAYS` before it."""
+    served = Management(server).description()
+    symbol = normalize_symbol(stock) if stock else served["default_stock"] or next(iter(served["stocks"]))
+    if symbol not in served["stocks"]:
+        raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(served['stocks'])}")
+    description = served["stocks"][symbol]
     prices = Downloader(data_dir).load(symbol, description["training_data"]["start"], None)
     window, features = description["window"], description["features"]
     if len(prices) < window:

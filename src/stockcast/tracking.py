@@ -53,6 +53,22 @@ class PrepareMlflowStore(Callback):
         self._prepare(config)
 
 
+def trained_symbols(client: MlflowClient, experiment: str) -> list[str]:
+    """Every ticker with a finished single-ticker run that logged a serving bundle, sorted."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise StockcastError(f"no experiment {experiment!r} in the MLflow store {client.tracking_uri}: train first")
+    symbols: set[str] = set()
+    token = None
+    while True:
+        page = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED' and tags.bundle != ''",
+                                  max_results=1000, page_token=token)
+        symbols |= {run.data.tags["symbol"] for run in page if "," not in run.data.tags.get("stocks", "")}
+        token = page.token
+        if not token:
+            return sorted(symbols)
+
+
 def find_run(client: MlflowClient, experiment: str, symbol: str, run_id: str | None = None) -> Run:
     """`run_id`'s run, or the newest FINISHED run of `symbol` that logged a serving bundle."""
     return find_runs(client, experiment, symbol, run_id)[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import lightning as L
@@ -18,6 +21,7 @@ from stockcast.models.net import ewma_variance
 from stockcast.symbols import normalize_symbol, parse_date, parse_range
 
 log = logging.getLogger(__name__)
+MAX_POOLED_NAME = 60
 
 
 @dataclass(frozen=True)
@@ -105,31 +109,41 @@ class PriceDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.prices: dict[str, pd.DataFrame] = {}
         self.warnings: list[str] = []
+        self.skipped: dict[str, str] = {}  # pooled: ticker -> why it was left out
 
     @property
     def symbol(self) -> str:
-        """The ticker, or `A+B+...` for a pooled model."""
-        return "+".join(self.symbols)
+        """The ticker, or `A+B+...` for a pooled model; `A+96-more-<hash>` when that would be long (it names
+        the MLflow run and registered model, whose names are limited to 256 characters)."""
+        joined = "+".join(self.symbols)
+        if len(joined) <= MAX_POOLED_NAME:
+            return joined
+        digest = hashlib.sha1(joined.encode()).hexdigest()[:8]
+        return f"{self.symbols[0]}+{len(self.symbols) - 1}-more-{digest}"
 
     def setup(self, stage: str | None = None) -> None:
         if self.prices:
             return
-        prices = {symbol: self._load(symbol) for symbol in self.symbols}
+        prices = {}
+        for symbol in self.symbols:
+            with self._skipped_when_pooled(symbol):
+                prices[symbol] = self._load(symbol)
+        self._check_some_left(prices)
         union = pd.DatetimeIndex(sorted(set().union(*(frame.index for frame in prices.values()))))
         val_date, test_date = self._boundary_dates(union)
         splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
         train_values = []
-        for symbol, frame in prices.items():
-            values = frame[self.features].to_numpy(dtype=np.float64)  # [T, F]
-            val_row, test_row = (int(frame.index.searchsorted(date)) for date in (val_date, test_date))
-            train_values.append(values[:val_row])
-            rows = {"train": (0, val_row), "val": (val_row, test_row), "test": (test_row, len(frame))}
-            for name, (first, stop) in rows.items():
-                split = self._split(frame, values, first, stop)
-                if len(split) == 0:
-                    raise StockcastError(f"{symbol}: the {name} period has no complete window; "
-                                         "widen the date range or move the split dates")
+        for symbol, frame in list(prices.items()):
+            with self._skipped_when_pooled(symbol):
+                train_rows, own = self._periods(symbol, frame, val_date, test_date)
+            if symbol in self.skipped:
+                del prices[symbol]
+                continue
+            train_values.append(train_rows)
+            for name, split in own.items():
                 splits[name].append(split)
+        self._check_some_left(prices)
+        self.symbols = list(prices)
         self.train, self.val, self.test = (Split.concat(splits[name]) for name in ("train", "val", "test"))
         self.scaler = self._fit_scaler(train_values, self.train)
         # Per symbol, in `self.symbols` order (the concatenated splits' order): baselines fit per ticker.
@@ -137,6 +151,36 @@ class PriceDataModule(L.LightningDataModule):
         self.prices = prices
         log.info("%s: windows train/val/test = %d/%d/%d", self.symbol, len(self.train), len(self.val),
                  len(self.test))
+
+    def _periods(self, symbol: str, frame: pd.DataFrame, val_date: pd.Timestamp,
+                 test_date: pd.Timestamp) -> tuple[np.ndarray, dict[str, Split]]:
+        """The ticker's training rows (for the scaler) and its train/val/test windows."""
+        values = frame[self.features].to_numpy(dtype=np.float64)  # [T, F]
+        val_row, test_row = (int(frame.index.searchsorted(date)) for date in (val_date, test_date))
+        rows = {"train": (0, val_row), "val": (val_row, test_row), "test": (test_row, len(frame))}
+        own = {name: self._split(frame, values, first, stop) for name, (first, stop) in rows.items()}
+        empty = next((name for name, split in own.items() if len(split) == 0), None)
+        if empty:
+            raise StockcastError(f"{symbol}: the {empty} period has no complete window; "
+                                 "widen the date range or move the split dates")
+        return values[:val_row], own
+
+    @contextmanager
+    def _skipped_when_pooled(self, symbol: str) -> Iterator[None]:
+        """A pooled model leaves out a ticker it cannot use (too little history, no window in a period)
+        with a warning; a single-ticker model fails with the same message."""
+        try:
+            yield
+        except StockcastError as err:
+            if len(self.symbols) == 1:
+                raise
+            self.skipped[symbol] = str(err)
+            self.warnings.append(f"left out of the pooled model: {err}")
+            log.warning("left out of the pooled model: %s", err)
+
+    def _check_some_left(self, prices: dict[str, pd.DataFrame]) -> None:
+        if not prices:
+            raise StockcastError("no ticker of the pooled model is usable: " + "; ".join(self.skipped.values()))
 
     def _load(self, symbol: str) -> pd.DataFrame:
         frame = self.downloader.load(symbol, self.start, self.end)

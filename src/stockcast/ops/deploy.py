@@ -1,6 +1,7 @@
-"""The steps retrain and rollback share: check what is served, make a version the served default, move
-its ticker's alias, keep the server's startup archive in step, unregister versions beyond the kept count,
-and remember which versions were deployed (the only ones a rollback may return to).
+"""The steps retrain, rollback and remove share: check what is served, write the next served set, make a
+version the served default, move the changed models' aliases, keep the server's startup archive in step,
+unregister versions beyond the kept count, and remember which versions were deployed (the only ones a
+rollback may return to).
 
 Every step that changes something is first recorded in the command's journal (`ops.journal`), which
 undoes them newest first when a later step fails or the command is killed, so a failed command leaves
@@ -20,15 +21,16 @@ from mlflow import MlflowClient
 from stockcast.errors import StockcastError
 from stockcast.files import replacing
 from stockcast.ops import registry
+from stockcast.serving.archive import ServedSet, write
 from stockcast.serving.management import Management, Served
 from stockcast.serving.settings import MODEL_NAME
-from stockcast.serving.versions import archive_version, as_version, startup_archive, versioned_name
+from stockcast.serving.versions import archive_version, archives, as_version, startup_archive, versioned_name
 
 if TYPE_CHECKING:
     from stockcast.ops.journal import Journal
 
 Say = Callable[[str], None]
-DEPLOYED = "deployed.json"  # in the server's run folder: the versions that were a committed default
+DEPLOYED = "deployed.json"  # in the server's run folder: the committed defaults (see `_history`)
 
 
 def current(manager: Management) -> Served:
@@ -38,6 +40,49 @@ def current(manager: Management) -> Served:
         raise StockcastError(f"TorchServe at {manager.server.url('management')} serves no model {MODEL_NAME}: "
                              "restart it with an archive (make archive, then make stop serve)")
     return served
+
+
+def served_set(manager: Management, version: str) -> ServedSet:
+    """The set a version serves, read from its archive in the model store."""
+    path = archives(manager.server.model_store).get(as_version(version))
+    if path is None:
+        raise StockcastError(f"version {version} has no archive in {manager.server.model_store}: the next served set "
+                             "is built from it (make archive, then make stop serve)")
+    return ServedSet.read(path)
+
+
+def switch(manager: Management, client: MlflowClient, journal: Journal, served: Served, before: ServedSet,
+           after: ServedSet, version: int, timeout: float, say: Say) -> Path:
+    """Write `after` as the archive of `version`, make it the default, move the aliases of the models that
+    changed, commit. The caller tidies up (`tidy`) once the journal is closed."""
+    path = manager.server.model_store / versioned_name(version)
+    journal.record("archived", path=str(path))
+    write(after, manager.server.model_store, version, path.name)
+    changed = before.changed(after)
+    say(f"wrote {path.name}: {len(after.members)} ticker(s), changed {', '.join(changed) or 'none'}")
+    activate(manager, journal, served, str(version), path, timeout, say)
+    crown_set(client, journal, before, after, say)
+    return path
+
+
+def crown_set(client: MlflowClient, journal: Journal, before: ServedSet, after: ServedSet, say: Say) -> None:
+    """Point each model's `champion` alias at the version `after` serves; a model `after` no longer serves
+    loses its alias. A bundle archived by `make archive` has no registered version: its alias stays."""
+    serving = {metadata["symbol"]: metadata for metadata in after.bundles.values()}
+    for name, metadata in after.bundles.items():
+        if name in before.bundles:
+            continue
+        found = registry.version_of_archive(client, metadata["symbol"], metadata["model_version"])
+        if found is None:
+            say(f"MLflow: no version of {registry.model_name(metadata['symbol'])} was deployed as "
+                f"{metadata['model_version']} (archived by `make archive`?): its {registry.CHAMPION} alias stays")
+            continue
+        crown(client, journal, metadata["symbol"], found.version)
+        say(f"MLflow: {found.name} version {found.version} is the {registry.CHAMPION}")
+    for symbol in sorted({metadata["symbol"] for metadata in before.bundles.values()} - set(serving)):
+        if registry.champion(client, symbol) is not None:
+            crown(client, journal, symbol, None)
+            say(f"MLflow: {registry.model_name(symbol)} is no longer served: its {registry.CHAMPION} alias is removed")
 
 
 def activate(manager: Management, journal: Journal, served: Served, version: str, archive: Path | None,
@@ -58,30 +103,51 @@ def activate(manager: Management, journal: Journal, served: Served, version: str
         f"(was {previous})")
 
 
-def crown(client: MlflowClient, journal: Journal, symbol: str, version: str) -> None:
-    """Move the ticker's `champion` alias to its registered `version`."""
+def crown(client: MlflowClient, journal: Journal, symbol: str, version: str | None) -> None:
+    """Move the model's `champion` alias to its registered `version` (None: remove it)."""
     before = registry.champion(client, symbol)
     journal.record("champion", symbol=symbol, before=before.version if before else None)
     registry.set_champion(client, symbol, version)
 
 
 def deployed(run_dir: Path, default: str) -> list[int]:
-    """The versions that were a committed default of this server (the one serving at the first admin
+    """The versions that were ever a committed default of this server (the one serving at the first admin
     command counts: it was started with it)."""
-    path = run_dir / DEPLOYED
-    if not path.exists():
+    if not (run_dir / DEPLOYED).exists():
         remember(run_dir, default)
-    return json.loads(path.read_text())
+    return _history(run_dir)["deployed"]
+
+
+def previous(run_dir: Path, current: str) -> int:
+    """The version that served before the current default: what undoing the last deploy returns to."""
+    served = _history(run_dir)["served"]
+    if len(served) < 2 or str(served[-1]) != current:
+        raise StockcastError(f"no earlier version to roll back to: the defaults served so far are {served} and "
+                             f"version {current} serves now; name one with --to")
+    return served[-2]
 
 
 def remember(run_dir: Path, version: str) -> None:
-    """Add `version` to the deployed ones (atomically)."""
-    path = run_dir / DEPLOYED
-    known = json.loads(path.read_text()) if path.exists() else []
+    """Record `version` as the committed default (atomically): a new default goes on top of the served ones;
+    the one below the top is an undo, which takes the top off; the top itself is already recorded."""
     number = as_version(version)
-    if number is not None and number not in known:
-        with replacing(path) as partial:
-            partial.write_text(json.dumps(sorted([*known, number])))
+    if number is None:
+        return
+    history = _history(run_dir)
+    served = history["served"]
+    if served[-2:-1] == [number]:
+        served.pop()
+    elif served[-1:] != [number]:
+        served.append(number)
+    with replacing(run_dir / DEPLOYED) as partial:
+        partial.write_text(json.dumps({"deployed": sorted({*history["deployed"], number}), "served": served}))
+
+
+def _history(run_dir: Path) -> dict[str, list[int]]:
+    """deployed.json: every version that was a committed default, and the defaults in the order they served
+    (a stack: an undo takes the top off)."""
+    path = run_dir / DEPLOYED
+    return json.loads(path.read_text()) if path.exists() else {"deployed": [], "served": []}
 
 
 def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:

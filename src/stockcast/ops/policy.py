@@ -53,10 +53,11 @@ def gate(metrics: dict[str, float], policy: Policy, ranges: bool = True) -> str 
 
 
 def rollback_target(current: int, known: list[int], to: int | None = None) -> int:
-    """`to`, or else the highest known version below the current default: the one that served before it."""
+    """A ticker's model version to return to: `to`, or else the highest of its `known` model versions below
+    the `current` one."""
     if to is not None:
         return to
     below = [version for version in known if version < current]
     if not below:
-        raise StockcastError(f"no version below the default {current} to roll back to (known: {known})")
+        raise StockcastError(f"no model version below {current} to roll back to (known: {known})")
     return max(below)

@@ -1,8 +1,8 @@
-"""The MLflow model registry side of a deployment: one registered model per ticker, `champion` = deployed.
+"""The MLflow model registry side of a deployment: one registered model per model, `champion` = deployed.
 
 A registered model per ticker (`stockcast-PETR4.SA`; a pooled model `stockcast-VALE3.SA+PETR4.SA`)
-keeps each ticker's history readable; its `champion` alias is the version last deployed for that
-ticker, and the version's `archive_version` tag is the TorchServe version serving it.
+keeps each ticker's history readable; its `champion` alias is the version serving now, and the
+version's `archive_version` tag is the version it was deployed with (the bundle's `model_version`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def champion(client: MlflowClient, symbol: str) -> ModelVersion | None:
 def set_champion(client: MlflowClient, symbol: str, version: str | None) -> None:
     """Point the alias at `version`; None removes it (undoing a ticker's first deployment)."""
     if version is None:
-        client.delete_registered_model_alias(model_name(symbol), CHAMPION)
+        if champion(client, symbol) is not None:
+            client.delete_registered_model_alias(model_name(symbol), CHAMPION)
     else:
         client.set_registered_model_alias(model_name(symbol), CHAMPION, version)
 

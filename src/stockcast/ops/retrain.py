@@ -1,23 +1,31 @@
-"""`scripts/admin.py retrain`: train a model and make it the served default of a running TorchServe.
+"""`scripts/admin.py retrain` (and `deploy`): train models, or take trained runs, and deploy them into a
+running TorchServe, one ticker or many.
 
-train (the same `pipeline.run` as train.py) -> quality gate -> archive the next version -> register it,
-wait for its workers, make it the default -> an MLflow model version of the ticker with the `champion`
-alias -> unregister versions beyond the kept count. The server is checked before training, so a stopped
-one fails in seconds, not after the training; a failure after that undoes every step already done, and
-a killed retrain is undone by the next admin command (`ops.journal`).
+Per ticker: train (the same `pipeline.run` as train.py) -> quality gate. Then, for the models that
+passed: the next served set (the serving one with their bundles swapped in, every other ticker's bundle
+copied unchanged) -> register it as the next version, wait for its workers, make it the default -> an
+MLflow model version of each with the `champion` alias -> unregister versions beyond the kept count.
+A ticker that fails its training or its gate keeps its model; the others still deploy. The server is
+checked before training, so a stopped one fails in seconds; a failure after the trainings undoes every
+step already done, and a killed retrain is undone by the next admin command (`ops.journal`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tempfile
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hydra.errors import HydraException
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
+from stockcast.bundle import METADATA
+from stockcast.cli import user_error
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.ops import deploy, journal, registry
@@ -26,25 +34,25 @@ from stockcast.ops.journal import JOURNAL_TAG, Journal
 from stockcast.ops.lock import LOCK, exclusive
 from stockcast.ops.policy import DEFAULT, Policy, gate
 from stockcast.pipeline import RunResult, run
-from stockcast.serving.archive import archive
+from stockcast.serving.archive import download_bundle
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
-from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME
-from stockcast.serving.versions import new_version, versioned_name
-from stockcast.tracking import prepare_store
+from stockcast.serving.settings import MODEL_NAME
+from stockcast.serving.versions import new_version
+from stockcast.tracking import existing_store, find_run, prepare_store
 
 
 @dataclass(frozen=True)
 class Deployed:
-    """What a retrain put in service."""
+    """What a retrain put in service, and what it refused."""
 
     version: int
     previous: str
-    result: RunResult
-    registered: str  # the MLflow registered model
-    registered_version: str
+    results: list[RunResult]
+    registered: list[str]  # per result: "<registered model> version <n>"
     archive: Path
-    seconds: float
+    refused: dict[str, str] = field(default_factory=dict)  # ticker -> why its model was not deployed
+    seconds: float = 0.0
 
 
 def train_config(overrides: list[str]) -> DictConfig:
@@ -55,87 +63,153 @@ def train_config(overrides: list[str]) -> DictConfig:
         raise StockcastError(f"bad training override in {overrides}: {err}") from None
     with open_dict(cfg):  # `${hydra:runtime.output_dir}` only exists under @hydra.main
         now = dt.datetime.now()
-        cfg.paths.output_dir = str(Path(cfg.paths.root_dir, "outputs", "admin", f"{now:%Y-%m-%d}", f"{now:%H-%M-%S}"))
+        cfg.paths.output_dir = str(Path(cfg.paths.root_dir, "outputs", "admin", f"{now:%Y-%m-%d}",
+                                        f"{now:%H-%M-%S-%f}"))
     return cfg
 
 
-def retrain(cfg: DictConfig, server: Server, policy: Policy = DEFAULT, say: Say = print) -> Deployed:
-    """Train, gate, archive, deploy and register one model (module docstring); on any failure it raises
-    with the server, the model store and the registry as they were (the failed MLflow run stays, FAILED
-    or tagged `gate: failed ...`)."""
+def served_stocks(server: Server) -> list[str]:
+    """The tickers the running server's default version answers (`retrain --all`)."""
+    manager = Management(server)
+    return list(deploy.served_set(manager, deploy.current(manager).default.version).members)
+
+
+def retrain(cfgs: list[DictConfig], server: Server, policy: Policy = DEFAULT, say: Say = print) -> Deployed:
+    """Train and gate each configuration, deploy those that passed as one new version (module docstring).
+    Raises, with the server, the model store and the registry as they were, when none passed or a step
+    of the deployment failed (the MLflow runs stay, FAILED or tagged `gate: failed ...`)."""
+    first = cfgs[0]
+    tracking_uri = prepare_store(first.logger.tracking_uri, first.logger.experiment_name,
+                                 first.logger.artifact_location)
+    return _gated(server, f"retrain {', '.join(str(cfg.stock) for cfg in cfgs)}", tracking_uri,
+                  lambda steps: _train(cfgs, steps), policy, say)
+
+
+def deploy_runs(run_ids: list[str], tracking_uri: str, server: Server, policy: Policy = DEFAULT,
+                say: Say = print) -> Deployed:
+    """Gate and deploy runs trained already (train.py, a sweep): retrain without its training."""
+    client = existing_store(tracking_uri)
+
+    def finished(_: Journal) -> tuple[list[RunResult], dict[str, str]]:
+        results = []
+        for run_id in run_ids:
+            found = find_run(client, "", "", run_id)
+            with tempfile.TemporaryDirectory() as folder:
+                metadata = json.loads(Path(client.download_artifacts(
+                    run_id, f"{found.data.tags['bundle']}/{METADATA}", folder)).read_text())
+            results.append(RunResult(run_id, tracking_uri, found.data.tags["symbol"], found.data.metrics, metadata))
+        return results, {}
+
+    return _gated(server, f"deploy {', '.join(run_ids)}", tracking_uri, finished, policy, say)
+
+
+def _gated(server: Server, command: str, tracking_uri: str,
+           candidates: Callable[[Journal], tuple[list[RunResult], dict[str, str]]], policy: Policy,
+           say: Say) -> Deployed:
+    """Under the lock and a journal: the candidates (trained now or before), each gated on its own, those
+    that passed deployed as one new version."""
     started = time.monotonic()
     manager = Management(server)
-    with exclusive(server.run_dir / LOCK, policy.wait, f"retrain {cfg.stock}"):
+    with exclusive(server.run_dir / LOCK, policy.wait, command):
         journal.repair(server, say)
         served = deploy.current(manager)
         deploy.deployed(server.run_dir, served.default.version)
-        say(f"TorchServe serves {MODEL_NAME} version {served.default.version}; training {cfg.stock} "
-            f"{cfg.start}..{cfg.end or 'today'}")
-        tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name,
-                                     cfg.logger.artifact_location)
-        with Journal(server, f"retrain {cfg.stock}", tracking_uri, say) as steps:
-            deployed = _deploy(cfg, server, manager, steps, policy, say)
-    return replace(deployed, seconds=time.monotonic() - started)
+        deploy.served_set(manager, served.default.version)  # fail now, not after the trainings
+        with Journal(server, command, tracking_uri, say) as steps:
+            results, refused = candidates(steps)
+            passed = []
+            for result in results:
+                reason = _gate(result, policy, say)
+                if reason:
+                    refused[result.symbol] = reason
+                else:
+                    passed.append(result)
+            if not passed:
+                default = deploy.current(manager).default.version
+                raise StockcastError(f"{'; '.join(refused.values())}; version {default} stays the default")
+            deployed = _deploy(passed, tracking_uri, manager, steps, policy, say)
+    return replace(deployed, refused=refused, seconds=time.monotonic() - started)
 
 
-def _deploy(cfg: DictConfig, server: Server, manager: Management, steps: Journal, policy: Policy,
-            say: Say) -> Deployed:
-    """retrain's steps, each recorded in `steps` before it is carried out. The training's MLflow run is
-    tagged with the journal's id, so a repair finds it if the command is killed while it runs."""
-    steps.record("training", experiment=cfg.logger.experiment_name)
-    with open_dict(cfg):
-        cfg.logger.tags = {**(cfg.logger.get("tags") or {}), JOURNAL_TAG: steps.id}
-    result = run(cfg)
-    client = MlflowClient(result.tracking_uri)
+def _gate(result: RunResult, policy: Policy, say: Say) -> str | None:
+    """Why the run must not be deployed (also tagged on the run), or None."""
     ranges = result.metadata["net"].get("quantiles") is not None
     reason = gate(result.metrics, policy, ranges)
-    client.set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
-    served = deploy.current(manager)  # the server may have changed during the training
+    MlflowClient(result.tracking_uri).set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
     if reason:
-        raise StockcastError(f"run {result.run_id} ({result.symbol}) is not deployed: {reason}; version "
-                             f"{served.default.version} stays the default")
-    say(f"quality gate passed: skill_mape {result.metrics['skill_mape']:+.4f} >= {policy.min_skill:+.4f}"
-        + (f", test_coverage_80 {result.metrics['test_coverage_80']:.3f} in [{policy.min_coverage:.2f}, "
-           f"{policy.max_coverage:.2f}], skill_crps {result.metrics['skill_crps']:+.4f} >= "
-           f"{policy.min_skill_crps:+.4f}" if ranges else ""))
+        say(f"run {result.run_id} ({result.symbol}) is not deployed: {reason}")
+        return f"run {result.run_id} ({result.symbol}) is not deployed: {reason}"
+    say(f"{result.symbol}: quality gate passed: skill_mape {result.metrics['skill_mape']:+.4f} >= "
+        f"{policy.min_skill:+.4f}" + (f", test_coverage_80 {result.metrics['test_coverage_80']:.3f} in "
+                                      f"[{policy.min_coverage:.2f}, {policy.max_coverage:.2f}], skill_crps "
+                                      f"{result.metrics['skill_crps']:+.4f} >= {policy.min_skill_crps:+.4f}"
+                                      if ranges else ""))
+    return None
+
+
+def _train(cfgs: list[DictConfig], steps: Journal) -> tuple[list[RunResult], dict[str, str]]:
+    """Train each configuration, each run tagged with the journal's id (a repair finds it if the command is
+    killed while it runs); the finished runs, and why the others failed."""
+    results, refused = [], {}
+    for cfg in cfgs:
+        steps.say(f"training {cfg.stock} {cfg.start}..{cfg.end or 'today'}")
+        steps.record("training", experiment=cfg.logger.experiment_name)
+        with open_dict(cfg):
+            cfg.logger.tags = {**(cfg.logger.get("tags") or {}), JOURNAL_TAG: steps.id}
+        try:
+            results.append(run(cfg))
+        except Exception as err:
+            if user_error(err) is None:
+                raise
+            refused[str(cfg.stock)] = f"{cfg.stock} is not deployed: {user_error(err)}"
+            steps.say(refused[str(cfg.stock)])
+    return results, refused
+
+
+def _deploy(results: list[RunResult], tracking_uri: str, manager: Management, steps: Journal, policy: Policy,
+            say: Say) -> Deployed:
+    """The next served set with the runs' bundles, registered in MLflow and made the default."""
+    client = MlflowClient(tracking_uri)
+    served = deploy.current(manager)  # the server may have changed during the trainings
+    before = deploy.served_set(manager, served.default.version)
     version = new_version(manager)
-    data = result.metadata["data"]
-    path = server.model_store / versioned_name(version)
-    steps.record("archived", path=str(path))
-    archive(result.tracking_uri, cfg.logger.experiment_name, result.symbol, server.model_store, HANDLER,
-            MODEL_CONFIG, run_id=result.run_id, version=version, file_name=path.name)
-    say(f"archived run {result.run_id} as {path.name}")
-    model_version, created = registry.create_version(client, result.symbol, result.run_id, data["start"],
-                                                     data["end"], version)
-    name = model_version.name
-    steps.record("mlflow_version", name=name, version=model_version.version, created=created)
-    deploy.activate(manager, steps, served, str(version), path, policy.ready_timeout, say)
-    deploy.crown(client, steps, result.symbol, model_version.version)
+    registered = []
+    with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
+        after = before
+        for number, result in enumerate(results):
+            after = after.with_bundle(download_bundle(tracking_uri, result.run_id, Path(work, str(number))), version)
+            data = result.metadata["data"]
+            model_version, created = registry.create_version(client, result.symbol, result.run_id, data["start"],
+                                                             data["end"], version)
+            steps.record("mlflow_version", name=model_version.name, version=model_version.version, created=created)
+            registered.append(f"{model_version.name} version {model_version.version}")
+        path = deploy.switch(manager, client, steps, served, before, after, version, policy.ready_timeout, say)
     steps.commit(path, policy.keep)
-    deploy.remember(server.run_dir, str(version))
-    say(f"MLflow: {name} version {model_version.version} is the {registry.CHAMPION}")
+    deploy.remember(manager.server.run_dir, str(version))
     deploy.tidy(manager, path, policy.keep, say)
-    return Deployed(version, served.default.version, result, name, str(model_version.version), path, 0.0)
+    return Deployed(version, served.default.version, results, registered, path)
 
 
 def summary(deployed: Deployed, server: Server) -> str:
-    """The closing report of a retrain: what serves now, on what data, how it scored, where it is logged."""
-    result, metrics = deployed.result, deployed.result.metrics
-    data = result.metadata["data"]
-    lines = [
-        f"deployed version {deployed.version} (was {deployed.previous}) in {deployed.seconds:.0f} s: {result.symbol}, "
-        f"data {data['start']}..{data['end']} (trading days {data['first_date']}..{data['last_date']})",
-        f"  test since {data['test_start']}:  MAPE {metrics['test_mape']:.3f} % vs naive {metrics['naive_mape']:.3f} %"
-        f" (skill {metrics['skill_mape']:+.4f}), RMSE {metrics['test_rmse']:.4f} vs naive {metrics['naive_rmse']:.4f}",
-        f"  validation since {data['val_start']}: MAPE {metrics['val_mape']:.3f} % (skill "
-        f"{metrics['val_skill_mape']:+.4f})",
-        f"  ranges on the test period: CRPS {metrics['test_crps']:.3f} % vs naive-empirical "
-        f"{metrics['naive_crps']:.3f} % (skill {metrics['skill_crps']:+.4f}, "
-        f"EWMA's {metrics['ewma_skill_crps']:+.4f}), 80 % coverage {metrics['test_coverage_80']:.3f} "
-        f"(EWMA {metrics['ewma_coverage_80']:.3f}), 90 % {metrics['test_coverage_90']:.3f}",
-        f"  MLflow run {result.run_id} ({result.tracking_uri}); {deployed.registered} version "
-        f"{deployed.registered_version} is the {registry.CHAMPION}",
-        f"  serving at POST {server.url('inference')}/predictions/{MODEL_NAME} from {deployed.archive.name}; "
-        f"`make rollback` returns to version {deployed.previous}",
-    ]
+    """The closing report of a retrain: what serves now, on what data, how it scored, what was refused."""
+    lines = [f"deployed version {deployed.version} (was {deployed.previous}) in {deployed.seconds:.0f} s: "
+             f"{len(deployed.results)} new model(s), serving at POST {server.url('inference')}/predictions/"
+             f"{MODEL_NAME} from {deployed.archive.name}"]
+    for result, registered in zip(deployed.results, deployed.registered, strict=True):
+        metrics, data = result.metrics, result.metadata["data"]
+        lines += [
+            f"{result.symbol}: data {data['start']}..{data['end']} (trading days {data['first_date']}.."
+            f"{data['last_date']}); MLflow run {result.run_id}; {registered} is the {registry.CHAMPION}",
+            f"  test since {data['test_start']}:  MAPE {metrics['test_mape']:.3f} % vs naive "
+            f"{metrics['naive_mape']:.3f} % (skill {metrics['skill_mape']:+.4f}), RMSE {metrics['test_rmse']:.4f} "
+            f"vs naive {metrics['naive_rmse']:.4f}",
+            f"  validation since {data['val_start']}: MAPE {metrics['val_mape']:.3f} % (skill "
+            f"{metrics['val_skill_mape']:+.4f})",
+            f"  ranges on the test period: CRPS {metrics['test_crps']:.3f} % vs naive-empirical "
+            f"{metrics['naive_crps']:.3f} % (skill {metrics['skill_crps']:+.4f}, "
+            f"EWMA's {metrics['ewma_skill_crps']:+.4f}), 80 % coverage {metrics['test_coverage_80']:.3f} "
+            f"(EWMA {metrics['ewma_coverage_80']:.3f}), 90 % {metrics['test_coverage_90']:.3f}",
+        ]
+    lines += [f"REFUSED {reason}; its previous model (if any) keeps serving" for reason in deployed.refused.values()]
+    lines.append(f"`make rollback` returns to version {deployed.previous}")
     return "\n".join(lines)

@@ -1,13 +1,16 @@
-"""`scripts/admin.py status`: what the server serves, what the model store holds, each ticker's champion.
+"""`scripts/admin.py status`: what the server serves, one row per served ticker, and each model's champion.
 
 Read-only and lock-free: it may run while a retrain holds the lock (it then shows the state between
-steps). The tickers of registered versions come from their handlers' descriptions, i.e. from the
-archives TorchServe actually loaded.
+steps). The tickers come from the default version's own description, i.e. from the archive TorchServe
+actually loaded.
 """
 
 from __future__ import annotations
 
-from mlflow.entities.model_registry import ModelVersion
+import datetime as dt
+from typing import Any
+
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from stockcast.errors import StockcastError
@@ -23,7 +26,8 @@ def status(server: Server, tracking_uri: str) -> tuple[str, bool]:
     """The report, and whether the server is healthy, serves the model and no admin command was left
     half done (killed: its journal is still there)."""
     lines, served = _server_lines(server)
-    lines += _champion_lines(tracking_uri, served.default.version if served and served.default else None)
+    lines += _ticker_lines(Management(server), tracking_uri) if served and served.default else \
+        _champion_lines(tracking_uri)
     interrupted = journal.left(server)
     if interrupted is not None:
         lines.append(f"INTERRUPTED: {journal.describe(interrupted)}; `make repair` (or the next retrain or "
@@ -46,16 +50,11 @@ def _server_lines(server: Server) -> tuple[list[str], Served | None]:
                  f"{len(served.versions)} registered (* = default)")
     on_disk = archives(server.model_store)
     for version in sorted(served.versions, key=lambda v: as_version(v.version) or 0, reverse=True):
-        try:
-            described = manager.description(version.version)
-            symbol, run_id = described["stock"], described.get("mlflow_run_id")
-        except (StockcastError, KeyError, IndexError):
-            symbol, run_id = "?", "?"
         mark = "*" if version.version == served.default.version else " "
         workers = ", ".join(version.workers) or "none"
         kept = on_disk.get(as_version(version.version))
-        lines.append(f"  {mark} version {version.version:>3}  {symbol:<12} workers {len(version.workers)} ({workers}), "
-                     f"{version.pending} queued  {kept.name if kept else 'no archive on disk'}  run {run_id}")
+        lines.append(f"  {mark} version {version.version:>3}  workers {len(version.workers)} ({workers}), "
+                     f"{version.pending} queued  {kept.name if kept else 'no archive on disk'}")
     spare = sorted(set(on_disk) - {as_version(v.version) for v in served.versions})
     if spare:
         lines.append(f"  archives in {server.model_store.name}/ not registered: {', '.join(map(str, spare))} "
@@ -63,26 +62,56 @@ def _server_lines(server: Server) -> tuple[list[str], Served | None]:
     return lines, served
 
 
-def _champion_lines(tracking_uri: str, served_version: str | None) -> list[str]:
+def _ticker_lines(manager: Management, tracking_uri: str) -> list[str]:
+    """One row per ticker the default version serves: its model, data, age, test skill and champion."""
     try:
-        client = existing_store(tracking_uri)
-        found = [(version, client.get_run(version.run_id)) for version in registry.champions(client)]
-    except (StockcastError, MlflowException) as err:
-        return [f"MLflow {tracking_uri}: cannot read the registry: {getattr(err, 'message', err)}"]
-    lines = [f"MLflow champions ({tracking_uri}):"]
-    if not found:
-        lines.append("  none yet: `make retrain` registers one")
-    for version, run in found:
-        lines.append(_champion_line(version, run.data.metrics, served_version))
+        described = manager.description()
+    except StockcastError as err:
+        return [f"  cannot describe the default version: {err}"]
+    champions, problem = _champions(tracking_uri, {ticker["model"] for ticker in described["stocks"].values()})
+    lines = [f"  {len(described['stocks'])} ticker(s) served; requests without 'stock' get "
+             f"{described['default_stock'] or 'a 400 (name one)'}",
+             f"  {'ticker':<12} {'model':>5}  {'data':<23} {'trained':<10} {'age':>5}  {'skill_mape':>10} "
+             f"{'skill_crps':>10}  MLflow {registry.CHAMPION}"]
+    for symbol, ticker in described["stocks"].items():
+        data = ticker["training_data"]
+        trained = ticker.get("trained") or ""
+        age = (dt.date.today() - dt.date.fromisoformat(trained[:10])).days if trained else None
+        champion = champions.get(ticker["model"])
+        if champion is None:
+            crowned = "?" if problem else "none"
+        else:
+            where = "serving" if champion.tags.get("archive_version") == ticker["model_version"] else "NOT serving"
+            crowned = f"{champion.name} v{champion.version} ({where})"
+        pooled = f" (pooled: {len(ticker['pooled_over'])})" if ticker.get("pooled_over") else ""
+        lines.append(f"  {symbol:<12} {'v' + ticker['model_version']:>5}  "
+                     f"{data.get('first_date', '?')}..{data.get('last_date', '?'):<11} {trained[:10]:<10} "
+                     f"{'?' if age is None else f'{age} d':>5}  {_signed(ticker['test_metrics']['skill_mape']):>10} "
+                     f"{_signed(ticker['range_metrics']['test']['skill_crps']):>10}  {crowned}{pooled}")
+    if problem:
+        lines.append(f"  MLflow {tracking_uri}: cannot read the registry: {problem}")
     return lines
 
 
-def _champion_line(version: ModelVersion, metrics: dict[str, float], served_version: str | None) -> str:
-    archived = version.tags.get("archive_version", "?")
-    where = ("TorchServe is down" if served_version is None else
-             "served now" if archived == served_version else "not the served default")
-    scores = (f"test MAPE {metrics['test_mape']:.3f} % vs naive {metrics['naive_mape']:.3f} % (skill "
-              f"{metrics['skill_mape']:+.4f})" if {"test_mape", "naive_mape", "skill_mape"} <= set(metrics) else
-              "no test metrics")
-    return (f"  {version.name} version {version.version} = TorchServe version {archived} ({where}): data "
-            f"{version.tags.get('start', '?')}..{version.tags.get('end', '?')}, {scores}, run {version.run_id}")
+def _champion_lines(tracking_uri: str) -> list[str]:
+    """Without a served model: each model's champion in MLflow, what a deploy put in service last."""
+    try:
+        found = registry.champions(existing_store(tracking_uri))
+    except (StockcastError, MlflowException) as err:
+        return [f"MLflow {tracking_uri}: cannot read the registry: {getattr(err, 'message', err)}"]
+    return [f"MLflow champions ({tracking_uri}): " + (", ".join(
+        f"{version.name} v{version.version} (deployed as {version.tags.get('archive_version', '?')})"
+        for version in found) or "none yet")]
+
+
+def _champions(tracking_uri: str, models: set[str]) -> tuple[dict[str, Any], str | None]:
+    try:
+        client: MlflowClient = existing_store(tracking_uri)
+        found = {model: registry.champion(client, model) for model in sorted(models)}
+    except (StockcastError, MlflowException) as err:
+        return {}, str(getattr(err, "message", err))
+    return {model: version for model, version in found.items() if version is not None}, None
+
+
+def _signed(value: float | None) -> str:
+    return "?" if value is None else f"{value:+.4f}"

@@ -1,10 +1,14 @@
-"""`make archive`: a finished training run's bundle -> `model_store/lstm.mar`, self-contained for TorchServe.
+"""Archives of the served set: which bundle answers each ticker, packed with every bundle for TorchServe.
 
-The archive holds the handler, the bundle's `net.py` and `model.pt`, and its `metadata.json` extended
-with the model version and the exchanges' trading sessions. The version is the next of the model
-store's one series (`versions.py`), since the served name stays `lstm` whatever the ticker.
-Archiving records nothing in MLflow: a model version is registered when one is deployed
-(`scripts/admin.py retrain`).
+One registered model (`lstm`) answers every ticker, so each archive holds the whole served set: the
+handler, `bundle.py`, the request module, `portfolio.json` (ticker -> bundle, the exchanges' trading
+sessions) and one folder per bundle under `bundles/`. A deployment writes the next version of the set
+with one ticker's bundle changed (`ServedSet.with_bundle`, `with_member`, `without`); the other bundles
+are copied byte for byte from the archive serving now, so their answers cannot change. A bundle keeps
+the version it was first deployed with (its `model_version`); the archive's version is the set's.
+
+`make archive` writes `lstm.mar` from the newest runs of the named tickers. Archiving records nothing
+in MLflow: a model version is registered when one is deployed (`scripts/admin.py retrain`).
 """
 
 from __future__ import annotations
@@ -12,17 +16,129 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import shutil
 import tempfile
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stockcast import bundle as bundle_module
-from stockcast.bundle import METADATA, MODEL_FILE, WEIGHTS
+from stockcast.bundle import METADATA
 from stockcast.errors import StockcastError
 from stockcast.serving.sessions import trading_calendar
-from stockcast.serving.settings import MODEL_NAME
+from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME
 from stockcast.serving.versions import next_version
 from stockcast.tracking import existing_store, find_run
+
+PORTFOLIO = "portfolio.json"  # the names the handler reads (handlers/forecast_handler.py)
+BUNDLES = "bundles"
+
+
+@dataclass(frozen=True)
+class ServedSet:
+    """Which bundle answers each ticker, each bundle's metadata, and where its files are."""
+
+    members: dict[str, str] = field(default_factory=dict)  # ticker -> bundle name
+    bundles: dict[str, dict] = field(default_factory=dict)  # bundle name -> its metadata
+    sources: dict[str, Path] = field(default_factory=dict)  # bundle name -> an archive holding it, or its folder
+
+    @classmethod
+    def read(cls, archive: Path) -> ServedSet:
+        """The set an archive serves."""
+        try:
+            with zipfile.ZipFile(archive) as mar:
+                members = json.loads(mar.read(PORTFOLIO))["members"]
+                bundles = {name: json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")) for name in set(members.values())}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+            raise StockcastError(f"cannot read the served set of {archive} ({err}): an archive from before "
+                                 "portfolios? archive it again (make archive)") from None
+        return cls(members, bundles, {name: archive for name in bundles})
+
+    def bundle_of(self, symbol: str) -> dict:
+        """The metadata of the bundle answering `symbol`."""
+        return self.bundles[self.members[symbol]]
+
+    def with_bundle(self, folder: Path, version: int) -> ServedSet:
+        """The set with a newly trained bundle (a run's, downloaded to `folder`), deployed as `version`: it
+        answers its ticker, or a pooled model each of its tickers that has no model of its own."""
+        metadata = json.loads((folder / METADATA).read_text())
+        metadata["model_version"] = str(version)
+        metadata["archived"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        (folder / METADATA).write_text(json.dumps(metadata, indent=1))
+        name = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', metadata['symbol'])}-v{version}"
+        members = dict(self.members)
+        stocks = metadata.get("stocks") or [metadata["symbol"]]
+        for symbol in stocks:
+            current = members.get(symbol)
+            if len(stocks) == 1 or current is None or _pooled(self.bundles[current]):
+                members[symbol] = name
+        return ServedSet(members, {**self.bundles, name: metadata}, {**self.sources, name: folder})._pruned()
+
+    def with_member(self, symbol: str, other: ServedSet) -> ServedSet:
+        """The set with `symbol` answered by the bundle answering it in `other` (a rollback of one ticker)."""
+        name = other.members[symbol]
+        return replace(self, members={**self.members, symbol: name},
+                       bundles={**self.bundles, name: other.bundles[name]},
+                       sources={**self.sources, name: other.sources[name]})._pruned()
+
+    def without(self, symbol: str) -> ServedSet:
+        members = {key: value for key, value in self.members.items() if key != symbol}
+        return replace(self, members=members)._pruned()
+
+    def changed(self, other: ServedSet) -> list[str]:
+        """The tickers whose answering bundle differs between the two sets (added and removed ones too)."""
+        return sorted(symbol for symbol in set(self.members) | set(other.members)
+                      if self.members.get(symbol) != other.members.get(symbol))
+
+    def _pruned(self) -> ServedSet:
+        """Without bundles that answer no ticker."""
+        used = set(self.members.values())
+        return ServedSet(dict(sorted(self.members.items())), {k: v for k, v in self.bundles.items() if k in used},
+                         {k: v for k, v in self.sources.items() if k in used})
+
+
+def _pooled(metadata: dict) -> bool:
+    return len(metadata.get("stocks") or [metadata["symbol"]]) > 1
+
+
+def write(served: ServedSet, model_store: Path, version: int, file_name: str) -> Path:
+    """Pack the set as `<model_store>/<file_name>`, TorchServe version `version` (replaced atomically)."""
+    if not served.members:
+        raise StockcastError("the served set would be empty: at least one ticker must stay served")
+    model_store.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_store, prefix=".archive-") as work:
+        payload = Path(work, "payload")
+        for name, source in served.sources.items():
+            target = payload / BUNDLES / name
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                _extract(source, f"{BUNDLES}/{name}/", target)
+        first_day = min(dt.date.fromisoformat(metadata["data"]["first_date"]) for metadata in served.bundles.values())
+        manifest = {"version": str(version), "members": served.members,
+                    "calendar": trading_calendar(list(served.members), first_day)}
+        (payload / PORTFOLIO).write_text(json.dumps(manifest, indent=1))
+        _package(payload, version, Path(work))
+        target = model_store / file_name
+        os.replace(Path(work) / f"{MODEL_NAME}.mar", target)
+    return target
+
+
+def _extract(archive: Path, prefix: str, target: Path) -> None:
+    with zipfile.ZipFile(archive) as mar:
+        for member in mar.namelist():
+            if member.startswith(prefix) and not member.endswith("/"):
+                path = target / member.removeprefix(prefix)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(mar.read(member))
+
+
+def download_bundle(tracking_uri: str, run_id: str, folder: Path) -> Path:
+    """A run's serving bundle, downloaded into `folder`."""
+    client = existing_store(tracking_uri)
+    return Path(client.download_artifacts(run_id, client.get_run(run_id).data.tags["bundle"], str(folder)))
 
 
 @dataclass(frozen=True)
@@ -31,44 +147,40 @@ class Archived:
 
     path: Path
     version: int
-    run_id: str
-    symbol: str
+    run_ids: list[str]
+    served: ServedSet
 
 
-def archive(tracking_uri: str, experiment: str, symbol: str, model_store: Path, handler: Path, model_config: Path,
-            run_id: str | None = None, version: int | None = None, file_name: str = f"{MODEL_NAME}.mar") -> Archived:
-    """Find the run and write it as `<model_store>/<file_name>` (replaced atomically), as `version`
-    (default: the next after the store's archives)."""
+def archive(tracking_uri: str, experiment: str, model_store: Path, symbols: Sequence[str] = (),
+            run_ids: Sequence[str] = (), version: int | None = None,
+            file_name: str = f"{MODEL_NAME}.mar") -> Archived:
+    """The newest finished run of each of `symbols`, and the runs `run_ids`, as one served set in
+    `<model_store>/<file_name>`, as `version` (default: the next after the store's archives)."""
     client = existing_store(tracking_uri)
-    run = find_run(client, experiment, symbol, run_id)
+    runs = [find_run(client, experiment, symbol) for symbol in symbols] + [find_run(client, experiment, "", run_id)
+                                                                          for run_id in run_ids]
+    if not runs:
+        raise StockcastError("nothing to archive: name a ticker or a run")
     version = version or next_version(model_store)
-    model_store.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_store, prefix=".archive-") as work:
-        bundle = Path(client.download_artifacts(run.info.run_id, run.data.tags["bundle"], work))
-        metadata = json.loads((bundle / METADATA).read_text())
-        metadata["model_version"] = str(version)
-        metadata["archived"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        first_day = dt.date.fromisoformat(metadata["data"]["first_date"])
-        metadata["calendar"] = trading_calendar(metadata.get("stocks") or [metadata["symbol"]], first_day)
-        (bundle / METADATA).write_text(json.dumps(metadata, indent=1))
-        _package(bundle, version, handler, model_config, Path(work))
-        target = model_store / file_name
-        os.replace(Path(work) / f"{MODEL_NAME}.mar", target)
-    return Archived(target, version, run.info.run_id, metadata["symbol"])
+    served = ServedSet()
+    with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
+        for number, run in enumerate(runs):
+            served = served.with_bundle(download_bundle(tracking_uri, run.info.run_id, Path(work, str(number))),
+                                        version)
+        path = write(served, model_store, version, file_name)
+    return Archived(path, version, [run.info.run_id for run in runs], served)
 
 
-def _package(bundle: Path, version: int, handler: Path, model_config: Path, export_path: Path) -> None:
-    """torch-model-archiver, in process."""
+def _package(payload: Path, version: int, export_path: Path) -> None:
+    """torch-model-archiver, in process: the payload folder's contents land at the archive's root."""
     from model_archiver.model_archiver_config import ModelArchiverConfig
     from model_archiver.model_archiver_error import ModelArchiverError
     from model_archiver.model_packaging import generate_model_archive
 
-    config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(handler), version=str(version),
-                                 serialized_file=str(bundle / WEIGHTS), model_file=str(bundle / MODEL_FILE),
-                                 extra_files=",".join(map(str, (bundle / METADATA, bundle_module.__file__,
-                                                            handler.with_name("forecast_request.py")))),
-                                 config_file=str(model_config),
-                                 export_path=str(export_path), force=True)
+    config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(HANDLER), version=str(version),
+                                 extra_files=",".join(map(str, (payload, bundle_module.__file__,
+                                                                HANDLER.with_name("forecast_request.py")))),
+                                 config_file=str(MODEL_CONFIG), export_path=str(export_path), force=True)
     try:
         generate_model_archive(config)
     except ModelArchiverError as err:

@@ -1,0 +1,85 @@
+"""The archived handler in this process, as a TorchServe worker runs it: the floor a server is measured
+against (its forward passes without any server), and the body of the peer server (benchmarks/peer.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from ts.context import Context, RequestProcessor
+
+
+class _Metrics:
+    """TorchServe's metrics cache, as far as the handler uses it: nothing is recorded."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+@dataclass
+class Worker:
+    """One archive's handler, initialized as TorchServe initializes it in a worker."""
+
+    handler: Any
+    api: Any  # the archive's request module, as the handler imported it
+    folder: Path
+
+    def context(self, count: int) -> Context:
+        manifest = json.loads((self.folder / "MAR-INF" / "MANIFEST.json").read_text())
+        context = Context("lstm", str(self.folder), manifest, count, None, "0.12.0", metrics=_Metrics(),
+                          model_yaml_config=yaml.safe_load((self.folder / "model-config.yaml").read_text()))
+        context.request_processor = [RequestProcessor({}) for _ in range(count)]
+        return context
+
+    def handle(self, bodies: list[bytes]) -> list[tuple[int, str]]:
+        """One batch of request bodies -> (status, JSON body) each, as the worker answers them."""
+        context = self.context(len(bodies))
+        answers = self.handler.handle([{"body": body} for body in bodies], context)
+        return [(context.get_response_status(i)[0], answer) for i, answer in enumerate(answers)]
+
+
+@contextmanager
+def worker(archive: Path) -> Iterator[Worker]:
+    """The archive unpacked as TorchServe unpacks it, its handler imported from there and initialized."""
+    with tempfile.TemporaryDirectory(prefix="stockcast-worker-") as folder:
+        with zipfile.ZipFile(archive) as mar:
+            mar.extractall(folder)
+        sys.path.insert(0, folder)  # the handler imports its request module and bundle.py from its folder
+        try:
+            spec = importlib.util.spec_from_file_location("archived_forecast_handler",
+                                                          Path(folder) / "forecast_handler.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded = Worker(module.ForecastHandler(), module.api, Path(folder))
+            loaded.handler.initialize(loaded.context(1))
+            yield loaded
+        finally:
+            sys.path.remove(folder)
+
+
+def forward_ms(call: Any, repeats: int = 300) -> float:
+    """Median time (ms) of `call()` with one torch thread, as in a worker, after a warm-up."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times = []
+    try:
+        with torch.inference_mode():
+            for _ in range(repeats + 30):
+                start = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - start) * 1e3)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[30:])

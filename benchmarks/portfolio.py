@@ -1,0 +1,238 @@
+"""`make bench`'s second part (`python -m benchmarks.portfolio`): serving many tickers from one archive.
+
+Archives the trained tickers of an MLflow store (default: every ticker with a finished run in the
+project's store) twice, the first ticker alone and all of them, serves each from a private TorchServe
+(free loopback ports) and measures in one run: single-ticker requests at 1 and 32 connections with 1
+vs all tickers loaded, the same requests to a minimal FastAPI + uvicorn peer over the same handler
+(benchmarks/peer.py), each worker's resident memory, portfolio requests (one instance per ticker)
+beside the in-process floor of their forward passes, and the time to deploy one ticker's model while
+all are served, with the failed requests during it. The deploy registers in a copy of the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from stockcast import ROOT
+from stockcast.cli import user_errors_exit
+
+PRICES = [60.0 * (1 + 0.01 * ((day * 7919) % 11 - 5) / 5) for day in range(100)]  # 100 closes: the context
+
+
+@dataclass(frozen=True)
+class Served:
+    """One server's figures at one load: medians over the runs."""
+
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracking-uri", help="MLflow store with the trained tickers (default: the project's)")
+    parser.add_argument("--experiment", default="stockcast")
+    parser.add_argument("--stock", default="all", help="tickers separated by commas, or all (default)")
+    parser.add_argument("--pooled-run", help="a pooled model's run: its portfolio requests are measured too")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    with user_errors_exit():
+        section = run(args)
+    print(f"\n{section}\n\nwritten to {args.output}")
+
+
+def run(args: argparse.Namespace) -> str:
+    from benchmarks.inprocess import forward_ms, worker
+    from benchmarks.load import ClientLoop, wrk_run
+    from benchmarks.private_server import private_server
+    from stockcast.config import load_config
+    from stockcast.markdown import replace_section
+    from stockcast.ops.policy import Policy
+    from stockcast.ops.retrain import deploy_runs
+    from stockcast.serving.archive import archive
+    from stockcast.symbols import normalize_symbol
+    from stockcast.tracking import existing_store, find_run, trained_symbols
+
+    uri = args.tracking_uri or load_config("train").logger.tracking_uri
+    client = existing_store(uri)
+    symbols = (trained_symbols(client, args.experiment) if args.stock == "all"
+               else [normalize_symbol(stock) for stock in args.stock.split(",")])
+    single = {"stock": symbols[0], "prices": PRICES}
+    portfolio = {"instances": [{"stock": symbol, "prices": PRICES} for symbol in symbols]}
+    figures: dict[str, object] = {"tickers": len(symbols), "first": symbols[0]}
+
+    def load(url: str, key: str | None, payload: dict, connections: int) -> Served:
+        runs = [wrk_run(url, key, connections, args.seconds, payload) for _ in range(args.runs)]
+        return Served(*(statistics.median(run[field] for run in runs) for field in range(3)),
+                      sum(run[3] for run in runs))
+
+    with tempfile.TemporaryDirectory(prefix="stockcast-bench-") as work:
+        work_dir = Path(work)
+        store = _copied_store(uri, work_dir)
+        started = time.monotonic()
+        one = archive(store, args.experiment, work_dir / "one", symbols[:1])
+        many = archive(store, args.experiment, work_dir / "many", symbols)
+        figures["archive_seconds"] = time.monotonic() - started
+        print(f"archived 1 and {len(symbols)} tickers in {figures['archive_seconds']:.0f} s")
+        for name, archived in (("one", one), ("many", many)):
+            with private_server(archived.path.parent, work_dir / f"ts-{name}") as server:
+                url = f"{server.url('inference')}/predictions/lstm"
+                key = server.key("inference")
+                wrk_run(url, key, 32, 3, single)  # warm-up
+                figures[f"{name}_32"] = load(url, key, single, 32)
+                figures[f"{name}_rss"] = _worker_rss(server.pid())
+                if name == "one":
+                    figures["one_1"] = load(url, key, single, 1)
+                    continue
+                wrk_run(url, key, 2, 3, portfolio)
+                figures["portfolio_1"] = load(url, key, portfolio, 1)
+                figures["portfolio_2"] = load(url, key, portfolio, 2)
+                policy = Policy(min_skill=-1.0, min_coverage=0.0, max_coverage=1.0, min_skill_crps=-1.0)
+                run_id = find_run(existing_store(store), args.experiment, symbols[1]).info.run_id
+                with ClientLoop(url, key, single, clients=4, pause=0.005) as loop:
+                    time.sleep(1)
+                    deployed = deploy_runs([run_id], store, server, policy, say=lambda line: None)
+                    time.sleep(1)
+                figures["deploy"] = (deployed.seconds, loop.requests, loop.errors)
+                print(f"deployed {symbols[1]} as version {deployed.version} in {deployed.seconds:.1f} s, "
+                      f"{loop.errors} errors in {loop.requests} requests")
+        with peer_server(one.path) as url:
+            figures["peer_1"] = load(url, None, single, 1)
+            figures["peer_32"] = load(url, None, single, 32)
+        with worker(many.path) as loaded:
+            instances = loaded.api.parse({"body": json.dumps(portfolio)}, {}, loaded.handler.portfolio).items
+            figures["floor_ms"] = forward_ms(lambda: loaded.api.forecast(loaded.handler.models, instances), 30)
+        if args.pooled_run:
+            pooled = archive(store, args.experiment, work_dir / "pooled", run_ids=[args.pooled_run])
+            with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
+                url = f"{server.url('inference')}/predictions/lstm"
+                pooled_portfolio = {"instances": [item for item in portfolio["instances"]
+                                                  if item["stock"] in pooled.served.members]}
+                wrk_run(url, server.key("inference"), 2, 3, pooled_portfolio)
+                figures["pooled_2"] = load(url, server.key("inference"), pooled_portfolio, 2)
+                figures["pooled_tickers"] = len(pooled_portfolio["instances"])
+            with worker(pooled.path) as loaded:
+                instances = loaded.api.parse({"body": json.dumps(pooled_portfolio)}, {},
+                                             loaded.handler.portfolio).items
+                figures["pooled_floor_ms"] = forward_ms(lambda: loaded.api.forecast(loaded.handler.models,
+                                                                                     instances), 100)
+    section = report(figures, args)
+    replace_section(args.output, "portfolio", section)
+    return section
+
+
+def _copied_store(uri: str, folder: Path) -> str:
+    """A copy of a sqlite store (the deploy registers model versions in it); another store is used as is."""
+    if not uri.startswith("sqlite:///"):
+        return uri
+    copy = folder / "mlflow.db"
+    shutil.copyfile(uri.removeprefix("sqlite:///"), copy)
+    return f"sqlite:///{copy}"
+
+
+def _worker_rss(frontend_pid: int | None) -> list[float]:
+    """Resident memory (MiB) of each model worker of the server."""
+    workers = [p for p in psutil.Process(frontend_pid).children(recursive=True)
+               if "model_service_worker" in " ".join(p.cmdline())]
+    return sorted(p.memory_info().rss / 2**20 for p in workers)
+
+
+@contextmanager
+def peer_server(archive: Path) -> Iterator[str]:
+    """benchmarks/peer.py serving the archive on a free port for the block; yields its predictions URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.peer", "--archive", str(archive),
+                                "--port", str(port)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the peer server did not start") from None
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/predictions/lstm"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def report(figures: dict, args: argparse.Namespace) -> str:
+    """The Markdown section for BENCHMARKS.md."""
+    n, first = figures["tickers"], figures["first"]
+    one_32, many_32, one_1 = figures["one_32"], figures["many_32"], figures["one_1"]
+    peer_1, peer_32 = figures["peer_1"], figures["peer_32"]
+    p1, p2 = figures["portfolio_1"], figures["portfolio_2"]
+    floor = 1e3 * n / figures["floor_ms"]  # windows/s of the in-process forward passes, one thread
+    seconds, requests, errors = figures["deploy"]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench` (`python -m benchmarks.portfolio`): wrk, "
+        f"{args.runs} runs of {args.seconds} s per row, medians (errors: total over the runs); {n} tickers "
+        f"({first} alone for the single-ticker rows), single requests of 100 closes naming {first}.", "",
+        "| what | server | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|",
+        f"| single ticker, 1 connection | TorchServe, 1 ticker loaded | {one_1.rps:,.0f} | {one_1.p50:.2f} | "
+        f"{one_1.p99:.2f} | {one_1.errors} |",
+        f"| single ticker, 1 connection | FastAPI + uvicorn peer | {peer_1.rps:,.0f} | {peer_1.p50:.2f} | "
+        f"{peer_1.p99:.2f} | {peer_1.errors} |",
+        f"| single ticker, 32 connections | TorchServe, 1 ticker loaded | {one_32.rps:,.0f} | {one_32.p50:.2f} | "
+        f"{one_32.p99:.2f} | {one_32.errors} |",
+        f"| single ticker, 32 connections | TorchServe, {n} tickers loaded | {many_32.rps:,.0f} | {many_32.p50:.2f} | "
+        f"{many_32.p99:.2f} | {many_32.errors} |",
+        f"| single ticker, 32 connections | FastAPI + uvicorn peer | {peer_32.rps:,.0f} | {peer_32.p50:.2f} | "
+        f"{peer_32.p99:.2f} | {peer_32.errors} |",
+        f"| portfolio of {n}, 1 connection | TorchServe, {n} tickers | {p1.rps:,.1f} ({p1.rps * n:,.0f} windows/s) | "
+        f"{p1.p50:.1f} | {p1.p99:.1f} | {p1.errors} |",
+        f"| portfolio of {n}, 2 connections | TorchServe, {n} tickers | {p2.rps:,.1f} ({p2.rps * n:,.0f} windows/s) | "
+        f"{p2.p50:.1f} | {p2.p99:.1f} | {p2.errors} |",
+    ]
+    if "pooled_2" in figures:
+        pooled, count = figures["pooled_2"], figures["pooled_tickers"]
+        lines.append(f"| portfolio of {count}, 2 connections | TorchServe, one pooled model | {pooled.rps:,.1f} "
+                     f"({pooled.rps * count:,.0f} windows/s) | {pooled.p50:.1f} | {pooled.p99:.1f} | {pooled.errors} |")
+    lines += [
+        "", "Ratios (goals from issue 12 in brackets):", "",
+        f"- {n} vs 1 ticker loaded, single-ticker req/s at 32 connections: {many_32.rps / one_32.rps:.2f} "
+        "[within 10 %: 0.90 or more]",
+        f"- portfolio windows/s vs the in-process floor ({figures['floor_ms']:.1f} ms for the {n} forward passes "
+        f"of one request, {floor:,.0f} windows/s on one thread): {p1.rps * n / floor:.0%} at 1 connection, "
+        f"{p2.rps * n / floor:.0%} at 2 (two workers) [at least 40 %]",
+        f"- single-client p50, TorchServe / peer: {one_1.p50 / peer_1.p50:.1f}x [within 3x]; req/s at 32 "
+        f"connections, TorchServe / peer: {one_32.rps / peer_32.rps:.2f}x [at least 2x]",
+    ]
+    if "pooled_floor_ms" in figures:
+        lines.append(f"- the pooled model's floor: {figures['pooled_floor_ms']:.1f} ms for "
+                     f"{figures['pooled_tickers']} windows in one forward pass")
+    rss_one, rss_many = figures["one_rss"], figures["many_rss"]
+    lines += [
+        f"- resident memory per worker: {', '.join(f'{r:.0f}' for r in rss_one)} MiB with 1 ticker, "
+        f"{', '.join(f'{r:.0f}' for r in rss_many)} MiB with {n}",
+        f"- deploying one ticker's model ({figures['first']}'s neighbour, `deploy_runs`, the admin `deploy` path) "
+        f"while {n} are served: {seconds:.1f} s, {errors} failed of {requests} requests during it [0]",
+        f"- archiving 1 and {n} tickers from MLflow: {figures['archive_seconds']:.0f} s",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

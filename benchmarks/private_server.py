@@ -1,0 +1,74 @@
+"""A TorchServe of one's own for tests and benchmarks: the committed config.properties with free loopback
+ports, its own run folder and temp folder, so a developer's `make serve` on the default ports and /tmp is
+never touched. Leaving `private_server` stops it even when the block fails, and kills whatever it left.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from stockcast import ROOT
+from stockcast.serving.server import Server
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def server_config(folder: Path) -> Path:
+    """The committed config.properties with free ports instead of 8080-8082 and 7070-7071."""
+    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+    text = (ROOT / "config.properties").read_text()
+    for key, value in {"inference_address": f"http://127.0.0.1:{inference}",
+                       "management_address": f"http://127.0.0.1:{management}",
+                       "metrics_address": f"http://127.0.0.1:{metrics}",
+                       "grpc_inference_port": grpc_inference, "grpc_management_port": grpc_management}.items():
+        text, count = re.subn(rf"^{key}=.*$", f"{key}={value}", text, flags=re.MULTILINE)
+        assert count == 1, key
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.properties"
+    path.write_text(text)
+    return path
+
+
+def _leftovers(server: Server) -> list[psutil.Process]:
+    """Processes of this server only: the frontend names its config, workers their socket in its temp folder."""
+    marks = (str(server.config), str(server.temp_dir))
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if any(mark in cmdline for mark in marks):
+            found.append(process)
+    return found
+
+
+@contextmanager
+def private_server(model_store: Path, folder: Path) -> Iterator[Server]:
+    """TorchServe serving `model_store`'s lstm.mar, its config and run folder under `folder`."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))  # short: it holds the workers' unix sockets
+    server = Server(server_config(folder), folder / "run", model_store, ROOT / "log4j2.xml", temp_dir=temp_dir)
+    try:
+        server.start(timeout=180)
+        yield server
+    finally:
+        server.stop(timeout=30)
+        left = _leftovers(server)
+        for process in left:
+            process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if left:
+            raise RuntimeError(f"TorchServe processes survived stop: {left}")
