@@ -14,3 +14,7 @@ rollback: $(VENV)/.installed ## make the previous version (or TO=<version>) the 
 
 repair: $(VENV)/.installed ## undo what a killed retrain or rollback left half done (status reports one)
 	$(PY) scripts/admin.py repair $(ARGS)
+
+.PHONY: refresh
+refresh: $(VENV)/.installed ## download the days each price cache in data/ lacks (or STOCK=A,B's), up to the last session
+	$(PY) scripts/admin.py refresh $(if $(STOCK),--stock $(STOCK)) $(ARGS)
