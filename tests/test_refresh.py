@@ -147,23 +147,28 @@ def test_a_crash_mid_write_leaves_the_old_cache_readable(tmp_path, downloads, ya
 
 
 def test_a_failed_ticker_keeps_its_cache_and_the_others_refresh(tmp_path, downloads, yahoo):
-    """PETR4's new day has no Close (training's checks refuse it), NOPE3 has no cache, ZZZZ is unknown to Yahoo."""
+    """PETR4's new day has no Close (training's checks refuse it), NOPE3 has no cache, BBAS3's is cut off,
+    ZZZZ is unknown to Yahoo."""
     downloader = cache(tmp_path, yahoo["PETR4.SA"], "PETR4.SA", "2025-11-04")
+    (tmp_path / "BBAS3.SA.csv").write_text("Date,Close\n2025-11-03,21.5\n2025-11")
     cache(tmp_path, yahoo["VALE3.SA"], "VALE3.SA", "2025-11-04")
     cache(tmp_path, yahoo["AAPL"], "AAPL", "2025-11-05")
     cache(tmp_path, yahoo["AAPL"], "ZZZZ", "2025-11-05")
     petr4 = downloader.cache_path("PETR4.SA").read_text()
     yahoo["PETR4.SA"].loc["2025-11-06", "Close"] = 0.0
-    results, lines = run(downloader, ["PETR4", "NOPE3", "VALE3", "ZZZZ", "AAPL"])
+    results, lines = run(downloader, ["PETR4", "NOPE3", "BBAS3", "VALE3", "ZZZZ", "AAPL"])
     assert lines == [
         "PETR4.SA  failed: PETR4.SA: 1 missing or non-positive Close value(s), first on 2025-11-06",
         f"NOPE3.SA  failed: no cache {tmp_path / 'NOPE3.SA.csv'} yet: refresh extends caches; "
         "train or predict NOPE3.SA once to start one",
+        f"BBAS3.SA  failed: price file {tmp_path / 'BBAS3.SA.csv'}: 1 line(s) do not have the header's 2 fields "
+        "(the file looks truncated), e.g. line 3 has 1: '2025-11' (a cached download: delete the file to download "
+        "it again)",
         "VALE3.SA  +3 days  2025-11-05..2025-11-07  ok",
         "ZZZZ      failed: yfinance returned no rows for ZZZZ: unknown ticker or no trading in the range",
         "AAPL      +2 days  2025-11-06..2025-11-07  ok",
     ]
-    assert [r.failed for r in results] == [True, True, False, True, False]
+    assert [r.failed for r in results] == [True, True, True, False, True, False]
     assert downloader.cache_path("PETR4.SA").read_text() == petr4
 
 

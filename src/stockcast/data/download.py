@@ -89,11 +89,8 @@ class Downloader:
             return None
 
     def read_cache(self, symbol: str) -> pd.DataFrame:
-        """The cached prices of `symbol`, checked like any price file; an error naming the file when there is none."""
-        path = self.cache_path(symbol)
-        if not path.exists():
-            raise StockcastError(f"no cache {path} yet")
-        return self._read(path)
+        """The cached prices of `symbol`, checked like any price file."""
+        return self._read(self.cache_path(symbol))
 
     def store(self, symbol: str, frame: pd.DataFrame, start: dt.date, end: dt.date) -> None:
         """Write the cache, then its record of the range downloaded, each in one step: a crash between the two

@@ -50,7 +50,7 @@ class Refreshed:
         """Not brought up to date: the cron job's exit status says so."""
         return bool(self.error) or self.behind is not None
 
-    def line(self, width: int = 10) -> str:
+    def line(self, width: int) -> str:
         parts = [self.symbol.ljust(width)]
         if self.rate_limited:
             parts.append(f"rate-limited {_times(self.rate_limited)}, then")
@@ -105,10 +105,10 @@ def _refresh(downloader: Downloader, result: Refreshed, session: pd.Timestamp,
              sleep: Callable[[float], None]) -> None:
     """Download what the cache lacks up to `session`, check it and write the cache, or raise leaving it as it was."""
     symbol = result.symbol
-    try:
-        cached = downloader.read_cache(symbol)
-    except StockcastError as err:
-        raise StockcastError(f"{err}: refresh extends caches; train or predict {symbol} once to start one") from None
+    if not downloader.cache_path(symbol).exists():
+        raise StockcastError(f"no cache {downloader.cache_path(symbol)} yet: refresh extends caches; "
+                             f"train or predict {symbol} once to start one")
+    cached = downloader.read_cache(symbol)
     last = cached.index[-1]
     if last >= session:
         return
