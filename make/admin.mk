@@ -17,3 +17,7 @@ remove: $(VENV)/.installed ## stop serving STOCK=X (every other ticker unchanged
 
 repair: $(VENV)/.installed ## undo what a killed admin command left half done (status reports one)
 	$(PY) scripts/admin.py repair $(ARGS)
+
+.PHONY: refresh
+refresh: $(VENV)/.installed ## download the days each price cache in data/ lacks (or STOCK=A,B's), up to the last session
+	$(PY) scripts/admin.py refresh $(if $(STOCK),--stock $(STOCK)) $(ARGS)

@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     repair = commands.add_parser("repair", help="undo what a killed retrain or rollback left half done")
     repair.add_argument("--wait", type=float, default=defaults.wait,
                         help="seconds to wait for another admin command to finish (default: refuse at once)")
+    refresh = commands.add_parser(
+        "refresh", help="download the days each price cache lacks, up to the last trading session (for cron)",
+        description="One line per ticker; exit status 1 when any ticker failed (its cache is left as it was) or "
+                    "Yahoo still lacks its last session, 2 when refused.")
+    refresh.add_argument("--stock", help="tickers separated by commas (default: every ticker with a cache CSV in "
+                                         "the data folder, configs/paths' data_dir)")
+    refresh.add_argument("--wait", type=float, default=defaults.wait,
+                         help="seconds to wait for another refresh to finish (default: refuse at once)")
     return parser
 
 
@@ -88,6 +96,15 @@ def main() -> None:
         from stockcast.ops.status import status
         from stockcast.serving.server import Server
 
+        if args.command == "refresh":  # the price caches only: no server needed
+            from stockcast.data.download import Downloader
+            from stockcast.ops.refresh import refresh
+
+            downloader = Downloader(load_config("train").paths.data_dir)
+            stocks = args.stock.split(",") if args.stock else downloader.cached_symbols()
+            if not stocks:
+                parser.error(f"no price cache in {downloader.data_dir} to refresh: name the tickers with --stock")
+            sys.exit(1 if any(result.failed for result in refresh(downloader, stocks, print, args.wait)) else 0)
         server = Server.default(ROOT)
         options = ("min_skill", "min_coverage", "max_coverage", "min_skill_crps", "keep", "wait")
         policy = Policy(**{name: getattr(args, name) for name in options if hasattr(args, name)})

@@ -14,6 +14,7 @@ import pandas as pd
 
 from stockcast.data.prices import canonicalize, read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
+from stockcast.files import replacing
 from stockcast.symbols import normalize_symbol, parse_range
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 DATA_DIRS_ENV = "STOCKCAST_DATA_DIRS"
 # The one price file the repo ships: `make demo` still runs with no network and no other copy.
 SAMPLE_DIR = Path(__file__).parent / "sample"
+
+
+class RateLimited(StockcastError):
+    """Yahoo refused the download for now (yfinance's YFRateLimitError): worth retrying later, unlike a bad ticker."""
 
 
 @contextmanager
@@ -67,6 +72,35 @@ class Downloader:
     def cache_path(self, symbol: str) -> Path:
         return self.data_dir / f"{symbol}.csv"
 
+    def cached_symbols(self) -> list[str]:
+        """The symbols that have a cache in `data_dir`."""
+        return sorted(path.stem for path in self.data_dir.glob("*.csv"))
+
+    def covered(self, symbol: str) -> tuple[dt.date, dt.date] | None:
+        """The date range the cache was downloaded for; None without a readable record (then nothing is assumed)."""
+        meta_path = self.cache_path(symbol).with_suffix(".json")
+        if not meta_path.exists():
+            return None
+        try:
+            covered = json.loads(meta_path.read_text())
+            return dt.date.fromisoformat(covered["start"]), dt.date.fromisoformat(covered["end"])
+        except (ValueError, KeyError, TypeError) as err:  # JSON and decoding errors are ValueErrors
+            log.warning("ignoring unreadable cache record %s (%s)", meta_path, err)
+            return None
+
+    def read_cache(self, symbol: str) -> pd.DataFrame:
+        """The cached prices of `symbol`, checked like any price file."""
+        return self._read(self.cache_path(symbol))
+
+    def store(self, symbol: str, frame: pd.DataFrame, start: dt.date, end: dt.date) -> None:
+        """Write the cache, then its record of the range downloaded, each in one step: a crash between the two
+        leaves a record that claims too little (a download again), never rows the cache lacks."""
+        path = self.cache_path(symbol)
+        write_price_csv(frame, path)
+        covered = {"start": start.isoformat(), "end": min(end, dt.date.today()).isoformat()}
+        with replacing(path.with_suffix(".json")) as partial:
+            partial.write_text(json.dumps(covered))
+
     def load(self, stock: str, start: str | dt.date | None, end: str | dt.date | None) -> pd.DataFrame:
         """Canonical OHLCV rows of `stock` (VALE3, vale3.sa, AAPL) with start <= Date <= end (end=None: today)."""
         symbol = normalize_symbol(stock)
@@ -80,15 +114,10 @@ class Downloader:
         return rows
 
     def _cached(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
-        meta_path = self.cache_path(symbol).with_suffix(".json")
-        if not (meta_path.exists() and self.cache_path(symbol).exists()):
+        covered = self.covered(symbol) if self.cache_path(symbol).exists() else None
+        if covered is None:
             return None
-        try:
-            covered = json.loads(meta_path.read_text())
-            first, last = dt.date.fromisoformat(covered["start"]), dt.date.fromisoformat(covered["end"])
-        except (ValueError, KeyError, TypeError) as err:  # JSON and decoding errors are ValueErrors
-            log.warning("ignoring unreadable cache record %s (%s); downloading %s again", meta_path, err, symbol)
-            return None
+        first, last = covered
         if first <= start and end <= last:
             log.info("using cached %s for %s..%s", self.cache_path(symbol), start, end)
             return self._read(self.cache_path(symbol))
@@ -113,15 +142,15 @@ class Downloader:
         if path.exists():  # keep rows outside this request that an earlier download fetched
             cached = self._read(path)
             frame = pd.concat([cached[~cached.index.isin(frame.index)], frame]).sort_index()
-        write_price_csv(frame, path)
-        covered = {"start": start.isoformat(), "end": min(end, dt.date.today()).isoformat()}
-        path.with_suffix(".json").write_text(json.dumps(covered))
+        self.store(symbol, frame, start, end)
         log.info("downloaded %d rows of %s into %s", len(frame), symbol, path)
         return frame
 
     def download(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Daily history from yfinance (its `end` is exclusive); raises when nothing comes back."""
+        """Daily history from yfinance (its `end` is exclusive); raises when nothing comes back, `RateLimited`
+        when Yahoo refused it for now (yf.download catches its YFRateLimitError per ticker and logs it)."""
         import yfinance as yf
+        from yfinance.exceptions import YFRateLimitError
 
         with _captured_log("yfinance") as messages:  # yfinance logs its errors instead of raising them
             raw = yf.download(symbol, start=start.isoformat(), end=(end + dt.timedelta(days=1)).isoformat(),
@@ -129,7 +158,8 @@ class Downloader:
                               threads=False, timeout=self.timeout)
         if raw is None or raw.empty:
             detail = messages[-1] if messages else "unknown ticker or no trading in the range"
-            raise StockcastError(f"yfinance returned no rows for {symbol}: {detail}")
+            error = RateLimited if any(YFRateLimitError.__name__ in m for m in messages) else StockcastError
+            raise error(f"yfinance returned no rows for {symbol}: {detail}")
         return canonicalize(raw, f"yfinance download of {symbol}")
 
     def _fallback(self, symbol: str, start: dt.date, end: dt.date, reason: str) -> pd.DataFrame:
