@@ -19,5 +19,5 @@ repair: $(VENV)/.installed ## undo what a killed admin command left half done (s
 	$(PY) scripts/admin.py repair $(ARGS)
 
 .PHONY: refresh
-refresh: $(VENV)/.installed ## download the days each price cache in data/ lacks (or STOCK=A,B's), up to the last session
+refresh: $(VENV)/.installed ## bring each served ticker's price cache (or STOCK=A,B's) up to the last session
 	$(PY) scripts/admin.py refresh $(if $(STOCK),--stock $(STOCK)) $(ARGS)

@@ -6,6 +6,7 @@
     scripts/admin.py rollback [--stock PETR4] [--to VERSION]
     scripts/admin.py remove --stock PETR4
     scripts/admin.py repair
+    scripts/admin.py refresh [--stock PETR4,VALE3]
 
 retrain: train each ticker with configs/train.yaml (overrides as for train.py), gate each on its own,
 and deploy those that passed as the next version of the served set (every other ticker's model
@@ -14,8 +15,10 @@ already. status: server health, registered versions, one row per served ticker. 
 most recent deploy (the previous version becomes the default again), or with --stock return one
 ticker to its previous model (or its model version --to). remove: stop serving a ticker. repair:
 undo what a killed command left half done (the others do it first themselves; status reports it).
+refresh: bring each served ticker's price cache up to its exchange's last session (ops/refresh.py).
 Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
-tickers and refused others, 1 status found the server down or a command half done.
+tickers and refused others, 1 status found the server down or a command half done, or refresh
+failed for a ticker (its cache kept) or found Yahoo behind.
 """
 
 import argparse
@@ -71,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         "refresh", help="download the days each price cache lacks, up to the last trading session (for cron)",
         description="One line per ticker; exit status 1 when any ticker failed (its cache is left as it was) or "
                     "Yahoo still lacks its last session, 2 when refused.")
-    refresh.add_argument("--stock", help="tickers separated by commas (default: every ticker with a cache CSV in "
-                                         "the data folder, configs/paths' data_dir)")
+    refresh.add_argument("--stock", help="tickers separated by commas (default: every ticker the running server "
+                                         "answers; when it is down, every ticker with a cache CSV in the data "
+                                         "folder, configs/paths' data_dir)")
     refresh.add_argument("--wait", type=float, default=defaults.wait,
                          help="seconds to wait for another refresh to finish (default: refuse at once)")
     return parser
@@ -96,16 +100,21 @@ def main() -> None:
         from stockcast.ops.status import status
         from stockcast.serving.server import Server
 
-        if args.command == "refresh":  # the price caches only: no server needed
+        server = Server.default(ROOT)
+        if args.command == "refresh":  # the price caches: a running server only names the tickers
             from stockcast.data.download import Downloader
+            from stockcast.errors import StockcastError
             from stockcast.ops.refresh import refresh
 
             downloader = Downloader(load_config("train").paths.data_dir)
-            stocks = args.stock.split(",") if args.stock else downloader.cached_symbols()
+            try:
+                stocks = args.stock.split(",") if args.stock else served_stocks(server)
+            except StockcastError as err:
+                stocks = downloader.cached_symbols()
+                print(f"the served tickers are unknown ({err}); refreshing every cache in {downloader.data_dir}")
             if not stocks:
                 parser.error(f"no price cache in {downloader.data_dir} to refresh: name the tickers with --stock")
             sys.exit(1 if any(result.failed for result in refresh(downloader, stocks, print, args.wait)) else 0)
-        server = Server.default(ROOT)
         options = ("min_skill", "min_coverage", "max_coverage", "min_skill_crps", "keep", "wait")
         policy = Policy(**{name: getattr(args, name) for name in options if hasattr(args, name)})
         if args.command == "retrain":
