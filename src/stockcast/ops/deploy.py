@@ -10,6 +10,7 @@ the served default, the registered versions, the model store and the aliases as 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from collections.abc import Callable
@@ -127,7 +128,7 @@ def previous(run_dir: Path, current: str) -> int:
     return served[-2]
 
 
-def remember(run_dir: Path, version: str) -> None:
+def remember(run_dir: Path, version: str, now: dt.datetime | None = None) -> None:
     """Record `version` as the committed default (atomically): a new default goes on top of the served ones;
     the one below the top is an undo, which takes the top off; the top itself is already recorded."""
     number = as_version(version)
@@ -135,19 +136,30 @@ def remember(run_dir: Path, version: str) -> None:
         return
     history = _history(run_dir)
     served = history["served"]
+    if served[-1:] == [number]:
+        return
     if served[-2:-1] == [number]:
         served.pop()
-    elif served[-1:] != [number]:
+    else:
         served.append(number)
+    history["deployed"] = sorted({*history["deployed"], number})
+    history["defaults"].append([number, (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")])
     with replacing(run_dir / DEPLOYED) as partial:
-        partial.write_text(json.dumps({"deployed": sorted({*history["deployed"], number}), "served": served}))
+        partial.write_text(json.dumps(history))
 
 
-def _history(run_dir: Path) -> dict[str, list[int]]:
-    """deployed.json: every version that was a committed default, and the defaults in the order they served
-    (a stack: an undo takes the top off)."""
+def defaults(run_dir: Path) -> list[tuple[int, dt.datetime]]:
+    """Each version that became the default, with when, in order (what the track record replays)."""
+    return [(version, dt.datetime.fromisoformat(at)) for version, at in _history(run_dir)["defaults"]]
+
+
+def _history(run_dir: Path) -> dict[str, list]:
+    """deployed.json: every version that was a committed default (`deployed`), the defaults in the order they
+    served (`served`, a stack: an undo takes the top off) and every switch of the default with its time
+    (`defaults`, [version, ISO time] pairs)."""
     path = run_dir / DEPLOYED
-    return json.loads(path.read_text()) if path.exists() else {"deployed": [], "served": []}
+    history = json.loads(path.read_text()) if path.exists() else {}
+    return {"deployed": [], "served": [], "defaults": [], **history}
 
 
 def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:
