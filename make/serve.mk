@@ -1,6 +1,6 @@
 # Serving: archive a trained run for TorchServe, start and stop the server, ask it for a forecast, load-test it.
 # Included by the Makefile; uses its VENV, PY and STOCKCAST_ROOT.
-.PHONY: archive serve stop predict demo bench
+.PHONY: archive serve stop predict demo bench sp100
 
 DEMO_EPOCHS ?= 10
 
@@ -23,5 +23,16 @@ demo: $(VENV)/.installed ## from a fresh clone: get data, train VALE3 briefly, a
 	$(PY) scripts/serve.py start --auth $(or $(AUTH),on)
 	$(PY) scripts/predict.py
 
-bench: $(VENV)/.installed ## load-test the running server at 1/32/128 connections (wrk); writes BENCHMARKS.md
+bench: $(VENV)/.installed ## load-test the running server (wrk), then the portfolio (1 vs all trained tickers, peer); BENCHMARKS.md
 	$(PY) -m benchmarks.serving $(BENCH_ARGS)
+	$(PY) -m benchmarks.portfolio $(PORTFOLIO_ARGS)
+
+SP100_DIR ?= $(abspath ../shared/data/sp100)
+SP100 := start=2013-01-01 end=2017-12-29 logger.experiment_name=sp100 +trainer.enable_progress_bar=false \
+	~callbacks.progress_bar
+
+sp100: $(VENV)/.installed ## train every ticker in SP100_DIR (joblib sweep, 2 jobs) and one pooled model; experiment sp100
+	tickers=$$(ls $(SP100_DIR)/*.csv | xargs -n1 basename | sed 's/\.csv$$//' | paste -sd,); \
+	export STOCKCAST_DATA_DIRS=$(SP100_DIR); \
+	time $(PY) train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "stock=$$tickers" $(SP100) && \
+	time $(PY) train.py "stock=[$$tickers]" data.batch_size=256 $(SP100)
