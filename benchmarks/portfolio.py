@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,12 +78,17 @@ def run(args: argparse.Namespace) -> str:
     portfolio = {"instances": [{"stock": symbol, "prices": PRICES} for symbol in symbols]}
     figures: dict[str, object] = {"tickers": len(symbols), "first": symbols[0]}
 
-    def load(url: str, key: str | None, payload: dict, connections: int) -> Served:
-        runs = [wrk_run(url, key, connections, args.seconds, payload) for _ in range(args.runs)]
-        return Served(*(statistics.median(run[field] for run in runs) for field in range(3)),
-                      sum(run[3] for run in runs))
+    def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int) -> dict[str, Served]:
+        """`args.runs` wrk runs per target, taken in turns, so a change in the machine's load meanwhile
+        reaches every target alike; medians per target."""
+        runs: dict[str, list] = {name: [] for name in targets}
+        for _ in range(args.runs):
+            for name, (url, key) in targets.items():
+                runs[name].append(wrk_run(url, key, connections, args.seconds, payload))
+        return {name: Served(*(statistics.median(run[field] for run in found) for field in range(3)),
+                             sum(run[3] for run in found)) for name, found in runs.items()}
 
-    with tempfile.TemporaryDirectory(prefix="stockcast-bench-") as work:
+    with tempfile.TemporaryDirectory(prefix="stockcast-bench-") as work, ExitStack() as servers:
         work_dir = Path(work)
         store = _copied_store(uri, work_dir)
         started = time.monotonic()
@@ -91,42 +96,42 @@ def run(args: argparse.Namespace) -> str:
         many = archive(store, args.experiment, work_dir / "many", symbols)
         figures["archive_seconds"] = time.monotonic() - started
         print(f"archived 1 and {len(symbols)} tickers in {figures['archive_seconds']:.0f} s")
-        for name, archived in (("one", one), ("many", many)):
-            with private_server(archived.path.parent, work_dir / f"ts-{name}") as server:
-                url = f"{server.url('inference')}/predictions/lstm"
-                key = server.key("inference")
-                wrk_run(url, key, 32, 3, single)  # warm-up
-                figures[f"{name}_32"] = load(url, key, single, 32)
-                figures[f"{name}_rss"] = _worker_rss(server.pid())
-                if name == "one":
-                    figures["one_1"] = load(url, key, single, 1)
-                    continue
-                wrk_run(url, key, 2, 3, portfolio)
-                figures["portfolio_1"] = load(url, key, portfolio, 1)
-                figures["portfolio_2"] = load(url, key, portfolio, 2)
-                policy = Policy(min_skill=-1.0, min_coverage=0.0, max_coverage=1.0, min_skill_crps=-1.0)
-                run_id = find_run(existing_store(store), args.experiment, symbols[1]).info.run_id
-                with ClientLoop(url, key, single, clients=4, pause=0.005) as loop:
-                    time.sleep(1)
-                    deployed = deploy_runs([run_id], store, server, policy, say=lambda line: None)
-                    time.sleep(1)
-                figures["deploy"] = (deployed.seconds, loop.requests, loop.errors)
-                print(f"deployed {symbols[1]} as version {deployed.version} in {deployed.seconds:.1f} s, "
-                      f"{loop.errors} errors in {loop.requests} requests")
-        with peer_server(one.path) as url:
-            figures["peer_1"] = load(url, None, single, 1)
-            figures["peer_32"] = load(url, None, single, 32)
+        served = {name: servers.enter_context(private_server(archived.path.parent, work_dir / f"ts-{name}"))
+                  for name, archived in (("one", one), ("many", many))}
+        targets = {name: (f"{server.url('inference')}/predictions/lstm", server.key("inference"))
+                   for name, server in served.items()}
+        targets["peer"] = (servers.enter_context(peer_server(one.path)), None)
+        for url, key in targets.values():
+            wrk_run(url, key, 32, 3, single)  # warm-up
+        for connections in (1, 32):
+            for name, found in interleaved(targets, single, connections).items():
+                figures[f"{name}_{connections}"] = found
+        for name, server in served.items():
+            figures[f"{name}_rss"] = _worker_rss(server.pid())
+        url, key = targets["many"]
+        wrk_run(url, key, 2, 3, portfolio)
+        figures["portfolio_1"] = interleaved({"many": targets["many"]}, portfolio, 1)["many"]
+        figures["portfolio_2"] = interleaved({"many": targets["many"]}, portfolio, 2)["many"]
+        policy = Policy(min_skill=-1.0, min_coverage=0.0, max_coverage=1.0, min_skill_crps=-1.0)
+        run_id = find_run(existing_store(store), args.experiment, symbols[1]).info.run_id
+        with ClientLoop(url, key, single, clients=4, pause=0.005) as loop:
+            time.sleep(1)
+            deployed = deploy_runs([run_id], store, served["many"], policy, say=lambda line: None)
+            time.sleep(1)
+        figures["deploy"] = (deployed.seconds, loop.requests, loop.errors)
+        print(f"deployed {symbols[1]} as version {deployed.version} in {deployed.seconds:.1f} s, "
+              f"{loop.errors} errors in {loop.requests} requests")
         with worker(many.path) as loaded:
             instances = loaded.api.parse({"body": json.dumps(portfolio)}, {}, loaded.handler.portfolio).items
             figures["floor_ms"] = forward_ms(lambda: loaded.api.forecast(loaded.handler.models, instances), 30)
         if args.pooled_run:
             pooled = archive(store, args.experiment, work_dir / "pooled", run_ids=[args.pooled_run])
             with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
-                url = f"{server.url('inference')}/predictions/lstm"
+                target = (f"{server.url('inference')}/predictions/lstm", server.key("inference"))
                 pooled_portfolio = {"instances": [item for item in portfolio["instances"]
                                                   if item["stock"] in pooled.served.members]}
-                wrk_run(url, server.key("inference"), 2, 3, pooled_portfolio)
-                figures["pooled_2"] = load(url, server.key("inference"), pooled_portfolio, 2)
+                wrk_run(*target, 2, 3, pooled_portfolio)
+                figures["pooled_2"] = interleaved({"pooled": target}, pooled_portfolio, 2)["pooled"]
                 figures["pooled_tickers"] = len(pooled_portfolio["instances"])
             with worker(pooled.path) as loaded:
                 instances = loaded.api.parse({"body": json.dumps(pooled_portfolio)}, {},
@@ -181,18 +186,21 @@ def peer_server(archive: Path) -> Iterator[str]:
 def report(figures: dict, args: argparse.Namespace) -> str:
     """The Markdown section for BENCHMARKS.md."""
     n, first = figures["tickers"], figures["first"]
-    one_32, many_32, one_1 = figures["one_32"], figures["many_32"], figures["one_1"]
+    one_32, many_32, one_1, many_1 = figures["one_32"], figures["many_32"], figures["one_1"], figures["many_1"]
     peer_1, peer_32 = figures["peer_1"], figures["peer_32"]
     p1, p2 = figures["portfolio_1"], figures["portfolio_2"]
     floor = 1e3 * n / figures["floor_ms"]  # windows/s of the in-process forward passes, one thread
     seconds, requests, errors = figures["deploy"]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench` (`python -m benchmarks.portfolio`): wrk, "
-        f"{args.runs} runs of {args.seconds} s per row, medians (errors: total over the runs); {n} tickers "
+        f"{args.runs} runs of {args.seconds} s per row, medians (errors: total over the runs); the servers of a "
+        f"comparison run at once and take their runs in turns; {n} tickers "
         f"({first} alone for the single-ticker rows), single requests of 100 closes naming {first}.", "",
         "| what | server | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|",
         f"| single ticker, 1 connection | TorchServe, 1 ticker loaded | {one_1.rps:,.0f} | {one_1.p50:.2f} | "
         f"{one_1.p99:.2f} | {one_1.errors} |",
+        f"| single ticker, 1 connection | TorchServe, {n} tickers loaded | {many_1.rps:,.0f} | {many_1.p50:.2f} | "
+        f"{many_1.p99:.2f} | {many_1.errors} |",
         f"| single ticker, 1 connection | FastAPI + uvicorn peer | {peer_1.rps:,.0f} | {peer_1.p50:.2f} | "
         f"{peer_1.p99:.2f} | {peer_1.errors} |",
         f"| single ticker, 32 connections | TorchServe, 1 ticker loaded | {one_32.rps:,.0f} | {one_32.p50:.2f} | "
