@@ -14,11 +14,14 @@ scored origins than the window is not judged on its scores yet (a new model cann
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from stockcast.errors import StockcastError
 from stockcast.ops.policy import DriftRules, Policy
 from stockcast.ops.track_record import SCORES, Origin, TrackRecord
 
@@ -34,25 +37,43 @@ def scored_frame(origins: list[Origin]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["symbol", "model_version", "origin", "scored", *SCORES])
 
 
+def _ratios(mean: Mapping[str, Any], window: str) -> dict[str, Any]:
+    """The figures from the mean scores over a window (floats, or Series of rolling means)."""
+    return {f"coverage_80_{window}": mean["hit_80"], f"coverage_90_{window}": mean["hit_90"],
+            f"crps_{window}": mean["crps"], f"skill_crps_{window}": 1 - mean["crps"] / mean["naive_crps"],
+            f"skill_crps_vs_ewma_{window}": 1 - mean["crps"] / mean["ewma_crps"], f"mape_{window}": mean["ape"],
+            f"skill_mape_{window}": 1 - mean["ape"] / mean["naive_ape"]}
+
+
 def figures(scored: pd.DataFrame) -> pd.DataFrame:
-    """`{figure}_{window}` after each scored origin of one ticker and version (rows in order of `scored`);
+    """`{figure}_{window}` after each scored origin of one ticker and version, indexed by the day it was scored;
     NaN until a rolling window has filled."""
     scored = scored.sort_values("scored")
-    columns = {}
+    columns: dict[str, pd.Series] = {}
     for window in WINDOWS:
-        means = scored[list(SCORES)].expanding() if window == "all" else \
-            scored[list(SCORES)].rolling(int(window))
-        mean = means.mean()
-        columns |= {
-            f"coverage_80_{window}": mean["hit_80"],
-            f"coverage_90_{window}": mean["hit_90"],
-            f"crps_{window}": mean["crps"],
-            f"skill_crps_{window}": 1 - mean["crps"] / mean["naive_crps"],
-            f"skill_crps_vs_ewma_{window}": 1 - mean["crps"] / mean["ewma_crps"],
-            f"mape_{window}": mean["ape"],
-            f"skill_mape_{window}": 1 - mean["ape"] / mean["naive_ape"],
-        }
+        scores = scored[list(SCORES)]
+        columns |= _ratios((scores.expanding() if window == "all" else scores.rolling(int(window))).mean(), window)
     return pd.DataFrame(columns).set_index(scored["scored"])
+
+
+def vol_ratios(origins: list[Origin]) -> pd.DataFrame:
+    """The served windows' volatility ratio by origin date, with the model version that served each."""
+    return pd.DataFrame({"model_version": [o.bundle.version for o in origins],
+                         "vol_ratio": [o.vol_ratio for o in origins]},
+                        index=pd.DatetimeIndex([o.date for o in origins]))
+
+
+def latest(scores: list[dict[str, float]], windows: dict[str, int | None]) -> dict[str, float]:
+    """The figures over the last n of `scores` (oldest first) for each window name -> n (None: all of them);
+    NaN where fewer were scored."""
+    found: dict[str, float] = {}
+    for name, count in windows.items():
+        last = scores if count is None else scores[-count:]
+        if last and (count is None or len(last) == count):
+            found |= _ratios({key: float(np.mean([s[key] for s in last])) for key in SCORES}, name)
+        else:
+            found |= {f"{figure}_{name}": np.nan for figure in FIGURES}
+    return found
 
 
 @dataclass(frozen=True)
@@ -77,32 +98,25 @@ class Status:
     drifts: list[Drift] = field(default_factory=list)
 
 
-def assess(track: TrackRecord, symbol: str, rules: DriftRules, policy: Policy) -> tuple[Status, pd.DataFrame]:
-    """The ticker's status now and the figures of each of its versions (one frame, `model_version` a column)."""
+def assess(track: TrackRecord, symbol: str, rules: DriftRules, policy: Policy) -> Status:
+    """The ticker now: the version serving its last close, its figures, its drifts."""
     origins = track.origins(symbol)
     if not origins:
-        raise ValueError(f"{symbol} has no served origin")
-    scored = scored_frame(origins)
-    per_version = [figures(group).assign(model_version=version)
-                   for version, group in scored.groupby("model_version", sort=False)]
-    table = pd.concat(per_version) if per_version else pd.DataFrame()
+        raise StockcastError(f"{symbol}: no forecast of a quantile model was served from a recorded default")
     newest = origins[-1]
-    version = newest.bundle.version
-    own = [o for o in origins if o.bundle.version == version]
-    mine = scored[scored["model_version"] == version]
-    recent = figures(mine.tail(rules.window)).iloc[-1].to_dict() if len(mine) else {}
-    latest = table[table["model_version"] == version].iloc[-1].to_dict() if len(mine) else {}
-    window_figures = {name: recent.get(f"{name}_all", np.nan) for name in FIGURES}
-    status = Status(symbol, version, own[0].date, newest.date, len(mine),
-                    {**latest, **{f"{name}_last{rules.window}": value for name, value in window_figures.items()}},
+    own = [o for o in origins if o.bundle.version == newest.bundle.version]
+    scores = [o.scores for o in own if o.scores is not None]
+    figures_now = latest(scores, {f"last{rules.window}": rules.window, "60": 60, "all": None})
+    status = Status(symbol, newest.bundle.version, own[0].date, newest.date, len(scores), figures_now,
                     newest.vol_ratio, track.vol_range(symbol, newest.bundle))
-    return _with_drifts(status, window_figures, rules, policy), table
+    return _with_drifts(status, rules, policy)
 
 
-def _with_drifts(status: Status, window: dict[str, float], rules: DriftRules, policy: Policy) -> Status:
+def _with_drifts(status: Status, rules: DriftRules, policy: Policy) -> Status:
     found = []
     if status.scored >= rules.window:
-        coverage, skill = window["coverage_80"], window["skill_crps"]
+        coverage = status.latest[f"coverage_80_last{rules.window}"]
+        skill = status.latest[f"skill_crps_last{rules.window}"]
         if not rules.min_coverage <= coverage <= rules.max_coverage:
             found.append(Drift(status.symbol, "coverage", (
                 f"80 % coverage {coverage:.3f} over the last {rules.window} scored origins is outside "
