@@ -56,6 +56,13 @@ def figures(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns).set_index(scored["scored"])
 
 
+def history(origins: list[Origin]) -> pd.DataFrame:
+    """`figures` of every version of a ticker, in order, with a `model_version` column (MLflow's steps)."""
+    scored = scored_frame(origins)
+    return pd.concat([figures(group).assign(model_version=version)
+                      for version, group in scored.groupby("model_version", sort=False)] or [pd.DataFrame()])
+
+
 def vol_ratios(origins: list[Origin]) -> pd.DataFrame:
     """The served windows' volatility ratio by origin date, with the model version that served each."""
     return pd.DataFrame({"model_version": [o.bundle.version for o in origins],
@@ -115,7 +122,7 @@ def assess(track: TrackRecord, symbol: str, rules: DriftRules, policy: Policy) -
 def _with_drifts(status: Status, rules: DriftRules, policy: Policy) -> Status:
     found = []
     if status.scored >= rules.window:
-        coverage = status.latest[f"coverage_80_last{rules.window}"]
+        coverage = round(status.latest[f"coverage_80_last{rules.window}"], 9)  # 13 hits in 20 is 0.65, not below
         skill = status.latest[f"skill_crps_last{rules.window}"]
         if not rules.min_coverage <= coverage <= rules.max_coverage:
             found.append(Drift(status.symbol, "coverage", (
