@@ -21,3 +21,11 @@ repair: $(VENV)/.installed ## undo what a killed admin command left half done (s
 .PHONY: refresh
 refresh: $(VENV)/.installed ## bring each served ticker's price cache (or STOCK=A,B's) up to the last session
 	$(PY) scripts/admin.py refresh $(if $(STOCK),--stock $(STOCK)) $(ARGS)
+
+.PHONY: monitor replay
+monitor: $(VENV)/.installed ## score what was served as closes arrive, MLflow + Pushgateway (PUSHGATEWAY=url); exit 1 on drift; ARGS=--retrain
+	$(PY) scripts/admin.py monitor $(if $(STOCK),--stock $(STOCK)) $(if $(PUSHGATEWAY),--pushgateway $(PUSHGATEWAY)) $(ARGS)
+
+replay: $(VENV)/.installed ## refresh + monitor day by day over stored history (fake clock); STOCK= START= END= ARGS=--retrain
+	$(PY) scripts/admin.py replay --stock $(or $(STOCK),$(TICKERS)) --start $(or $(START),2024-01-01) \
+		--end $(or $(END),2025-11-07) $(ARGS)

@@ -7,6 +7,8 @@
     scripts/admin.py remove --stock PETR4
     scripts/admin.py repair
     scripts/admin.py refresh [--stock PETR4,VALE3]
+    scripts/admin.py monitor [--stock PETR4,VALE3] [--window 20] [--retrain] [--pushgateway URL]
+    scripts/admin.py replay --stock VALE3,PETR4 --start 2024-01-01 --end 2025-11-07 [--retrain] [overrides]
 
 retrain: train each ticker with configs/train.yaml (overrides as for train.py), gate each on its own,
 and deploy those that passed as the next version of the served set (every other ticker's model
@@ -16,9 +18,14 @@ most recent deploy (the previous version becomes the default again), or with --s
 ticker to its previous model (or its model version --to). remove: stop serving a ticker. repair:
 undo what a killed command left half done (the others do it first themselves; status reports it).
 refresh: bring each served ticker's price cache up to its exchange's last session (ops/refresh.py).
-Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
+monitor: recompute what each ticker was served since its model became the default, score the forecasts
+whose closes arrived (coverage, CRPS and MAPE skill over the last 20 and 60 of them), log them to MLflow,
+push them to a Pushgateway, print a table; drift (coverage outside its band, CRPS skill below the retrain
+gate, the served volatility far outside the training range) exits 1, and --retrain retrains exactly the
+drifted tickers. replay: the same loop, with the daily refresh, over stored history through a fake clock
+(ops/replay.py). Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
 tickers and refused others, 1 status found the server down or a command half done, or refresh
-failed for a ticker (its cache kept) or found Yahoo behind.
+failed for a ticker (its cache kept) or found Yahoo behind, or monitor found drift.
 """
 
 import argparse
@@ -28,7 +35,7 @@ import sys
 
 from stockcast import ROOT
 from stockcast.cli import user_errors_exit
-from stockcast.ops.policy import Policy
+from stockcast.ops.policy import DriftRules, Policy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,13 +86,36 @@ def _parser() -> argparse.ArgumentParser:
                                          "folder, configs/paths' data_dir)")
     refresh.add_argument("--wait", type=float, default=defaults.wait,
                          help="seconds to wait for another refresh to finish (default: refuse at once)")
+    rules = DriftRules()
+    monitor = commands.add_parser(
+        "monitor", help="score what was served as the closes arrive; exit 1 on drift (for cron)",
+        description=f"Drift: over the last --window scored forecasts the 80 % coverage outside "
+                    f"[{rules.min_coverage}, {rules.max_coverage}] or skill_crps below the retrain gate's "
+                    f"{defaults.min_skill_crps}, or the served volatility beyond the training range by a factor "
+                    f"{rules.vol_factor}. Exit status 1 on drift, 2 when refused.")
+    monitor.add_argument("--stock", help="tickers separated by commas (default: every ticker ever deployed)")
+    monitor.add_argument("--pushgateway", default=os.environ.get("STOCKCAST_PUSHGATEWAY"),
+                         help="Prometheus Pushgateway URL for the latest figures (default: $STOCKCAST_PUSHGATEWAY; "
+                              "none: no push)")
+    replay = commands.add_parser(
+        "replay", help="the daily refresh + monitor (+ retrain) over stored history, through a fake clock",
+        description="Extra arguments are Hydra overrides of configs/train.yaml for every training. Works in "
+                    "outputs/replay/<time>/: model_store/ and serve/ are untouched, no TorchServe starts.")
+    replay.add_argument("--stock", required=True, help="tickers separated by commas")
+    replay.add_argument("--start", required=True, help="first replayed day, YYYY-MM-DD (the first model is trained "
+                                                       "on the days before)")
+    replay.add_argument("--end", required=True, help="last replayed day, YYYY-MM-DD")
+    for command in (monitor, replay):
+        command.add_argument("--window", type=int, default=rules.window,
+                             help="scored forecasts the coverage and skill drift rules look at (default %(default)s)")
+        command.add_argument("--retrain", action="store_true", help="retrain (gated) exactly the drifted tickers")
     return parser
 
 
 def main() -> None:
     parser = _parser()
     args, overrides = parser.parse_known_args()
-    if overrides and (args.command != "retrain" or any(o.startswith("-") for o in overrides)):
+    if overrides and (args.command not in ("retrain", "replay") or any(o.startswith("-") for o in overrides)):
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     # `kill` as Ctrl-C: SystemExit unwinds through the deployment, which undoes its steps on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -115,6 +145,8 @@ def main() -> None:
             if not stocks:
                 parser.error(f"no price cache in {downloader.data_dir} to refresh: name the tickers with --stock")
             sys.exit(1 if any(result.failed for result in refresh(downloader, stocks, print, args.wait)) else 0)
+        if args.command in ("monitor", "replay"):
+            sys.exit(_monitor(args, server) if args.command == "monitor" else _replay(args, overrides))
         options = ("min_skill", "min_coverage", "max_coverage", "min_skill_crps", "keep", "wait")
         policy = Policy(**{name: getattr(args, name) for name in options if hasattr(args, name)})
         if args.command == "retrain":
@@ -143,6 +175,76 @@ def main() -> None:
         text, healthy = status(server, tracking_uri)
     print(text)
     sys.exit(0 if healthy else 1)
+
+
+def _monitor(args: argparse.Namespace, server) -> int:
+    """The track record of the server's deployed defaults, scored; MLflow, Pushgateway, table; 1 on drift."""
+    import torch
+
+    from stockcast.config import load_config
+    from stockcast.data.download import Downloader
+    from stockcast.ops.monitor import assess, history, table, vol_ratios
+    from stockcast.ops.publish import log_figures, push
+    from stockcast.ops.retrain import retrain, summary, train_config
+    from stockcast.ops.track_record import TrackRecord
+    from stockcast.symbols import normalize_symbol
+
+    torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
+    cfg, rules, policy = load_config("train"), DriftRules(window=args.window), Policy()
+    with TrackRecord(server.run_dir, server.model_store, Downloader(cfg.paths.data_dir)) as track:
+        stocks = [normalize_symbol(s) for s in args.stock.split(",")] if args.stock else track.served_symbols()
+        if not stocks:
+            print(f"nothing to monitor: {server.run_dir / 'deployed.json'} records no deployed default yet (the "
+                  "first admin command records the one serving)")
+            return 2
+        statuses = [assess(track, symbol, rules, policy) for symbol in stocks]
+        logged = sum(log_figures(cfg.logger.tracking_uri, "serve", s, history(track.origins(s)),
+                                 vol_ratios(track.origins(s))) for s in stocks)
+    print(table(statuses, rules))
+    print(f"MLflow: {logged} new values in experiment stockcast-monitoring ({cfg.logger.tracking_uri})")
+    if args.pushgateway:
+        try:
+            push(args.pushgateway, statuses, rules.window)
+            print(f"pushed the latest figures to {args.pushgateway}")
+        except OSError as err:
+            print(f"warning: cannot push to {args.pushgateway}: {err}")
+    drifts = [drift for status in statuses for drift in status.drifts]
+    for drift in drifts:
+        print(f"DRIFT {drift.symbol} ({drift.reason}): {drift.message}")
+    drifted = sorted({drift.symbol for drift in drifts})
+    if drifted and args.retrain:
+        print(f"retraining {', '.join(drifted)}")
+        print(summary(retrain([train_config([f"stock={symbol}"]) for symbol in drifted], server, policy), server))
+    return 1 if drifts else 0
+
+
+def _replay(args: argparse.Namespace, overrides: list[str]) -> int:
+    """The replay, its tables and wall time."""
+    import datetime as dt
+
+    from stockcast.ops.monitor import table
+    from stockcast.ops.replay import over_time, replay
+    from stockcast.ops.retrain import train_config
+    from stockcast.symbols import parse_date
+
+    rules = DriftRules(window=args.window)
+    folder = ROOT / "outputs" / "replay" / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    outcome = replay(args.stock.split(","), lambda stock: train_config([f"stock={stock}", *overrides]),
+                     parse_date(args.start, "--start"), parse_date(args.end, "--end"), args.retrain, rules, Policy(),
+                     folder)
+    print(f"\n## At the end ({outcome.days} trading days replayed)\n\n{table(outcome.statuses, rules)}")
+    print("\n## 80 % coverage and skill_crps over the last 60 scored forecasts, at each quarter's end\n\n"
+          f"{over_time(outcome).to_markdown()}")
+    print("\n## Events\n")
+    for event in outcome.events:
+        print(f"- {event.day:%Y-%m-%d} {event.symbol} {event.what}: {event.detail}")
+    spans = ", ".join(f"{symbol} {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+                      for symbol, (_, first, last) in outcome.first_model.items())
+    print(f"\nfirst model's scored origins (for evaluate.py backtest.start/end): {spans}")
+    print(f"initial trainings {outcome.training_seconds:.0f} s; the daily loop {outcome.seconds:.1f} s wall time "
+          f"({'with' if args.retrain else 'without'} retrains); scratch folder {outcome.folder}; MLflow track "
+          f"{outcome.track}")
+    return 0
 
 
 if __name__ == "__main__":

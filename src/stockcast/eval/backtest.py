@@ -26,14 +26,21 @@ class Backtest:
 
 
 def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: list[str], test_start: pd.Timestamp,
-                 horizon: int, min_history: int, levels: list[float] | None = None) -> Backtest:
+                 horizon: int, min_history: int, levels: list[float] | None = None,
+                 span: tuple[pd.Timestamp | None, pd.Timestamp | None] = (None, None)) -> Backtest:
     """Origins: every day whose next `horizon` trading days all lie in the test period (from
-    `test_start`) and that has `min_history` rows behind it. Each method gets `values[:origin + 1]`
-    and answers [H] closes or [H, Q] quantile closes at `levels` (which must then hold 0.5)."""
+    `test_start`) and that has `min_history` rows behind it; `span` (first, last origin date, inclusive)
+    replaces the test period's start and ends the origins earlier, e.g. at a served model's span. Each
+    method gets `values[:origin + 1]` and answers [H] closes or [H, Q] quantile closes at `levels`
+    (which must then hold 0.5)."""
     values = prices[features].to_numpy(dtype=np.float64)  # [T, F]
     close = values[:, 0]
-    first = max(int(prices.index.searchsorted(test_start)) - 1, min_history - 1)
-    origins = np.arange(first, len(values) - horizon)  # [N]
+    start, end = span
+    first = int(prices.index.searchsorted(start)) if start is not None else \
+        int(prices.index.searchsorted(test_start)) - 1
+    stop = len(values) - horizon if end is None else min(len(values) - horizon,
+                                                             int(prices.index.searchsorted(end, side="right")))
+    origins = np.arange(max(first, min_history - 1), stop)  # [N]
     if len(origins) == 0:
         raise ValueError("the test period is shorter than the horizon")
     answers: dict[str, list[np.ndarray]] = {name: [] for name in methods}

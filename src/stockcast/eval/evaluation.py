@@ -89,11 +89,14 @@ def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, dict]:
 def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, model: Method, label: str,
                   metadata: dict, symbol: str, output_dir: Path) -> Evaluation:
     data = metadata["data"]
-    prices = instantiate(cfg.downloader).load(symbol, data["first_date"], data["last_date"])
+    span = tuple(None if value is None else pd.Timestamp(value) for value in (cfg.backtest.start, cfg.backtest.end))
+    # A span may reach past the training data (a served model's days): its closes come from today's prices.
+    last = data["last_date"] if span == (None, None) else None
+    prices = instantiate(cfg.downloader).load(symbol, data["first_date"], last)
     methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
     backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
                             metadata["horizon"], min_history=max(cfg.context, cfg.min_history),
-                            levels=list(cfg.quantiles))
+                            levels=list(cfg.quantiles), span=span)
     per_step = step_metrics(backtest)
     summary, steps, ranges = summary_table(backtest, per_step), step_table(backtest, MODEL), range_table(backtest)
     write_outputs(output_dir, symbol, trained_run_id, backtest, per_step, summary, steps, ranges)

@@ -31,6 +31,22 @@ class Policy:
 DEFAULT = Policy()
 
 
+@dataclass(frozen=True)
+class DriftRules:
+    """When `scripts/admin.py monitor` calls a served model drifted; the defaults are admin.py's and those of
+    monitoring/prometheus/drift_rules.yml. Its CRPS skill floor is the retrain gate's (Policy.min_skill_crps):
+    a model that would not be deployed today should not keep serving."""
+
+    window: int = 20  # the last N scored origins (forecasts whose closes have all arrived) of the serving model
+    # The 80 % interval's coverage band, wider than the gate's 0.70..0.90: 20 origins of overlapping 10-day
+    # targets hold far fewer independent hits than a year's test period.
+    min_coverage: float = 0.65
+    max_coverage: float = 0.92
+    # Input drift: the served window's volatility beyond the training period's range (its lowest and highest
+    # EWMA volatility) by this factor: far outside, not merely a new extreme.
+    vol_factor: float = 1.5
+
+
 def gate(metrics: dict[str, float], policy: Policy, ranges: bool = True) -> str | None:
     """Why the model must not be deployed, or None. `ranges`: the model forecasts quantiles, so its
     coverage and CRPS skill are checked too (a point model's ranges are a single value)."""

@@ -22,7 +22,7 @@ from stockcast.data.prices import COLUMNS, REPAIRS, check_prices, warn_split_jum
 from stockcast.errors import StockcastError
 from stockcast.ops.deploy import Say
 from stockcast.ops.lock import exclusive
-from stockcast.serving.sessions import exchange_for
+from stockcast.serving.sessions import exchange_for, session_closes
 from stockcast.symbols import normalize_symbol
 
 LOCK = "refresh.lock"  # in the data folder: two refreshes at once would download twice and race on the caches
@@ -92,12 +92,7 @@ def refresh(downloader: Downloader, symbols: list[str], say: Say = print, wait: 
 
 def last_closed_session(exchange: str, now: pd.Timestamp) -> pd.Timestamp:
     """The newest session of `exchange` (an exchange_calendars code) closed by `now`: Yahoo can have its row."""
-    import exchange_calendars
-
-    today = now.tz_convert(None).normalize()
-    calendar = exchange_calendars.get_calendar(exchange, start=today - pd.Timedelta(days=30),
-                                               end=today + pd.Timedelta(days=1))
-    closes = calendar.closes
+    closes = session_closes(exchange, now.year)
     return closes[closes <= now].index[-1]
 
 

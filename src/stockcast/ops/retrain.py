@@ -119,7 +119,7 @@ def _gated(server: Server, command: str, tracking_uri: str,
             results, refused = candidates(steps)
             passed = []
             for result in results:
-                reason = _gate(result, policy, say)
+                reason = gate_run(result, policy, say)
                 if reason:
                     refused[result.symbol] = reason
                 else:
@@ -131,7 +131,7 @@ def _gated(server: Server, command: str, tracking_uri: str,
     return replace(deployed, refused=refused, seconds=time.monotonic() - started)
 
 
-def _gate(result: RunResult, policy: Policy, say: Say) -> str | None:
+def gate_run(result: RunResult, policy: Policy, say: Say) -> str | None:
     """Why the run must not be deployed (also tagged on the run), or None."""
     ranges = result.metadata["net"].get("quantiles") is not None
     reason = gate(result.metrics, policy, ranges)

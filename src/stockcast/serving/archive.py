@@ -135,6 +135,13 @@ def _extract(archive: Path, prefix: str, target: Path) -> None:
                 path.write_bytes(mar.read(member))
 
 
+def extract_bundle(archive: Path, name: str, folder: Path) -> Path:
+    """Bundle `name`'s files from `archive` into `folder`, as `load_bundle` reads them: the track record
+    recomputes what an archived net served."""
+    _extract(archive, f"{BUNDLES}/{name}/", folder)
+    return folder
+
+
 def download_bundle(tracking_uri: str, run_id: str, folder: Path) -> Path:
     """A run's serving bundle, downloaded into `folder`."""
     client = existing_store(tracking_uri)

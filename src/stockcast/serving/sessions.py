@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+
+import pandas as pd
 
 # Enough sessions for the forecast dates of any window ending within two years of archiving.
 YEARS_AHEAD = 2
@@ -28,3 +31,19 @@ def trading_calendar(stocks: list[str], first: dt.date, today: dt.date | None = 
         exchanges[exchange] = {"first_session": sessions[0], "last_session": sessions[-1], "sessions": sessions}
     return {"source": f"exchange_calendars {exchange_calendars.__version__}", "computed": today.isoformat(),
             "stocks": by_stock, "exchanges": exchanges}
+
+
+@functools.lru_cache(maxsize=32)
+def session_closes(exchange: str, year: int) -> pd.Series:
+    """Session date -> its close (UTC) of `exchange` from January of the year before `year` through `year`.
+
+    Cached by year: a calendar costs about 0.3 s to build, and a replay asks for every simulated day."""
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar(exchange, start=f"{year - 1}-01-01", end=f"{year}-12-31").closes
+
+
+def session_close(exchange: str, day: pd.Timestamp) -> pd.Timestamp:
+    """When `day`'s session of `exchange` closed (UTC); the end of the day (UTC) where the calendar has no
+    session that day (a row Yahoo has anyway)."""
+    return session_closes(exchange, day.year).get(day, day.tz_localize("UTC") + pd.Timedelta(days=1))

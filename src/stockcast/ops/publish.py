@@ -1,0 +1,91 @@
+"""Where the monitor's figures go besides the printed table: MLflow (their history) and a Prometheus Pushgateway
+(the latest, for the dashboard and the alert rules in monitoring/prometheus/drift_rules.yml).
+
+MLflow: experiment `stockcast-monitoring`, one run per ticker, model version and track (`serve`, or a
+replay's own), found again by its tags; each figure is stepped by the day it was computed on (days since
+1970-01-01, the metric's timestamp that day), and a run's tag `logged_through` keeps a daily monitor from
+logging a day twice.
+
+Pushgateway: a plain HTTP PUT of the text exposition format to `<url>/metrics/job/stockcast_monitor`, which
+replaces the job's previous push (a ticker no longer served disappears); no client library needed. The
+metric names are a contract with the alert rules and the dashboard: keep them stable.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from stockcast.ops.monitor import FIGURES, REASONS, Status
+from stockcast.tracking import prepare_store
+
+EXPERIMENT = "stockcast-monitoring"
+JOB = "stockcast_monitor"
+BATCH = 1000  # MLflow's most metrics per log_batch
+EPOCH = pd.Timestamp("1970-01-01")
+
+
+def log_figures(tracking_uri: str, track: str, symbol: str, figures: pd.DataFrame,
+                vol_ratios: pd.DataFrame) -> int:
+    """Log the figures (one row per day, a `model_version` column) and the served windows' volatility ratios
+    (`model_version`, `vol_ratio`, indexed by origin date) newer than each run's `logged_through`; the number
+    of values logged."""
+    client = MlflowClient(prepare_store(tracking_uri, EXPERIMENT))
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    logged = 0
+    for version in sorted(set(figures["model_version"]) | set(vol_ratios["model_version"]), key=str):
+        tags = {"symbol": symbol, "model_version": str(version), "track": track}
+        found = client.search_runs([experiment], " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items()))
+        run = found[0] if found else client.create_run(experiment, run_name=f"{symbol} v{version} ({track})", tags=tags)
+        since = pd.Timestamp(run.data.tags.get("logged_through", "1900-01-01"))
+        own = figures[(figures["model_version"] == version) & (figures.index > since)].drop(columns="model_version")
+        vols = vol_ratios[(vol_ratios["model_version"] == version) & (vol_ratios.index > since)]
+        metrics = [_metric(name, value, day) for day, row in own.iterrows() for name, value in row.items()
+                   if pd.notna(value)]
+        metrics += [_metric("input_vol_ratio", ratio, day) for day, ratio in vols["vol_ratio"].items()]
+        for start in range(0, len(metrics), BATCH):
+            client.log_batch(run.info.run_id, metrics=metrics[start:start + BATCH])
+        newest = max([*own.index, *vols.index], default=None)
+        if newest is not None:
+            client.set_tag(run.info.run_id, "logged_through", f"{newest:%Y-%m-%d}")
+        logged += len(metrics)
+    return logged
+
+
+def _metric(name: str, value: float, day: pd.Timestamp) -> Metric:
+    return Metric(name, float(value), int(day.tz_localize("UTC").timestamp() * 1000), (day - EPOCH).days)
+
+
+def exposition(statuses: list[Status], window: int) -> str:
+    """The latest figures of each ticker's serving version in Prometheus' text format."""
+    gauges: dict[str, list[str]] = {}
+
+    def add(name: str, value: float, **labels: str) -> None:
+        if pd.notna(value):
+            text = ",".join(f'{key}="{value}"' for key, value in labels.items())
+            gauges.setdefault(name, []).append(f"{name}{{{text}}} {float(value):.10g}")
+
+    for status in statuses:
+        ticker = {"ticker": status.symbol, "model_version": status.model_version}
+        for label, suffix in {str(window): f"last{window}", "60": "60", "all": "all"}.items():
+            for figure in FIGURES:
+                add(f"stockcast_{figure}", status.latest.get(f"{figure}_{suffix}"), **ticker, window=label)
+        add("stockcast_scored_origins", status.scored, **ticker)
+        add("stockcast_input_vol_ratio", status.vol_ratio, **ticker)
+        for bound, value in zip(("low", "high"), status.vol_range, strict=True):
+            add("stockcast_input_vol_bound", value, **ticker, bound=bound)
+        drifted = {drift.reason for drift in status.drifts}
+        for reason in REASONS:
+            add("stockcast_drift", float(reason in drifted), ticker=status.symbol, reason=reason)
+    return "".join(f"# TYPE {name} gauge\n" + "\n".join(lines) + "\n" for name, lines in gauges.items())
+
+
+def push(url: str, statuses: list[Status], window: int, timeout: float = 10.0) -> None:
+    """Replace the job's metrics in the Pushgateway at `url` (raises OSError when it cannot)."""
+    request = urllib.request.Request(f"{url.rstrip('/')}/metrics/job/{JOB}", data=exposition(statuses, window).encode(),
+                                     method="PUT", headers={"Content-Type": "text/plain; version=0.0.4"})
+    with urllib.request.urlopen(request, timeout=timeout):
+        pass

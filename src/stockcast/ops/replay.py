@@ -1,0 +1,248 @@
+"""`scripts/admin.py replay`: the daily loop (refresh, monitor, retrain on drift) run over stored history through
+a fake clock, to show what the monitor would have said and done.
+
+Everything lives in a scratch folder of its own (`outputs/replay/<time>/`: price caches, model store, server
+run folder): the repo's `data/`, `model_store/` and `serve/` are untouched and no TorchServe starts. The
+trainings log to the configured MLflow store under `stockcast-replay` (not `stockcast`, whose newest runs
+`make archive` serves) and register no model versions (the `champion` aliases are the live server's);
+the figures go to `stockcast-monitoring` under the track `replay-<time>`.
+
+1. The caches hold the stored history before `start`; each ticker is trained on it (configs/train.yaml and
+   the overrides) and the runs are deployed as version 1 the evening before `start`, as `make archive`
+   would (ungated: each gate result is said).
+2. Each day with a stored session, at 23:00 UTC (after every exchange's close): the real refresh
+   (`ops.refresh`), its downloads answered from the stored history up to that day; then the monitor.
+3. With `retrain`, drifted tickers are trained again on the history up to that day and gated as
+   `admin.py retrain` gates; those that passed are deployed at once as the next version: the next
+   served set written into the scratch store and remembered in its `deployed.json`, a deploy without a
+   server. A ticker is not retrained again before `DriftRules.window` more of its sessions have passed
+   (its new model needs that many scored forecasts to be judged; a refused one gets the same wait).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, open_dict
+
+from stockcast.data.download import Downloader
+from stockcast.errors import StockcastError
+from stockcast.ops import deploy
+from stockcast.ops.deploy import Say
+from stockcast.ops.monitor import Status, assess, history, vol_ratios
+from stockcast.ops.policy import DriftRules, Policy
+from stockcast.ops.publish import log_figures
+from stockcast.ops.refresh import refresh
+from stockcast.ops.retrain import gate_run
+from stockcast.ops.track_record import TrackRecord
+from stockcast.pipeline import RunResult, run
+from stockcast.serving.archive import ServedSet, archive, download_bundle, write
+from stockcast.serving.versions import archives, next_version, versioned_name
+from stockcast.symbols import normalize_symbol
+
+EXPERIMENT = "stockcast-replay"
+EVENING = pd.Timedelta(hours=23)  # the fake clock's time of day: after B3's and the NYSE's closes (UTC)
+
+
+class StoredHistory(Downloader):
+    """The replay's Yahoo and its price caches. Downloads are answered from history loaded beforehand, never
+    past the fake clock's day (the refresh asks up to the last session closed by its `now`). The caches stay
+    in memory between days, the refresh and the monitor reading and writing them as they would the files (a
+    CSV read and written per ticker and day would take most of the replay's time); `flush` writes them to
+    the data folder, as trainings read them there."""
+
+    def __init__(self, data_dir: Path, history: dict[str, pd.DataFrame]) -> None:
+        super().__init__(data_dir, use_sample=False)
+        self.history = history
+        self.caches: dict[str, tuple[pd.DataFrame, dt.date, dt.date]] = {}  # frame, covered start and end
+
+    def download(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        rows = self.history[symbol].loc[pd.Timestamp(start):pd.Timestamp(end)]
+        if rows.empty:
+            raise StockcastError(f"no stored rows of {symbol} in {start}..{end}")
+        return rows
+
+    def read_cache(self, symbol: str) -> pd.DataFrame:
+        return self.caches[symbol][0]
+
+    def covered(self, symbol: str) -> tuple[dt.date, dt.date] | None:
+        return self.caches[symbol][1:]
+
+    def store(self, symbol: str, frame: pd.DataFrame, start: dt.date, end: dt.date) -> None:
+        if symbol not in self.caches:  # the refresh checks that a cache file exists
+            super().store(symbol, frame, start, end)
+        self.caches[symbol] = (frame, start, end)
+
+    def flush(self) -> None:
+        for symbol, (frame, start, end) in self.caches.items():
+            super().store(symbol, frame, start, end)
+
+
+@dataclass
+class Event:
+    day: pd.Timestamp
+    symbol: str
+    what: str  # "drift", "retrained", "refused"
+    detail: str
+
+
+@dataclass
+class Replay:
+    """What a replay did and measured."""
+
+    folder: Path
+    track: str  # the MLflow track of its figures
+    statuses: list[Status]  # each ticker at the end
+    history: dict[str, pd.DataFrame]  # ticker -> its figures after each scored origin (all versions)
+    first_model: dict[str, tuple[str, pd.Timestamp, pd.Timestamp]]  # ticker -> (version, first, last scored origin)
+    events: list[Event] = field(default_factory=list)
+    days: int = 0
+    seconds: float = 0.0  # the daily loop's wall time, the initial trainings excluded
+    training_seconds: float = 0.0
+
+
+def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.date, end: dt.date, retrain: bool,
+           rules: DriftRules, policy: Policy, folder: Path, say: Say = print) -> Replay:
+    """Replay `start`..`end` for `stocks` in `folder` (module docstring). `configure(stock)`: a fresh training
+    config of the ticker (`retrain.train_config`); the replay sets its end, data folder and experiment."""
+    symbols = [normalize_symbol(stock) for stock in stocks]
+    data, store, run_dir = folder / "data", folder / "model_store", folder / "serve"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = configure(stocks[0])
+    tracking_uri, first_day = base.logger.tracking_uri, dt.date.fromisoformat(str(base.start))
+    source = Downloader(base.paths.data_dir)  # the stored history: the configured caches, or copies of them
+    stored = {symbol: source.load(symbol, first_day, end) for symbol in symbols}
+    feed = StoredHistory(data, stored)
+    before = pd.Timestamp(start)
+    for symbol in symbols:
+        rows = stored[symbol].loc[:before - pd.Timedelta(days=1)]
+        feed.store(symbol, rows, min(first_day, rows.index[0].date()), rows.index[-1].date())
+    trainer = _Trainer(configure, feed, say)
+    started = time.monotonic()
+    eve = before - pd.Timedelta(days=1)
+    results = [trainer(symbol, eve) for symbol in symbols]
+    for result in results:
+        gate_run(result, policy, say)
+    archive(tracking_uri, EXPERIMENT, store, run_ids=[r.run_id for r in results], version=1,
+            file_name=versioned_name(1))
+    deploy.remember(run_dir, "1", (eve + EVENING).tz_localize("UTC").to_pydatetime())
+    outcome = Replay(folder, f"replay-{folder.name}", [], {}, {}, training_seconds=time.monotonic() - started)
+    say(f"version 1 deployed on {eve:%Y-%m-%d} (trained in {outcome.training_seconds:.0f} s); replaying "
+        f"{start}..{end}")
+    started = time.monotonic()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
+    try:
+        with TrackRecord(run_dir, store, feed) as track:
+            outcome = _loop(track, feed, trainer, symbols, stored, start, end, retrain, rules, policy, outcome, say)
+            outcome.seconds = time.monotonic() - started
+            feed.flush()
+            for symbol in symbols:
+                origins = track.origins(symbol)
+                outcome.history[symbol] = history(origins)
+                first = [o.date for o in origins if o.bundle.version == "1" and o.scores is not None]
+                outcome.first_model[symbol] = ("1", first[0], first[-1])
+                log_figures(tracking_uri, outcome.track, symbol, outcome.history[symbol], vol_ratios(origins))
+    finally:
+        torch.set_num_threads(threads)
+    return outcome
+
+
+def _loop(track: TrackRecord, feed: StoredHistory, trainer: _Trainer, symbols: list[str],
+          stored: dict[str, pd.DataFrame], start: dt.date, end: dt.date, retrain: bool, rules: DriftRules,
+          policy: Policy, outcome: Replay, say: Say) -> Replay:
+    """Day by day: refresh, monitor, and on drift retrain (or only note it)."""
+    days = sorted(set().union(*(frame.loc[pd.Timestamp(start):pd.Timestamp(end)].index for frame in stored.values())))
+    drifting: dict[str, set[str]] = {symbol: set() for symbol in symbols}
+    waits: dict[str, int] = {}  # ticker -> sessions before it may be retrained again
+    for day in days:
+        now = (day + EVENING).tz_localize("UTC")
+        for result in refresh(feed, symbols, lambda _: None, now=now):
+            if result.error:
+                raise StockcastError(f"replay refresh of {result.symbol} on {day:%Y-%m-%d} failed: {result.error}")
+        statuses = [assess(track, symbol, rules, policy) for symbol in symbols]
+        drifted = []
+        for status in statuses:
+            reasons = {drift.reason for drift in status.drifts}
+            for drift in status.drifts:
+                if drift.reason not in drifting[status.symbol]:
+                    outcome.events.append(Event(day, status.symbol, "drift", drift.message))
+            drifting[status.symbol] = reasons
+            waits[status.symbol] = waits.get(status.symbol, 0) - 1
+            if reasons and waits[status.symbol] <= 0:
+                drifted.append(status)
+        if retrain and drifted:
+            _retrain(track, trainer, drifted, day, now, policy, outcome, say)
+            waits |= {status.symbol: rules.window for status in drifted}
+        outcome.statuses = statuses
+        outcome.days += 1
+    return outcome
+
+
+def _retrain(track: TrackRecord, trainer: _Trainer, drifted: list[Status], day: pd.Timestamp, now: pd.Timestamp,
+             policy: Policy, outcome: Replay, say: Say) -> None:
+    """Train the drifted tickers on the history up to `day`, gate them, deploy those that passed as one version."""
+    passed = []
+    for status in drifted:
+        reasons = ", ".join(drift.reason for drift in status.drifts)
+        result = trainer(status.symbol, day)
+        refused = gate_run(result, policy, say)
+        outcome.events.append(Event(day, status.symbol, "refused" if refused else "retrained",
+                                    f"drift: {reasons}; " + (refused or f"run {result.run_id[:8]} passed the gate")))
+        if not refused:
+            passed.append(result)
+    if passed:
+        _deploy(track, passed, now, say)
+
+
+@dataclass(frozen=True)
+class _Trainer:
+    """Trains a ticker on the replay's caches up to a day, logged to the replay's experiment."""
+
+    configure: Callable[[str], DictConfig]
+    feed: StoredHistory
+    say: Say
+
+    def __call__(self, symbol: str, end: pd.Timestamp) -> RunResult:
+        self.say(f"training {symbol} up to {end:%Y-%m-%d}")
+        self.feed.flush()
+        cfg = self.configure(symbol)
+        with open_dict(cfg):
+            cfg.end, cfg.logger.experiment_name = f"{end:%Y-%m-%d}", EXPERIMENT
+            cfg.paths.data_dir = str(self.feed.data_dir)
+        return run(cfg)
+
+
+def _deploy(track: TrackRecord, results: list[RunResult], now: pd.Timestamp, say: Say) -> None:
+    """The next served set with the runs' bundles, written into the scratch store and made the default at `now`:
+    what `retrain` deploys, without a server to register it with."""
+    store, run_dir = track.model_store, track.run_dir
+    current = deploy.defaults(run_dir)[-1][0]
+    version = next_version(store)
+    with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
+        after = ServedSet.read(archives(store)[current])
+        for number, result in enumerate(results):
+            after = after.with_bundle(download_bundle(result.tracking_uri, result.run_id, Path(work, str(number))),
+                                      version)
+        write(after, store, version, versioned_name(version))
+    deploy.remember(run_dir, str(version), now.to_pydatetime())
+    say(f"{now:%Y-%m-%d}: version {version} deployed ({', '.join(r.symbol for r in results)})")
+
+
+def over_time(outcome: Replay, every: str = "QE") -> pd.DataFrame:
+    """Per ticker at each quarter's end: the serving version's 80 % coverage and CRPS skill over its last 60
+    scored origins (the replay's table)."""
+    columns = {}
+    for symbol, figures in outcome.history.items():
+        ends = figures.groupby(pd.Grouper(freq=every)).tail(1)
+        columns[symbol] = {f"{day.to_period('Q')}": f"v{row.model_version} (filling)" if pd.isna(row.coverage_80_60)
+                           else f"v{row.model_version} {row.coverage_80_60:.2f} {row.skill_crps_60:+.3f}"
+                           for day, row in ends.iterrows()}
+    return pd.DataFrame(columns)
