@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from stockcast.serving.server import Server
 from tests.serving import ROOT
 
 COMPOSE = ROOT / "compose.yaml"
@@ -72,3 +73,11 @@ def test_named_volumes_are_declared_and_mounted_files_exist(stack):
                 assert (ROOT / source).exists(), (name, volume)
             else:
                 assert source in stack["volumes"], (name, volume)
+
+
+def test_admin_finds_the_server_by_its_host_on_the_configs_ports(monkeypatch):
+    assert Server.default(ROOT).url("management") == "http://127.0.0.1:8081"
+    monkeypatch.setenv("STOCKCAST_TORCHSERVE_HOST", "torchserve")
+    server = Server.default(ROOT)
+    assert (server.url("inference"), server.url("management")) == ("http://torchserve:8080", "http://torchserve:8081")
+    assert server.key_file == ROOT / "serve" / "key_file.json"  # compose's `serve` volume, shared with TorchServe
