@@ -1,6 +1,6 @@
 # Serving: archive a trained run for TorchServe, start and stop the server, ask it for a forecast, load-test it.
 # Included by the Makefile; uses its VENV, PY and STOCKCAST_ROOT.
-.PHONY: archive serve stop predict demo bench
+.PHONY: archive serve stop predict demo bench image-test
 
 DEMO_EPOCHS ?= 10
 
@@ -25,3 +25,6 @@ demo: $(VENV)/.installed ## from a fresh clone: get data, train VALE3 briefly, a
 
 bench: $(VENV)/.installed ## load-test the running server at 1/32/128 connections (wrk); writes BENCHMARKS.md
 	$(PY) -m benchmarks.serving $(BENCH_ARGS)
+
+image-test: $(VENV)/.installed ## build the Dockerfile from a fresh clone of HEAD and run it (many minutes; not in make test)
+	STOCKCAST_IMAGE_TEST=1 $(PY) -m pytest -s -ra tests/test_image.py $(PYTEST_ARGS)
