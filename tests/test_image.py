@@ -127,7 +127,8 @@ def test_ping_and_a_forecast_with_the_inference_key(container):
 
 
 def test_a_request_without_a_token_is_refused(container):
-    assert post_json(f"{container['url']}/predictions/lstm", {"prices": PRICES}).status == 401
+    answer = post_json(f"{container['url']}/predictions/lstm", {"prices": PRICES})
+    assert answer.status == 400 and answer.json()["type"] == "InvalidKeyException"  # TorchServe's refusal
 
 
 def test_the_server_runs_as_a_user_not_root(container):
