@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)  # first: a looser spec pulls CUDA wheels
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[train,dev]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project with dev extras
+install: $(VENV)/.installed ## create .venv: torch==2.13.0 first, then the project with its train and dev extras
 
 train: $(VENV)/.installed ## train the default model (VALE3); ARGS="stock=PETR4 model.net.hidden=32"
 	$(PY) train.py $(ARGS)

@@ -1,6 +1,6 @@
 # Serving: archive a trained run for TorchServe, start and stop the server, ask it for a forecast, load-test it.
 # Included by the Makefile; uses its VENV, PY and STOCKCAST_ROOT.
-.PHONY: archive serve stop predict demo bench sp100
+.PHONY: archive serve stop predict demo bench sp100 image-test
 
 DEMO_EPOCHS ?= 10
 
@@ -36,3 +36,6 @@ sp100: $(VENV)/.installed ## train every ticker in SP100_DIR (joblib sweep, 2 jo
 	export STOCKCAST_DATA_DIRS=$(SP100_DIR); \
 	time $(PY) train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "stock=$$tickers" $(SP100) && \
 	time $(PY) train.py "stock=[$$tickers]" data.batch_size=256 $(SP100)
+
+image-test: $(VENV)/.installed ## build the Dockerfile from a fresh clone of HEAD and run it (many minutes; not in make test)
+	STOCKCAST_IMAGE_TEST=1 $(PY) -m pytest -s -ra tests/test_image.py $(PYTEST_ARGS)

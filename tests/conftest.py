@@ -31,9 +31,10 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test touches the user's MLflow server or the repo's own caches; prices come from the real CSVs
+    """No test touches the user's MLflow server, TorchServe or the repo's own caches; prices come from the real CSVs
     (tests that read them ask for `shared_data`, so pure-math tests run without them)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("STOCKCAST_TORCHSERVE_HOST", raising=False)
     monkeypatch.setenv("STOCKCAST_DATA_DIRS", str(shared_data_dir()))
 
 

@@ -92,6 +92,15 @@ def test_packaged_sample_is_the_last_resort(tmp_path, monkeypatch, caplog):
     assert len(frame) > 200 and "sample/VALE3.SA.csv" in caplog.text
 
 
+def test_offline_never_asks_yahoo_and_reads_the_sample(tmp_path, monkeypatch, fake_yf, caplog):
+    """The container image's build: downloads off, the committed sample, nothing cached."""
+    monkeypatch.delenv("STOCKCAST_DATA_DIRS")
+    with caplog.at_level(logging.WARNING):
+        frame = Downloader(tmp_path, online=False).load("VALE3", "2024-01-01", "2025-11-07")
+    assert fake_yf == [] and "downloads are off" in caplog.text and "sample/VALE3.SA.csv" in caplog.text
+    assert frame.index[-1] == pd.Timestamp("2025-11-07") and not list(tmp_path.iterdir())
+
+
 def test_range_without_rows_is_an_error(tmp_path, fake_yf):
     with pytest.raises(StockcastError, match="no prices for VALE3.SA between 2020-01-04 and 2020-01-05"):
         Downloader(tmp_path, use_sample=False).load("VALE3", "2020-01-04", "2020-01-05")  # a weekend

@@ -20,10 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Metrics:
-    """TorchServe's metrics cache, as far as BaseHandler.handle uses it."""
+    """TorchServe's metrics cache, as far as the handlers use it: records what they add."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple] = []
 
     def add_time(self, *args, **kwargs) -> None:
         pass
+
+    def add_counter(self, name, value, idx=None, dimensions=None) -> None:
+        self.added.append((name, value, {d.name: d.value for d in dimensions or []}))
+
+    def add_metric(self, name, value, unit, idx=None, dimensions=None, metric_type=None) -> None:
+        self.added.append((name, unit, metric_type.value))
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +224,13 @@ def test_a_form_without_the_json_says_what_to_send(handler, archived, content_ty
 def test_a_batch_of_only_bad_requests_skips_the_model(handler, archived):
     answers = _handle(handler, archived, [BAD["too few"][0], BAD["not JSON"][0]])
     assert [status for status, _ in answers] == [400, 400]
+
+
+def test_a_batch_counts_its_forecasts_per_ticker_and_times_itself_for_prometheus(handler, archived):
+    context = _context(archived[0], [{}, {}, {}])
+    handler.handle([{"body": {"prices": PRICES}}, {"body": {"prices": [1.0]}}, {"body": {"prices": PRICES}}], context)
+    assert context.metrics.added == [("stockcast_forecasts_total", 2, {"Ticker": "VALE3.SA"}),
+                                     ("stockcast_handler_milliseconds", "ms", "histogram")]
 
 
 def test_describe_reports_ticker_training_range_metrics_and_run(handler, archived, trained_run):

@@ -19,14 +19,17 @@ def prepare_store(tracking_uri: str, experiment_name: str | None = None,
     """Create a `sqlite:///` store's folder, tables and experiment; return the URI.
 
     Done once before parallel sweep jobs start: jobs racing to create the same tables or
-    experiment fail ("table metrics already exists").
+    experiment fail ("table metrics already exists"). A local `artifact_location` belongs to the local
+    store: on a tracking server (http://...) the experiment gets the server's artifact store, which every
+    client reaches (a path would name a folder on whichever machine or container created it).
     """
-    if tracking_uri.startswith("sqlite:///"):
+    local = tracking_uri.startswith("sqlite:///")
+    if local:
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if experiment_name:
         client = MlflowClient(tracking_uri)
         if client.get_experiment_by_name(experiment_name) is None:
-            client.create_experiment(experiment_name, artifact_location=artifact_location)
+            client.create_experiment(experiment_name, artifact_location=artifact_location if local else None)
     return tracking_uri
 
 

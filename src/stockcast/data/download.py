@@ -57,17 +57,19 @@ class Downloader:
     fails (no network, Yahoo rate limits, unknown ticker) the cache or `<SYMBOL>.csv` from
     `extra_dirs` / `$STOCKCAST_DATA_DIRS` is used instead, with a warning naming the file. The first
     file found is the one used: a broken one is an error naming it, never silently replaced by the
-    next folder's copy, which may hold other dates or another adjustment.
+    next folder's copy, which may hold other dates or another adjustment. `online=False` never asks
+    Yahoo: a build that must not depend on the network (the container image) reads local files only.
     """
 
     def __init__(self, data_dir: str | Path = "data", extra_dirs: list[str] | None = None,
-                 use_sample: bool = True, timeout: float = 20.0) -> None:
+                 use_sample: bool = True, timeout: float = 20.0, online: bool = True) -> None:
         self.data_dir = Path(data_dir)
         env_dirs = [d for d in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if d]
         self.extra_dirs = [Path(d) for d in [*(extra_dirs or []), *env_dirs]]
         if use_sample:
             self.extra_dirs.append(SAMPLE_DIR)
         self.timeout = timeout
+        self.online = online
 
     def cache_path(self, symbol: str) -> Path:
         return self.data_dir / f"{symbol}.csv"
@@ -133,6 +135,8 @@ class Downloader:
             raise StockcastError(f"{err} (a cached download: delete the file to download it again)") from None
 
     def _download_or_fallback(self, symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        if not self.online:
+            return self._fallback(symbol, start, end, "downloads are off")
         try:
             frame = self.download(symbol, start, end)
         except Exception as err:  # network, rate limit, yfinance internals: all mean "use a copy"

@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 import psutil
 
@@ -26,6 +26,8 @@ from stockcast.serving.client import call, healthy, read_key
 from stockcast.serving.settings import MODEL_NAME, read_properties
 
 JAVA_MAIN = "org.pytorch.serve.ModelServer"
+# The host of a TorchServe in another container (compose.yaml's admin: `torchserve`); its ports stay the config's.
+HOST_ENV = "STOCKCAST_TORCHSERVE_HOST"
 PORT_KEYS = ("inference_address", "management_address", "metrics_address", "grpc_inference_port",
              "grpc_management_port")
 
@@ -39,10 +41,14 @@ class Server:
     model_store: Path
     log_config: Path
     temp_dir: Path | None = None  # None: the system's ($TMPDIR or /tmp), as a plain `torchserve` uses
+    host: str | None = None  # None: the config's addresses; else that host, on the config's ports
 
     @classmethod
     def default(cls, root: Path) -> Server:
-        return cls(root / "config.properties", root / "serve", root / "model_store", root / "log4j2.xml")
+        """`make serve`'s server, or with $STOCKCAST_TORCHSERVE_HOST the one on that host, whose run folder
+        (key file, admin journal) and model store are shared at the same paths (compose.yaml's volumes)."""
+        return cls(root / "config.properties", root / "serve", root / "model_store", root / "log4j2.xml",
+                   host=os.environ.get(HOST_ENV) or None)
 
     @property
     def key_file(self) -> Path:
@@ -54,7 +60,10 @@ class Server:
 
     def url(self, api: str) -> str:
         """Base URL of the `inference`, `management` or `metrics` API."""
-        return read_properties(self.config)[f"{api}_address"].rstrip("/")
+        address = urlparse(read_properties(self.config)[f"{api}_address"].rstrip("/"))
+        if self.host:
+            address = address._replace(netloc=f"{self.host}:{address.port}")
+        return urlunparse(address)
 
     def key(self, api: str) -> str | None:
         return read_key(self.key_file, api)
