@@ -162,9 +162,9 @@ def _worker_rss(frontend_pid: int | None) -> list[float]:
 @contextmanager
 def peer_server(archive: Path) -> Iterator[str]:
     """benchmarks/peer.py serving the archive on a free port for the block; yields its predictions URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from benchmarks.private_server import free_ports
+
+    [port] = free_ports(1)
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.peer", "--archive", str(archive),
                                 "--port", str(port)], cwd=ROOT)
     try:

@@ -19,7 +19,7 @@ from stockcast import ROOT
 from stockcast.serving.server import Server
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -31,7 +31,7 @@ def _free_ports(count: int) -> list[int]:
 
 def server_config(folder: Path) -> Path:
     """The committed config.properties with free ports instead of 8080-8082 and 7070-7071."""
-    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
     text = (ROOT / "config.properties").read_text()
     for key, value in {"inference_address": f"http://127.0.0.1:{inference}",
                        "management_address": f"http://127.0.0.1:{management}",

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.private_server import free_ports
 from stockcast.serving.client import call, post_json
-from tests.serving import PRICES, ROOT, _free_ports
+from tests.serving import PRICES, ROOT
 
 pytestmark = pytest.mark.skipif(os.environ.get("STOCKCAST_IMAGE_TEST") != "1",
                                 reason="builds the container image (many minutes): make image-test")
@@ -96,7 +97,7 @@ def image(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def container(image) -> Iterator[dict]:
     """`run -p <port>:8080 <image>` until the first forecast answers 200; removed on leaving."""
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     started = time.monotonic()
     cid = sh("run", "-d", "-p", f"127.0.0.1:{port}:8080", image).stdout.strip()
     created = time.monotonic() - started  # podman on vfs storage copies the whole image here

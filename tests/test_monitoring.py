@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.private_server import free_ports
 from stockcast.serving.client import call
-from tests.serving import PRICES, ROOT, _free_ports, predict, running_server
+from tests.serving import PRICES, ROOT, predict, running_server
 
 PROMETHEUS_DIR = ROOT / "monitoring" / "prometheus"
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "stockcast.json"
@@ -50,7 +51,7 @@ def scrape_config(folder: Path, metrics_url: str) -> Path:
     text = (PROMETHEUS_DIR / "prometheus.yml").read_text()
     text = re.sub(r"(scrape|evaluation)_interval: \S+", r"\1_interval: 1s", text)
     text = text.replace("torchserve:8082", urllib.parse.urlparse(metrics_url).netloc)
-    text = text.replace("pushgateway:9091", f"127.0.0.1:{_free_ports(1)[0]}")  # none runs: that target is down
+    text = text.replace("pushgateway:9091", f"127.0.0.1:{free_ports(1)[0]}")  # none runs: that target is down
     path = folder / "prometheus.yml"
     path.write_text(text)
     return path
@@ -59,7 +60,7 @@ def scrape_config(folder: Path, metrics_url: str) -> Path:
 @contextmanager
 def running_prometheus(config: Path, folder: Path) -> Iterator[str]:
     """Prometheus on a free loopback port, stopped on leaving even when a test fails; yields its URL."""
-    url = f"http://127.0.0.1:{_free_ports(1)[0]}"
+    url = f"http://127.0.0.1:{free_ports(1)[0]}"
     with open(folder / "prometheus.log", "wb") as log:
         process = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
                                     f"--web.listen-address={urllib.parse.urlparse(url).netloc}"],
