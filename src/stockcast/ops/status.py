@@ -81,7 +81,9 @@ def _ticker_lines(manager: Management, tracking_uri: str) -> list[str]:
         if champion is None:
             crowned = "?" if problem else "none"
         else:
-            where = "serving" if champion.tags.get("archive_version") == ticker["model_version"] else "NOT serving"
+            serving = (champion.tags.get("archive_version") == ticker["model_version"]
+                       and champion.run_id == ticker.get("mlflow_run_id"))
+            where = "serving" if serving else "NOT serving"
             crowned = f"{champion.name} v{champion.version} ({where})"
         pooled = f" (pooled: {len(ticker['pooled_over'])})" if ticker.get("pooled_over") else ""
         lines.append(f"  {symbol:<12} {'v' + ticker['model_version']:>5}  "
