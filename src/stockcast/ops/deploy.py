@@ -192,6 +192,13 @@ def prune(manager: Management, keep: int, say: Say) -> None:
         say(f"unregistered version {version} (keeping {keep} earlier versions registered)")
 
 
+def settle(manager: Management, version: str, archive: Path | None, keep: int, say: Say) -> None:
+    """What follows a commit (and a repair of a committed command): record `version` as the default served,
+    then tidy up."""
+    remember(manager.server.run_dir, version)
+    tidy(manager, archive, keep, say)
+
+
 def tidy(manager: Management, archive: Path | None, keep: int, say: Say) -> None:
     """After a committed switch: keep the startup archive in step, unregister old versions. A failure here
     leaves the new default serving, so it is a warning, not an undo."""

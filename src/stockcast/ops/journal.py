@@ -106,8 +106,8 @@ def repair(server: Server, say: Say) -> bool:
     elif _committed(entry):
         steps = {step["step"]: step for step in entry["steps"]}
         archive = steps["committed"]["archive"]
-        deploy.remember(server.run_dir, steps["default"]["version"])
-        deploy.tidy(Management(server), None if archive is None else Path(archive), steps["committed"]["keep"], say)
+        deploy.settle(Management(server), steps["default"]["version"], None if archive is None else Path(archive),
+                      steps["committed"]["keep"], say)
         say(f"finished: version {steps['default']['version']} stays the default, as the command had committed")
     elif undo(server, entry, say):
         say("repaired: the served default, registered versions, model store and aliases are as before it")

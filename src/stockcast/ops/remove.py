@@ -35,7 +35,6 @@ def remove(server: Server, tracking_uri: str, stock: str, policy: Policy = DEFAU
             path = deploy.switch(manager, MlflowClient(tracking_uri), steps, served, before, before.without(symbol),
                                  version, policy.ready_timeout, say)
             steps.commit(path, policy.keep)
-            deploy.remember(server.run_dir, str(version))
-            deploy.tidy(manager, path, policy.keep, say)
+            deploy.settle(manager, str(version), path, policy.keep, say)
     say(f"{symbol} is no longer served (version {version}); `make rollback` serves it again")
     return str(version)

@@ -185,8 +185,7 @@ def _deploy(results: list[RunResult], tracking_uri: str, manager: Management, st
             registered.append(f"{model_version.name} version {model_version.version}")
         path = deploy.switch(manager, client, steps, served, before, after, version, policy.ready_timeout, say)
     steps.commit(path, policy.keep)
-    deploy.remember(manager.server.run_dir, str(version))
-    deploy.tidy(manager, path, policy.keep, say)
+    deploy.settle(manager, str(version), path, policy.keep, say)
     return Deployed(version, served.default.version, results, registered, path)
 
 

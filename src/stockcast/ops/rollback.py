@@ -21,7 +21,7 @@ from stockcast.ops.journal import Journal
 from stockcast.ops.lock import LOCK, exclusive
 from stockcast.ops.policy import DEFAULT, Policy, rollback_target
 from stockcast.serving.archive import ServedSet
-from stockcast.serving.management import Management
+from stockcast.serving.management import Management, Served
 from stockcast.serving.server import Server
 from stockcast.serving.versions import archives, new_version
 from stockcast.symbols import normalize_symbol
@@ -58,13 +58,12 @@ def rollback(server: Server, tracking_uri: str, to: int | None = None, stock: st
             say(f"changed: {', '.join(before.changed(after)) or 'none'}")
             deploy.crown_set(client, steps, before, after, say)
             steps.commit(on_disk[target], policy.keep)
-            deploy.remember(server.run_dir, str(target))
-            deploy.tidy(manager, on_disk[target], policy.keep, say)
+            deploy.settle(manager, str(target), on_disk[target], policy.keep, say)
     return str(target)
 
 
-def _ticker(manager: Management, client: MlflowClient, served, before: ServedSet, deployed: list[int], symbol: str,
-            to: int | None, tracking_uri: str, policy: Policy, say: Say) -> str:
+def _ticker(manager: Management, client: MlflowClient, served: Served, before: ServedSet, deployed: list[int],
+            symbol: str, to: int | None, tracking_uri: str, policy: Policy, say: Say) -> str:
     """The next served set with `symbol` answered by its model version `to` (default: the one before)."""
     if symbol not in before.members:
         raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(before.members)}")
@@ -82,8 +81,7 @@ def _ticker(manager: Management, client: MlflowClient, served, before: ServedSet
         after = before.with_member(symbol, history[target])
         path = deploy.switch(manager, client, steps, served, before, after, version, policy.ready_timeout, say)
         steps.commit(path, policy.keep)
-        deploy.remember(manager.server.run_dir, str(version))
-        deploy.tidy(manager, path, policy.keep, say)
+        deploy.settle(manager, str(version), path, policy.keep, say)
     say(f"{symbol} is answered by model version {target} again (served version {version})")
     return str(version)
 
