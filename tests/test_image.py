@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +28,10 @@ from tests.serving import PRICES, ROOT
 pytestmark = pytest.mark.skipif(os.environ.get("STOCKCAST_IMAGE_TEST") != "1",
                                 reason="builds the container image (many minutes): make image-test")
 
-PODMAN = "podman --runtime runc --cgroup-manager=cgroupfs --storage-driver=vfs"
+PODMAN = "podman --runtime runc --cgroup-manager=cgroupfs --storage-driver=overlay"  # vfs copies every layer
 STAND_IN = "localhost/stockcast-base:bookworm"
+SUITE = "bookworm"  # python:3.11-slim-bookworm's Debian release
+APT = Path("/etc/apt")
 RUN_DIR = "/home/app/stockcast/serve"
 
 
@@ -46,6 +50,49 @@ def sh(*args: str, check: bool = True, timeout: float = 600) -> subprocess.Compl
     return done
 
 
+def apt_sources(apt: Path = APT) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of every `deb` entry in this machine's apt configuration: the one-line format of
+    sources.list and sources.list.d/*.list, and the deb822 stanzas of sources.list.d/*.sources."""
+    entries = []
+    for path in [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]:
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()  # without [options]
+            if len(words) >= 3 and words[0] == "deb":
+                entries.append((words[1], [words[2]]))
+    for path in sorted((apt / "sources.list.d").glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = {}
+            for line in stanza.splitlines():
+                key, colon, value = line.partition(":")
+                if colon and not line.startswith(("#", " ", "\t")):
+                    fields[key.strip().lower()] = value.split()
+            if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"]) != ["no"]:
+                entries += [(uri, fields.get("suites", [])) for uri in fields.get("uris", [])]
+    return entries
+
+
+def debian_mirror(apt: Path = APT) -> str:
+    """The mirror this machine's apt reads Debian's release `SUITE` from (no host written down here)."""
+    found = [uri for uri, suites in apt_sources(apt) if SUITE in suites]
+    assert found, f"no apt source for Debian {SUITE} in {apt}: set STOCKCAST_BASE_IMAGE to a Python 3.11 image"
+    return found[0]
+
+
+def pip_index() -> str:
+    """The index pip installs from on this machine: PIP_INDEX_URL, else pip's configured `index-url`, else
+    pip's own default."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        if key.rsplit(".", 1)[-1] == "index-url":
+            return value.strip().strip("'\"")
+    from pip._internal.models.index import PyPI  # pip's built-in default index
+
+    return PyPI.simple_url
+
+
 def base_image(work: Path) -> str:
     """python:3.11-slim-bookworm where Docker can pull it; else a stand-in with Python 3.11 from Debian."""
     if os.environ.get("STOCKCAST_BASE_IMAGE"):
@@ -55,7 +102,7 @@ def base_image(work: Path) -> str:
     if sh("image", "exists", STAND_IN, check=False).returncode != 0:
         rootfs = work / "rootfs"
         subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                        "bookworm", str(rootfs), "http://deb.debian.org/debian"], check=True, capture_output=True)
+                        SUITE, str(rootfs), debian_mirror()], check=True, capture_output=True)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run([*engine(), "import", "-", STAND_IN], stdin=tar.stdout, check=True, capture_output=True)
         assert tar.wait() == 0
@@ -64,7 +111,7 @@ def base_image(work: Path) -> str:
 
 def build_settings(work: Path) -> list[str]:
     """podman: pip's CA bundle and find-links of this machine (a TLS proxy, the CPU torch wheel) mounted into the
-    build; torch then comes from find-links and the rest from PyPI, as `make install` gets them here."""
+    build; torch then comes from find-links and the rest from pip's index, as `make install` gets them here."""
     if engine() == ["docker"]:
         return []
     settings = ["--isolation=chroot", "--network", "host", "--format", "docker"]  # docker format keeps HEALTHCHECK
@@ -76,7 +123,7 @@ def build_settings(work: Path) -> list[str]:
     (work / "pip.conf").write_text("\n".join(conf) + "\n")
     settings += ["-v", f"{work / 'pip.conf'}:/etc/pip.conf:ro"]
     if os.environ.get("PIP_FIND_LINKS"):
-        settings += ["--build-arg", "TORCH_INDEX_URL=https://pypi.org/simple"]
+        settings += ["--build-arg", f"TORCH_INDEX_URL={pip_index()}"]
     return settings
 
 
@@ -100,7 +147,7 @@ def container(image) -> Iterator[dict]:
     port = free_ports(1)[0]
     started = time.monotonic()
     cid = sh("run", "-d", "-p", f"127.0.0.1:{port}:8080", image).stdout.strip()
-    created = time.monotonic() - started  # podman on vfs storage copies the whole image here
+    created = time.monotonic() - started  # podman on vfs storage copied the whole image here
     try:
         url, key = f"http://127.0.0.1:{port}", None
         deadline = time.monotonic() + 300
