@@ -32,17 +32,17 @@ sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.net.hidden=32,6
 evaluate: $(VENV)/.installed ## walk-forward backtest of the newest run vs baselines; ARGS="stock=PETR4"
 	$(PY) evaluate.py $(ARGS)
 
-report: $(VENV)/.installed ## comparison table of the newest evaluation per ticker, written into README.md
-	$(PY) scripts/report.py --readme README.md $(ARGS)
+report: $(VENV)/.installed ## comparison table of the newest evaluation per ticker, written into docs/results.md
+	$(PY) scripts/report.py --doc docs/results.md $(ARGS)
 
-results: $(VENV)/.installed ## per-ticker + pooled LSTMs tested on 2024 and 2025, backtested, table into README.md
+results: $(VENV)/.installed ## per-ticker + pooled LSTMs tested on 2024 and 2025, backtested, table into docs/results.md
 	for fold in test2024 test2025; do \
 	  $(PY) train.py -m experiment=$$fold stock=$(TICKERS) && \
 	  $(PY) evaluate.py -m stock=$(TICKERS) && \
 	  $(PY) train.py experiment=$$fold 'stock=[$(TICKERS)]' && \
 	  $(PY) evaluate.py 'stock=[$(TICKERS)]' || exit 1; \
 	done
-	$(PY) scripts/report.py --readme README.md
+	$(PY) scripts/report.py --doc docs/results.md
 
 test: $(VENV)/.installed ## run the test suite (no network)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,9 @@
 """Comparison table of the newest evaluation per ticker.
 
-    python scripts/report.py [--readme README.md] [hydra overrides, e.g. logger.tracking_uri=...]
+    python scripts/report.py [--doc docs/results.md] [hydra overrides, e.g. logger.tracking_uri=...]
+
+With --doc, the table also replaces what stands between <!-- results:start --> and <!-- results:end -->
+in that file (`make report` writes docs/results.md). --readme is the former name of --doc.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from stockcast.markdown import replace_section
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readme", type=Path, help="also write the table into this file's results section")
+    parser.add_argument("--doc", "--readme", dest="doc", type=Path, metavar="FILE",
+                        help="also write the table into this file's results section (make report: docs/results.md)")
     parser.add_argument("overrides", nargs="*", help="overrides of configs/evaluate.yaml")
     args = parser.parse_args()
     cfg = load_config("evaluate", args.overrides)
@@ -26,9 +30,9 @@ def main() -> None:
         table = comparison_table(MlflowClient(cfg.logger.tracking_uri), cfg.experiment_name)
         markdown = table.to_markdown(index=False, floatfmt=".4g")
         print(markdown)
-        if args.readme:
-            replace_section(args.readme, SECTION, markdown)
-            print(f"updated {args.readme}")
+        if args.doc:
+            replace_section(args.doc, SECTION, markdown)
+            print(f"updated {args.doc}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Generated sections of the repo's Markdown files (README results, BENCHMARKS), between HTML markers."""
+"""Generated sections of the repo's Markdown files (docs/results.md, BENCHMARKS.md), between HTML markers."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
 
-SECTION = "results"  # the README section `make report` rewrites (stockcast.markdown)
+SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
