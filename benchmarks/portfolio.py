@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> str:
     from benchmarks.private_server import private_server
     from stockcast.config import load_config
     from stockcast.markdown import replace_section
-    from stockcast.ops.policy import Policy
-    from stockcast.ops.retrain import deploy_runs
+    from stockcast.release.policy import Policy
+    from stockcast.release.retrain import deploy_runs
     from stockcast.serving.archive import archive
     from stockcast.symbols import normalize_symbol
     from stockcast.tracking import existing_store, find_run, trained_symbols

@@ -17,13 +17,13 @@ already. status: server health, registered versions, one row per served ticker. 
 most recent deploy (the previous version becomes the default again), or with --stock return one
 ticker to its previous model (or its model version --to). remove: stop serving a ticker. repair:
 undo what a killed command left half done (the others do it first themselves; status reports it).
-refresh: bring each served ticker's price cache up to its exchange's last session (ops/refresh.py).
+refresh: bring each served ticker's price cache up to its exchange's last session (watch/refresh.py).
 monitor: recompute what each ticker was served since its model became the default, score the forecasts
 whose closes arrived (coverage, CRPS and MAPE skill over the last 20 and 60 of them), log them to MLflow,
 push them to a Pushgateway, print a table; drift (coverage outside its band, CRPS skill below the retrain
 gate, the served volatility far outside the training range) exits 1, and --retrain retrains exactly the
 drifted tickers. replay: the same loop, with the daily refresh, over stored history through a fake clock
-(ops/replay.py). Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
+(watch/replay.py). Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
 tickers and refused others, 1 status found the server down or a command half done, or refresh
 failed for a ticker (its cache kept) or found Yahoo behind, or monitor found drift.
 """
@@ -35,7 +35,8 @@ import sys
 
 from stockcast import ROOT
 from stockcast.cli import user_errors_exit
-from stockcast.ops.policy import DriftRules, Policy
+from stockcast.release.policy import Policy
+from stockcast.watch.drift import DriftRules
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,19 +123,19 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with user_errors_exit():
         from stockcast.config import load_config
-        from stockcast.ops.journal import repair
-        from stockcast.ops.lock import LOCK, exclusive
-        from stockcast.ops.remove import remove
-        from stockcast.ops.retrain import deploy_runs, retrain, served_stocks, summary, train_config
-        from stockcast.ops.rollback import rollback
-        from stockcast.ops.status import status
+        from stockcast.release.journal import repair
+        from stockcast.release.lock import LOCK, exclusive
+        from stockcast.release.remove import remove
+        from stockcast.release.retrain import deploy_runs, retrain, served_stocks, summary, train_config
+        from stockcast.release.rollback import rollback
+        from stockcast.release.status import status
         from stockcast.serving.server import Server
 
         server = Server.default(ROOT)
         if args.command == "refresh":  # the price caches: a running server only names the tickers
             from stockcast.data.download import Downloader
             from stockcast.errors import StockcastError
-            from stockcast.ops.refresh import refresh
+            from stockcast.watch.refresh import refresh
 
             downloader = Downloader(load_config("train").paths.data_dir)
             try:
@@ -183,11 +184,11 @@ def _monitor(args: argparse.Namespace, server) -> int:
 
     from stockcast.config import load_config
     from stockcast.data.download import Downloader
-    from stockcast.ops.monitor import assess, history, table, vol_ratios
-    from stockcast.ops.publish import log_figures, push
-    from stockcast.ops.retrain import retrain, summary, train_config
-    from stockcast.ops.track_record import TrackRecord
+    from stockcast.release.retrain import retrain, summary, train_config
     from stockcast.symbols import normalize_symbol
+    from stockcast.watch.monitor import assess, history, table, vol_ratios
+    from stockcast.watch.publish import log_figures, push
+    from stockcast.watch.track_record import TrackRecord
 
     torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
     cfg, rules, policy = load_config("train"), DriftRules(window=args.window), Policy()
@@ -222,10 +223,10 @@ def _replay(args: argparse.Namespace, overrides: list[str]) -> int:
     """The replay, its tables and wall time."""
     import datetime as dt
 
-    from stockcast.ops.monitor import table
-    from stockcast.ops.replay import over_time, replay
-    from stockcast.ops.retrain import train_config
+    from stockcast.release.retrain import train_config
     from stockcast.symbols import parse_date
+    from stockcast.watch.monitor import table
+    from stockcast.watch.replay import over_time, replay
 
     rules = DriftRules(window=args.window)
     folder = ROOT / "outputs" / "replay" / f"{dt.datetime.now():%Y-%m-%d_%H-%M-%S}"

@@ -19,11 +19,11 @@ from mlflow import MlflowClient
 from benchmarks.load import ClientLoop
 from benchmarks.private_server import server_config
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, registry, remove, retrain, rollback
-from stockcast.ops.lock import LOCK, exclusive
-from stockcast.ops.policy import Policy, gate
-from stockcast.ops.status import status
 from stockcast.pipeline import RunResult
+from stockcast.release import deploy, registry, remove, retrain, rollback
+from stockcast.release.lock import LOCK, exclusive
+from stockcast.release.policy import Policy, gate
+from stockcast.release.status import status
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.versions import archive_version

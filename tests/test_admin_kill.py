@@ -18,8 +18,8 @@ import pytest
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
-from stockcast.ops import journal, registry, rollback
-from stockcast.ops.status import status
+from stockcast.release import journal, registry, rollback
+from stockcast.release.status import status
 from stockcast.serving.management import Management
 from stockcast.tracking import prepare_store
 from tests.conftest import ROOT
@@ -30,8 +30,8 @@ CHILD = """
 import sys
 from pathlib import Path
 from mlflow import MlflowClient
-from stockcast.ops.policy import Policy
-from stockcast.ops.retrain import retrain, train_config
+from stockcast.release.policy import Policy
+from stockcast.release.retrain import retrain, train_config
 from stockcast.serving.server import Server
 
 config, run_dir, model_store, log_config, store, kill_after_training = sys.argv[1:]

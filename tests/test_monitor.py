@@ -23,14 +23,15 @@ from mlflow import MlflowClient
 from stockcast.data.download import Downloader
 from stockcast.data.prices import read_price_csv
 from stockcast.eval.evaluation import evaluate
-from stockcast.ops import deploy
-from stockcast.ops.monitor import assess
-from stockcast.ops.policy import DriftRules, Policy
-from stockcast.ops.publish import EXPERIMENT, JOB, exposition, push
-from stockcast.ops.replay import replay
-from stockcast.ops.track_record import Bundle, Origin, TrackRecord
+from stockcast.release import history
+from stockcast.release.policy import Policy
 from stockcast.serving.archive import ServedSet, archive
 from stockcast.serving.sessions import session_closes
+from stockcast.watch.drift import DriftRules
+from stockcast.watch.monitor import assess
+from stockcast.watch.publish import EXPERIMENT, JOB, exposition, push
+from stockcast.watch.replay import replay
+from stockcast.watch.track_record import Bundle, Origin, TrackRecord
 from tests.conftest import ROOT, compose_config, compose_train
 from tests.serving import predict, running_server
 
@@ -45,7 +46,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 def test_recomputed_forecast_equals_what_torchserve_answered(trained_run, tmp_path, shared_data):
     run_dir = tmp_path / "serve"
     run_dir.mkdir()
-    deploy.remember(run_dir, "1", dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+    history.remember(run_dir, "1", dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
     closes = read_price_csv(shared_data / "VALE3.SA.csv")["Close"]
     with running_server(trained_run[0], tmp_path) as server:
         with TrackRecord(run_dir, server.model_store, Downloader(shared_data)) as track:
@@ -81,7 +82,7 @@ def test_drift_when_the_volatility_doubles(tmp_path):
     result = run(compose_train(tmp_path, "stock=SYNTH", "start=2018-01-01", "end=2020-03-31", "trainer.max_epochs=1"))
     archive(result.tracking_uri, "stockcast", tmp_path / "model_store", run_ids=[result.run_id], version=1)
     (tmp_path / "serve").mkdir()
-    deploy.remember(tmp_path / "serve", "1", dt.datetime(2020, 3, 31, 23, tzinfo=dt.UTC))
+    history.remember(tmp_path / "serve", "1", dt.datetime(2020, 3, 31, 23, tzinfo=dt.UTC))
     downloader = Downloader(tmp_path / "data")
     with TrackRecord(tmp_path / "serve", tmp_path / "model_store", downloader) as track:
         downloader.store("SYNTH", frame.loc[:"2020-06-30"], dt.date(2018, 1, 1), dt.date(2020, 6, 30))
@@ -184,7 +185,7 @@ def test_replay_retrains_on_drift_and_its_first_model_scores_as_the_backtest(tmp
     assert untouched == {folder: sorted(p.name for p in (ROOT / folder).glob("*")) for folder in untouched}
     retrained = [event for event in outcome.events if event.what == "retrained"]
     assert retrained and retrained[0].detail.startswith("drift: coverage")
-    versions = [version for version, _ in deploy.defaults(tmp_path / "replay" / "serve")]
+    versions = [version for version, _ in history.defaults(tmp_path / "replay" / "serve")]
     assert versions[:2] == [1, 2] and (tmp_path / "replay" / "model_store" / "lstm-v2.mar").exists()
     assert outcome.statuses[0].model_version != "1"
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")

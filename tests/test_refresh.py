@@ -13,8 +13,8 @@ from yfinance.exceptions import YFRateLimitError
 from stockcast.data.download import Downloader
 from stockcast.data.prices import read_price_csv
 from stockcast.errors import StockcastError
-from stockcast.ops.lock import exclusive
-from stockcast.ops.refresh import LOCK, last_closed_session, refresh
+from stockcast.release.lock import exclusive
+from stockcast.watch.refresh import LOCK, last_closed_session, refresh
 from tests.test_download import yfinance_frame
 
 # Friday 2025-11-07, an hour after B3 and NYSE closed (21:00 UTC): the last session is that day.

@@ -1,12 +1,15 @@
-"""Entry-point helper: user errors become one line on stderr and a non-zero exit, no traceback."""
+"""Entry-point helpers: user errors become one line on stderr and a non-zero exit, no traceback; `Say`, where
+commands write their progress lines (print, or a test's collector)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from stockcast.errors import StockcastError
+
+Say = Callable[[str], None]  # one line of a command's progress
 
 
 def user_error(err: BaseException) -> StockcastError | None:

@@ -1,1 +1,2 @@
-"""Operating the served model without restarts: retrain and deploy, status, rollback (scripts/admin.py)."""
+"""Changing what is served, without restarts: retrain and deploy, rollback, remove, status, each a journaled
+command under one lock (scripts/admin.py). Nothing here imports `stockcast.watch`."""

@@ -1,37 +1,34 @@
 """The steps retrain, rollback and remove share: check what is served, write the next served set, make a
 version the served default, move the changed models' aliases, keep the server's startup archive in step,
-unregister versions beyond the kept count, and remember which versions were deployed (the only ones a
-rollback may return to).
+unregister versions beyond the kept count, and remember which versions were deployed (`release.history`:
+the only ones a rollback may return to).
 
-Every step that changes something is first recorded in the command's journal (`ops.journal`), which
+Every step that changes something is first recorded in the command's journal (`release.journal`), which
 undoes them newest first when a later step fails or the command is killed, so a failed command leaves
 the served default, the registered versions, the model store and the aliases as they were.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
+from stockcast.cli import Say
 from stockcast.errors import StockcastError
 from stockcast.files import replacing
-from stockcast.ops import registry
+from stockcast.release import registry
+from stockcast.release.history import remember
 from stockcast.serving.archive import ServedSet, write
 from stockcast.serving.management import Management, Served
 from stockcast.serving.settings import MODEL_NAME
 from stockcast.serving.versions import archive_version, archives, as_version, startup_archive, versioned_name
 
 if TYPE_CHECKING:
-    from stockcast.ops.journal import Journal
+    from stockcast.release.journal import Journal
 
-Say = Callable[[str], None]
-DEPLOYED = "deployed.json"  # in the server's run folder: the committed defaults (see `_history`)
 
 
 def current(manager: Management) -> Served:
@@ -109,57 +106,6 @@ def crown(client: MlflowClient, journal: Journal, symbol: str, version: str | No
     before = registry.champion(client, symbol)
     journal.record("champion", symbol=symbol, before=before.version if before else None)
     registry.set_champion(client, symbol, version)
-
-
-def deployed(run_dir: Path, default: str) -> list[int]:
-    """The versions that were ever a committed default of this server (the one serving at the first admin
-    command counts: it was started with it)."""
-    if not (run_dir / DEPLOYED).exists():
-        remember(run_dir, default)
-    return _history(run_dir)["deployed"]
-
-
-def previous(run_dir: Path, current: str) -> int:
-    """The version that served before the current default: what undoing the last deploy returns to."""
-    served = _history(run_dir)["served"]
-    if len(served) < 2 or str(served[-1]) != current:
-        raise StockcastError(f"no earlier version to roll back to: the defaults served so far are {served} and "
-                             f"version {current} serves now; name one with --to")
-    return served[-2]
-
-
-def remember(run_dir: Path, version: str, now: dt.datetime | None = None) -> None:
-    """Record `version` as the committed default (atomically): a new default goes on top of the served ones;
-    the one below the top is an undo, which takes the top off; the top itself is already recorded."""
-    number = as_version(version)
-    if number is None:
-        return
-    history = _history(run_dir)
-    served = history["served"]
-    if served[-1:] == [number]:
-        return
-    if served[-2:-1] == [number]:
-        served.pop()
-    else:
-        served.append(number)
-    history["deployed"] = sorted({*history["deployed"], number})
-    history["defaults"].append([number, (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")])
-    with replacing(run_dir / DEPLOYED) as partial:
-        partial.write_text(json.dumps(history))
-
-
-def defaults(run_dir: Path) -> list[tuple[int, dt.datetime]]:
-    """Each version that became the default, with when, in order (what the track record replays)."""
-    return [(version, dt.datetime.fromisoformat(at)) for version, at in _history(run_dir)["defaults"]]
-
-
-def _history(run_dir: Path) -> dict[str, list]:
-    """deployed.json: every version that was a committed default (`deployed`), the defaults in the order they
-    served (`served`, a stack: an undo takes the top off) and every switch of the default with its time
-    (`defaults`, [version, ISO time] pairs)."""
-    path = run_dir / DEPLOYED
-    history = json.loads(path.read_text()) if path.exists() else {}
-    return {"deployed": [], "served": [], "defaults": [], **history}
 
 
 def serve_at_start(model_store: Path, archive: Path, say: Say) -> None:

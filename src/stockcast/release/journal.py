@@ -26,9 +26,9 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from stockcast.cli import Say
 from stockcast.files import replacing
-from stockcast.ops import deploy, registry
-from stockcast.ops.deploy import Say
+from stockcast.release import deploy, registry
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
+from stockcast.cli import Say
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, journal
-from stockcast.ops.deploy import Say
-from stockcast.ops.journal import Journal
-from stockcast.ops.lock import LOCK, exclusive
-from stockcast.ops.policy import DEFAULT, Policy
+from stockcast.release import deploy, history, journal
+from stockcast.release.journal import Journal
+from stockcast.release.lock import LOCK, exclusive
+from stockcast.release.policy import DEFAULT, Policy
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.versions import new_version
@@ -26,7 +26,7 @@ def remove(server: Server, tracking_uri: str, stock: str, policy: Policy = DEFAU
     with exclusive(server.run_dir / LOCK, policy.wait, f"remove {symbol}"):
         journal.repair(server, say)
         served = deploy.current(manager)
-        deploy.deployed(server.run_dir, served.default.version)
+        history.deployed(server.run_dir, served.default.version)
         before = deploy.served_set(manager, served.default.version)
         if symbol not in before.members:
             raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(before.members)}")

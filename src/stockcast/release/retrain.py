@@ -7,7 +7,7 @@ copied unchanged) -> register it as the next version, wait for its workers, make
 MLflow model version of each with the `champion` alias -> unregister versions beyond the kept count.
 A ticker that fails its training or its gate keeps its model; the others still deploy. The server is
 checked before training, so a stopped one fails in seconds; a failure after the trainings undoes every
-step already done, and a killed retrain is undone by the next admin command (`ops.journal`).
+step already done, and a killed retrain is undone by the next admin command (`release.journal`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from stockcast.bundle import METADATA
-from stockcast.cli import user_error
+from stockcast.cli import Say, user_error
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, journal, registry
-from stockcast.ops.deploy import Say
-from stockcast.ops.journal import JOURNAL_TAG, Journal
-from stockcast.ops.lock import LOCK, exclusive
-from stockcast.ops.policy import DEFAULT, Policy, gate
 from stockcast.pipeline import RunResult, run
+from stockcast.release import deploy, history, journal, registry
+from stockcast.release.journal import JOURNAL_TAG, Journal
+from stockcast.release.lock import LOCK, exclusive
+from stockcast.release.policy import DEFAULT, Policy, gate
 from stockcast.serving.archive import download_bundle
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
@@ -113,7 +112,7 @@ def _gated(server: Server, command: str, tracking_uri: str,
     with exclusive(server.run_dir / LOCK, policy.wait, command):
         journal.repair(server, say)
         served = deploy.current(manager)
-        deploy.deployed(server.run_dir, served.default.version)
+        history.deployed(server.run_dir, served.default.version)
         deploy.served_set(manager, served.default.version)  # fail now, not after the trainings
         with Journal(server, command, tracking_uri, say) as steps:
             results, refused = candidates(steps)

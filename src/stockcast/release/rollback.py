@@ -1,25 +1,25 @@
 """`scripts/admin.py rollback`: undo the most recent deploy, or return one ticker to an earlier model.
 
-Without `--stock`: the version that served before the current default (`deploy.previous`; or `--to`)
+Without `--stock`: the version that served before the current default (`history.previous`; or `--to`)
 becomes the default again (repeated, it walks back through the defaults); one that was unregistered
 is registered again from its archive in the model store. With `--stock PETR4`: the next version of
 the served set answers PETR4 with its previous model (or the model version `--to`), every other
 ticker unchanged. Either way the `champion` aliases follow. Only versions that were deployed (a
 committed default: they passed the gate, or the server was started with them) are candidates; an
 archive left by a killed retrain is not. A failure undoes every step already done, a kill is undone
-by the next admin command (`ops.journal`).
+by the next admin command (`release.journal`).
 """
 
 from __future__ import annotations
 
 from mlflow import MlflowClient
 
+from stockcast.cli import Say
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy, journal
-from stockcast.ops.deploy import Say
-from stockcast.ops.journal import Journal
-from stockcast.ops.lock import LOCK, exclusive
-from stockcast.ops.policy import DEFAULT, Policy, rollback_target
+from stockcast.release import deploy, history, journal
+from stockcast.release.journal import Journal
+from stockcast.release.lock import LOCK, exclusive
+from stockcast.release.policy import DEFAULT, Policy, rollback_target
 from stockcast.serving.archive import ServedSet
 from stockcast.serving.management import Management, Served
 from stockcast.serving.server import Server
@@ -35,14 +35,14 @@ def rollback(server: Server, tracking_uri: str, to: int | None = None, stock: st
     with exclusive(server.run_dir / LOCK, policy.wait, doing):
         journal.repair(server, say)
         served = deploy.current(manager)
-        deployed = deploy.deployed(server.run_dir, served.default.version)
+        deployed = history.deployed(server.run_dir, served.default.version)
         before = deploy.served_set(manager, served.default.version)
         client = MlflowClient(tracking_uri)
         if stock is not None:
             return _ticker(manager, client, served, before, deployed, normalize_symbol(stock), to, tracking_uri, policy,
                            say)
         on_disk = archives(server.model_store)
-        target = to or deploy.previous(server.run_dir, served.default.version)
+        target = to or history.previous(server.run_dir, served.default.version)
         if target not in on_disk:
             raise StockcastError(f"unknown version {target}: archives in {server.model_store}: "
                                  f"{', '.join(map(str, sorted(on_disk))) or 'none'}")

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from stockcast.errors import StockcastError
-from stockcast.ops import journal, registry
+from stockcast.release import journal, registry
 from stockcast.serving.management import Management, Served
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from stockcast.errors import StockcastError
-from stockcast.ops.policy import DriftRules, Policy
-from stockcast.ops.track_record import SCORES, Origin, TrackRecord
+from stockcast.release.policy import Policy
+from stockcast.watch.drift import DriftRules
+from stockcast.watch.track_record import SCORES, Origin, TrackRecord
 
 WINDOWS = ("20", "60", "all")  # the rolling windows of scored origins, and the version's whole span
 FIGURES = ("coverage_80", "coverage_90", "crps", "skill_crps", "skill_crps_vs_ewma", "mape", "skill_mape")

@@ -19,8 +19,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from stockcast.ops.monitor import FIGURES, REASONS, Status
 from stockcast.tracking import prepare_store
+from stockcast.watch.monitor import FIGURES, REASONS, Status
 
 EXPERIMENT = "stockcast-monitoring"
 JOB = "stockcast_monitor"

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from stockcast.cli import Say
 from stockcast.data.download import Downloader, RateLimited
 from stockcast.data.prices import COLUMNS, REPAIRS, check_prices, warn_split_jumps
 from stockcast.errors import StockcastError
-from stockcast.ops.deploy import Say
-from stockcast.ops.lock import exclusive
+from stockcast.release.lock import exclusive
 from stockcast.serving.sessions import exchange_for, session_closes
 from stockcast.symbols import normalize_symbol
 

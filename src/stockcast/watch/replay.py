@@ -11,7 +11,7 @@ the figures go to `stockcast-monitoring` under the track `replay-<time>`.
    the overrides) and the runs are deployed as version 1 the evening before `start`, as `make archive`
    would (ungated: each gate result is said).
 2. Each day with a stored session, at 23:00 UTC (after every exchange's close): the real refresh
-   (`ops.refresh`), its downloads answered from the stored history up to that day; then the monitor.
+   (`watch.refresh`), its downloads answered from the stored history up to that day; then the monitor.
 3. With `retrain`, drifted tickers are trained again on the history up to that day and gated as
    `admin.py retrain` gates; those that passed are deployed at once as the next version: the next
    served set written into the scratch store and remembered in its `deployed.json`, a deploy without a
@@ -32,20 +32,21 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, open_dict
 
+from stockcast.cli import Say
 from stockcast.data.download import Downloader
 from stockcast.errors import StockcastError
-from stockcast.ops import deploy
-from stockcast.ops.deploy import Say
-from stockcast.ops.monitor import Status, assess, history, vol_ratios
-from stockcast.ops.policy import DriftRules, Policy
-from stockcast.ops.publish import log_figures
-from stockcast.ops.refresh import refresh
-from stockcast.ops.retrain import gate_run
-from stockcast.ops.track_record import TrackRecord
 from stockcast.pipeline import RunResult, run
+from stockcast.release import history as deploy_history
+from stockcast.release.policy import Policy
+from stockcast.release.retrain import gate_run
 from stockcast.serving.archive import ServedSet, archive, download_bundle, write
 from stockcast.serving.versions import archives, next_version, versioned_name
 from stockcast.symbols import normalize_symbol
+from stockcast.watch.drift import DriftRules
+from stockcast.watch.monitor import Status, assess, history, vol_ratios
+from stockcast.watch.publish import log_figures
+from stockcast.watch.refresh import refresh
+from stockcast.watch.track_record import TrackRecord
 
 EXPERIMENT = "stockcast-replay"
 EVENING = pd.Timedelta(hours=23)  # the fake clock's time of day: after B3's and the NYSE's closes (UTC)
@@ -132,7 +133,7 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
         gate_run(result, policy, say)
     archive(tracking_uri, EXPERIMENT, store, run_ids=[r.run_id for r in results], version=1,
             file_name=versioned_name(1))
-    deploy.remember(run_dir, "1", (eve + EVENING).tz_localize("UTC").to_pydatetime())
+    deploy_history.remember(run_dir, "1", (eve + EVENING).tz_localize("UTC").to_pydatetime())
     outcome = Replay(folder, f"replay-{folder.name}", [], {}, {}, training_seconds=time.monotonic() - started)
     say(f"version 1 deployed on {eve:%Y-%m-%d} (trained in {outcome.training_seconds:.0f} s); replaying "
         f"{start}..{end}")
@@ -224,7 +225,7 @@ def _deploy(track: TrackRecord, results: list[RunResult], now: pd.Timestamp, say
     """The next served set with the runs' bundles, written into the scratch store and made the default at `now`:
     what `retrain` deploys, without a server to register it with."""
     store, run_dir = track.model_store, track.run_dir
-    current = deploy.defaults(run_dir)[-1][0]
+    current = deploy_history.defaults(run_dir)[-1][0]
     version = next_version(store)
     with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
         after = ServedSet.read(archives(store)[current])
@@ -232,7 +233,7 @@ def _deploy(track: TrackRecord, results: list[RunResult], now: pd.Timestamp, say
             after = after.with_bundle(download_bundle(result.tracking_uri, result.run_id, Path(work, str(number))),
                                       version)
         write(after, store, version, versioned_name(version))
-    deploy.remember(run_dir, str(version), now.to_pydatetime())
+    deploy_history.remember(run_dir, str(version), now.to_pydatetime())
     say(f"{now:%Y-%m-%d}: version {version} deployed ({', '.join(r.symbol for r in results)})")
 
 

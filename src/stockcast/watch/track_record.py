@@ -4,7 +4,7 @@ Its source of truth is the model store, the server's `deployed.json` and the pri
 server: an archived net is deterministic, so the forecast served from day d's close is its bundle's net
 applied to the last `context` closes up to d (a test checks this against TorchServe's answer). Which
 bundle: the one answering the ticker in the archive version that was the default at the close of d's
-session on the ticker's exchange (`deploy.defaults`); a switch during a session counts from that session's
+session on the ticker's exchange (`release.history.defaults`); a switch during a session counts from that session's
 forecast on, one after the close from the next session's. A ticker's model version is its bundle's (the
 version it was first deployed with), so a bundle copied unchanged into later archives keeps one record.
 
@@ -31,7 +31,7 @@ from stockcast.bundle import load_bundle
 from stockcast.data.download import Downloader
 from stockcast.eval.baselines import EmpiricalNaive, Ewma, Refit
 from stockcast.metrics import central_interval, covered, crps, naive_forecast, percentage_errors
-from stockcast.ops import deploy
+from stockcast.release import history
 from stockcast.serving.archive import ServedSet, extract_bundle
 from stockcast.serving.sessions import exchange_for, session_close
 from stockcast.serving.versions import archives
@@ -129,7 +129,7 @@ class TrackRecord:
         """Each switch of the default with the set it served, oldest first (read again each time: a replay deploys)."""
         stored = archives(self.model_store)
         schedule = []
-        for version, at in deploy.defaults(self.run_dir):
+        for version, at in history.defaults(self.run_dir):
             path = stored.get(version)
             if path is None:  # deleted from the store: its days cannot be recomputed
                 continue
