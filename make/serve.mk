@@ -27,13 +27,19 @@ bench: $(VENV)/.installed ## load-test the running server (wrk), then the portfo
 	$(PY) -m benchmarks.serving $(BENCH_ARGS)
 	$(PY) -m benchmarks.portfolio $(PORTFOLIO_ARGS)
 
-SP100_DIR ?= $(abspath ../shared/data/sp100)
+# The 100 S&P tickers are committed compressed (prices/SOURCES.md); `make sp100` extracts them once into the
+# git-ignored prices/sp100/. SP100_DIR=/elsewhere trains on another folder of <SYMBOL>.csv instead.
+SP100_DIR ?= prices/sp100
 SP100 := start=2013-01-01 end=2017-12-29 logger.experiment_name=sp100 +trainer.enable_progress_bar=false \
 	~callbacks.progress_bar
 
-sp100: $(VENV)/.installed ## train every ticker in SP100_DIR (joblib sweep, 2 jobs) and one pooled model; experiment sp100
+prices/sp100: | prices/sp100.tar.xz  # extracted beside, then moved: an interrupted one is not taken for done
+	rm -rf prices/sp100.partial && mkdir prices/sp100.partial
+	tar -xJf prices/sp100.tar.xz -C prices/sp100.partial && mv prices/sp100.partial/sp100 prices/ && rmdir prices/sp100.partial
+
+sp100: $(VENV)/.installed $(SP100_DIR) ## train every ticker in SP100_DIR (joblib sweep, 2 jobs) and one pooled model; experiment sp100
 	tickers=$$(ls $(SP100_DIR)/*.csv | xargs -n1 basename | sed 's/\.csv$$//' | paste -sd,); \
-	export STOCKCAST_DATA_DIRS=$(SP100_DIR); \
+	export STOCKCAST_DATA_DIRS=$(abspath $(SP100_DIR)); \
 	time $(PY) train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "stock=$$tickers" $(SP100) && \
 	time $(PY) train.py "stock=[$$tickers]" data.batch_size=256 $(SP100)
 
