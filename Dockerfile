@@ -7,7 +7,7 @@
 # is the image of compose.yaml's `admin` (retrain, status, rollback) and MLflow server.
 # Only the inference API listens beyond the container; management and metrics stay on its loopback unless
 # TS_MANAGEMENT_ADDRESS / TS_METRICS_ADDRESS say otherwise (compose.yaml, on the stack's own network).
-# Runs as the non-root user `app` (uid 10001); token authorization stays on. README.md, "Containers".
+# Runs as the non-root user `app` (uid 10001); token authorization stays on. docs/containers.md.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS python

@@ -1,4 +1,4 @@
-"""Quantile-forecast scores (issue 10) on cases worked by hand: pinball, CRPS, intervals, coverage tests."""
+"""Quantile-forecast scores on cases worked by hand: pinball, CRPS, intervals, coverage tests."""
 
 import math
 

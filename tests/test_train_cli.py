@@ -70,7 +70,7 @@ def test_a_sweep_over_tickers_goes_on_past_a_refused_one(tmp_path):
 
 
 def test_caret_ticker_needs_quoting_and_then_works(tmp_path, shared_data, monkeypatch):
-    """Hydra's lexer rejects a bare ^; the README's quoting reaches the Downloader intact."""
+    """Hydra's lexer rejects a bare ^; the quoting docs/training.md gives reaches the Downloader intact."""
     folder = tmp_path / "indices"
     folder.mkdir()
     shutil.copy(shared_data / "MSFT.csv", folder / "^BVSP.csv")
