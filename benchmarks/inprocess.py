@@ -33,7 +33,7 @@ class Worker:
     """One archive's handler, initialized as TorchServe initializes it in a worker."""
 
     handler: Any
-    api: Any  # the archive's request module, as the handler imported it
+    routing: Any  # the archive's routing module (parse, forecast), as the handler imported it
     folder: Path
 
     def context(self, count: int) -> Context:
@@ -56,13 +56,13 @@ def worker(archive: Path) -> Iterator[Worker]:
     with tempfile.TemporaryDirectory(prefix="stockcast-worker-") as folder:
         with zipfile.ZipFile(archive) as mar:
             mar.extractall(folder)
-        sys.path.insert(0, folder)  # the handler imports its request module and bundle.py from its folder
+        sys.path.insert(0, folder)  # the handler imports its request modules and bundle.py from its folder
         try:
             spec = importlib.util.spec_from_file_location("archived_forecast_handler",
                                                           Path(folder) / "forecast_handler.py")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            loaded = Worker(module.ForecastHandler(), module.api, Path(folder))
+            loaded = Worker(module.ForecastHandler(), module.routing, Path(folder))
             loaded.handler.initialize(loaded.context(1))
             yield loaded
         finally:

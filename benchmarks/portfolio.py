@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> str:
         print(f"deployed {symbols[1]} as version {deployed.version} in {deployed.seconds:.1f} s, "
               f"{loop.errors} errors in {loop.requests} requests")
         with worker(many.path) as loaded:
-            instances = loaded.api.parse({"body": json.dumps(portfolio)}, {}, loaded.handler.portfolio).items
-            figures["floor_ms"] = forward_ms(lambda: loaded.api.forecast(loaded.handler.models, instances), 30)
+            instances = loaded.routing.parse({"body": json.dumps(portfolio)}, {}, loaded.handler.portfolio).items
+            figures["floor_ms"] = forward_ms(lambda: loaded.routing.forecast(loaded.handler.models, instances), 30)
         if args.pooled_run:
             pooled = archive(store, args.experiment, work_dir / "pooled", run_ids=[args.pooled_run])
             with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
@@ -134,9 +134,9 @@ def run(args: argparse.Namespace) -> str:
                 figures["pooled_2"] = interleaved({"pooled": target}, pooled_portfolio, 2)["pooled"]
                 figures["pooled_tickers"] = len(pooled_portfolio["instances"])
             with worker(pooled.path) as loaded:
-                instances = loaded.api.parse({"body": json.dumps(pooled_portfolio)}, {},
+                instances = loaded.routing.parse({"body": json.dumps(pooled_portfolio)}, {},
                                              loaded.handler.portfolio).items
-                figures["pooled_floor_ms"] = forward_ms(lambda: loaded.api.forecast(loaded.handler.models,
+                figures["pooled_floor_ms"] = forward_ms(lambda: loaded.routing.forecast(loaded.handler.models,
                                                                                      instances), 100)
     section = report(figures, args)
     replace_section(args.output, "portfolio", section)

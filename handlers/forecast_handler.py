@@ -1,10 +1,13 @@
-"""TorchServe handler: glue between TorchServe, the archive's request module and its ForecastNets.
+"""TorchServe handler: glue between TorchServe, the archive's request modules and its ForecastNets.
 
 The archive carries a portfolio: `portfolio.json` (which bundle answers each ticker, the exchanges'
-trading sessions) and one bundle per model under `bundles/` (`net.py`, `model.pt`, `metadata.json`),
-`bundle.py`, which loads a bundle, and `forecast_request.py`, which checks requests and shapes answers;
-so this file imports only torch, the standard library, `ts` and those, and the same archive could move
-to another server without retraining.
+trading sessions) and one bundle per model under `bundles/` (`net.py`, `model.pt`, `metadata.json`);
+`bundle.py`, which loads a bundle and reads its metadata as the training side does; and the request
+modules beside this file: `body.py` (TorchServe's body -> JSON), `fields.py` (a forecast's fields),
+`routing.py` (which bundle answers, one forward pass per bundle) and `answers.py` (answers, errors, the
+description). TorchServe puts the archive's folder on the worker's path, so they import each other by
+name; this file imports only torch, the standard library, `ts` and those, and the same archive could
+move to another server without retraining.
 
 `handle` answers request by request, where BaseHandler.handle decides for the whole batch from its
 first request's headers and lets one exception fail every request of the batch (503).
@@ -16,18 +19,18 @@ import json
 import logging
 import time
 from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import forecast_request as api
+import answers
+import routing
 import torch
-from bundle import load_bundle
+from body import BadRequest
+from bundle import BUNDLES, PORTFOLIO, Description, load_bundle
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
-
-PORTFOLIO = "portfolio.json"
-BUNDLES = "bundles"
 
 
 class ForecastHandler(BaseHandler):
@@ -48,28 +51,28 @@ class ForecastHandler(BaseHandler):
         specs = {}
         for name in sorted(set(portfolio["members"].values())):
             self.models[name], metadata = load_bundle(model_dir / BUNDLES / name)
-            specs[name] = api.Spec.from_metadata(name, metadata, self.models[name].is_price.tolist())
-        self.portfolio = api.Portfolio.from_manifest(portfolio, specs, settings.get("default_stock"),
-                                                     str(self.manifest["model"].get("modelVersion")))
+            specs[name] = routing.Spec.from_metadata(name, metadata, self.models[name].is_price.tolist())
+        self.portfolio = routing.Portfolio.from_manifest(portfolio, specs, settings.get("default_stock"),
+                                                         str(self.manifest["model"].get("modelVersion")))
         self.initialized = True
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:
         """One JSON body per request, in order; a description where the management API asked for one."""
         started = time.time()
-        parsed: list[api.Parsed | api.BadRequest | dict[str, Any]] = []
+        parsed: list[routing.Parsed | BadRequest | Description] = []
         for idx, row in enumerate(data):
             headers = context.request_processor[idx].get_request_properties()
             try:
-                parsed.append(api.describe(self.portfolio) if headers.get("describe") == "True"
-                              else api.parse(row, headers, self.portfolio))
-            except api.BadRequest as err:
+                parsed.append(answers.describe(self.portfolio) if headers.get("describe") == "True"
+                              else routing.parse(row, headers, self.portfolio))
+            except BadRequest as err:
                 parsed.append(err)
-        instances = [item for request in parsed if isinstance(request, api.Parsed)
-                     for item in request.items if isinstance(item, api.Instance)]
-        outputs = iter(api.forecast(self.models, instances))
+        instances = [item for request in parsed if isinstance(request, routing.Parsed)
+                     for item in request.items if isinstance(item, routing.Instance)]
+        outputs = iter(routing.forecast(self.models, instances))
         bodies = []
         for idx, request in enumerate(parsed):
-            status, body = (api.HTTPStatus.OK, request) if isinstance(request, dict) else api.reply(request, outputs)
+            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, outputs)
             context.set_response_status(status.value, status.phrase, idx)
             context.set_response_content_type(idx, "application/json")
             bodies.append(json.dumps(body))

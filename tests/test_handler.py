@@ -52,7 +52,7 @@ def _unpacked(result, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def module(archived):
-    """The archived handler, imported as TorchServe imports it: its folder on sys.path, for its request module."""
+    """The archived handler, imported as TorchServe imports it: its folder on sys.path, for its request modules."""
     model_dir, _ = archived
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(model_dir))
@@ -361,14 +361,15 @@ def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared
 
 def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
     """Metadata written before `context` and `quantiles` existed: the window is all the model reads."""
-    api = module.api
-    spec = api.Spec.from_metadata("VALE3.SA-v3", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
-                                                  "features": ["Close"], "net": {"hidden": 64, "target": "relative"},
-                                                  "model_version": "3"}, [True])
-    assert (spec.window, spec.context, spec.levels, spec.version) == (20, 20, None, "3")
-    portfolio = api.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None, "3")
-    instance = api.read_instance({"prices": PRICES}, portfolio)
-    assert len(instance.window) == 20 and instance.window[-1] == [PRICES[-1]]
+    routing = module.routing
+    metadata = {"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": ["Close"],
+                "net": {"hidden": 64, "target": "relative"}, "model_version": "3"}
+    spec = routing.Spec.from_metadata("VALE3.SA-v3", metadata, [True])
+    assert (spec.meta.window, spec.meta.context, spec.meta.levels, spec.meta.version) == (20, 20, None, "3")
+    portfolio = routing.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None,
+                                                "3")
+    instance = routing.read_instance({"prices": PRICES}, portfolio)
+    assert len(instance.history) == 20 and instance.history[-1] == [PRICES[-1]]
 
 
 def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer_in_order(module, tmp_path):

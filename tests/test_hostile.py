@@ -14,9 +14,10 @@ import http.client
 import importlib
 import json
 import math
+import shutil
 import threading
 import time
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,10 +28,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from stockcast.serving.server import Server
+from stockcast.serving.settings import shipped_code
 from tests.bad_bodies import BAD, hostile_bodies
 from tests.serving import PRICES, client_loop, running_server
 
-ROOT = Path(__file__).resolve().parents[1]
 VALID = json.dumps({"prices": PRICES}).encode()
 # Weekdays from 2025: enough of a trading calendar for last_date to reach.
 SESSIONS = [day.isoformat() for day in (dt.date(2025, 1, 1) + dt.timedelta(days=n) for n in range(600))
@@ -51,11 +52,16 @@ FUZZ_EXAMPLES = 25  # per operation and generation mode
 
 
 @pytest.fixture(scope="module")
-def api():
-    """handlers/forecast_request.py, imported as the handler imports it in a worker."""
+def api(tmp_path_factory) -> SimpleNamespace:
+    """The handler's request modules, imported as the handler imports them in a worker: the archive's code
+    in one folder on the path."""
+    folder = tmp_path_factory.mktemp("shipped")
+    for path in shipped_code():
+        shutil.copy(path, folder)
     with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(ROOT / "handlers"))
-        return importlib.import_module("forecast_request")
+        patch.syspath_prepend(str(folder))
+        return SimpleNamespace(**{name: importlib.import_module(name) for name in ("body", "fields", "routing",
+                                                                                   "answers")})
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +71,11 @@ def specs(api) -> list:
     calendar = {"exchanges": {"BVMF": {"sessions": SESSIONS}}, "stocks": {"VALE3.SA": "BVMF"}}
     portfolios = []
     for features in (["Close"], ["Close", "Volume"]):
-        spec = api.Spec.from_metadata("VALE3.SA-v1", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
-                                                      "features": features, "model_version": "1"},
-                                      [name != "Volume" for name in features])
-        portfolios.append(api.Portfolio.from_manifest({"members": {"VALE3.SA": spec.name}, "calendar": calendar},
-                                                      {spec.name: spec}, "VALE3", "1"))
+        spec = api.routing.Spec.from_metadata("VALE3.SA-v1", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
+                                                              "features": features, "model_version": "1"},
+                                              [name != "Volume" for name in features])
+        portfolios.append(api.routing.Portfolio.from_manifest({"members": {"VALE3.SA": spec.name},
+                                                               "calendar": calendar}, {spec.name: spec}, "VALE3", "1"))
     return portfolios
 
 
@@ -77,17 +83,19 @@ def _outcome(api, portfolio, row: dict, headers: dict | None = None) -> str:
     """Parse one request: "ok" when every forecast it asks for is a usable Instance, "400" for a BadRequest
     (of the request, or of one of its forecasts); anything else raises."""
     try:
-        items = api.parse(row, headers or {}, portfolio).items
-    except api.BadRequest as err:
+        items = api.routing.parse(row, headers or {}, portfolio).items
+    except api.body.BadRequest as err:
         items = [err]
     for item in items:
-        if isinstance(item, api.BadRequest):
+        if isinstance(item, api.body.BadRequest):
             assert 0 < len(item.message) < 400, item.message
             continue
         spec = item.spec
-        assert len(item.window) == spec.window and all(len(day) == len(spec.features) for day in item.window)
-        assert all(math.isfinite(value) and abs(value) <= api.FLOAT32_MAX for day in item.window for value in day)
-    return "400" if any(isinstance(item, api.BadRequest) for item in items) else "ok"
+        assert len(item.history) == spec.meta.window and all(len(day) == len(spec.meta.features)
+                                                             for day in item.history)
+        assert all(math.isfinite(value) and abs(value) <= api.fields.FLOAT32_MAX for day in item.history
+                   for value in day)
+    return "400" if any(isinstance(item, api.body.BadRequest) for item in items) else "ok"
 
 
 def test_generated_bodies_parse_to_an_instance_or_a_bad_request(api, specs):
@@ -129,10 +137,10 @@ def test_any_bytes_parse_or_are_a_bad_request(api, specs, body, content_type):
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
-    instance = api.Instance([[60.0]] * 20, "VALE3.SA", specs[0].specs["VALE3.SA-v1"], None)
-    assert api.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
-    with pytest.raises(api.BadRequest, match="not a finite number"):
-        api.answer(instance, [61.0] * 9 + [value])
+    instance = api.routing.Instance([[60.0]] * 20, "VALE3.SA", specs[0].specs["VALE3.SA-v1"], None)
+    assert api.answers.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
+    with pytest.raises(api.body.BadRequest, match="not a finite number"):
+        api.answers.answer(instance, [61.0] * 9 + [value])
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,8 @@ def test_an_archive_holds_the_set_and_copies_unchanged_bundles_byte_for_byte(tmp
         assert new.read("bundles/AAPL-v2/model.pt") == b"apple 2" and "bundles/AAPL-v1/model.pt" not in new.namelist()
         calendar = json.loads(new.read("portfolio.json"))["calendar"]
         assert calendar["stocks"] == {"AAPL": "XNYS", "VALE3.SA": "BVMF"}
-        shipped = {"forecast_handler.py", "forecast_request.py", "bundle.py", "MAR-INF/MANIFEST.json"}
+        shipped = {"forecast_handler.py", "body.py", "fields.py", "routing.py", "answers.py", "bundle.py",
+                   "MAR-INF/MANIFEST.json"}
         assert shipped <= set(new.namelist())
 
 

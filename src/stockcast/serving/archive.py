@@ -1,11 +1,12 @@
 """Archives of the served set: which bundle answers each ticker, packed with every bundle for TorchServe.
 
 One registered model (`lstm`) answers every ticker, so each archive holds the whole served set: the
-handler, `bundle.py`, the request module, `portfolio.json` (ticker -> bundle, the exchanges' trading
-sessions) and one folder per bundle under `bundles/`. A deployment writes the next version of the set
-with one ticker's bundle changed (`ServedSet.with_bundle`, `with_member`, `without`); the other bundles
-are copied byte for byte from the archive serving now, so their answers cannot change. A bundle keeps
-the version it was first deployed with (its `model_version`); the archive's version is the set's.
+handler, its request modules and `bundle.py` (`settings.shipped_code`), `portfolio.json` (ticker -> bundle,
+the exchanges' trading sessions) and one folder per bundle under `bundles/` (both names: `bundle.py`). A
+deployment writes the next version of the set with one ticker's bundle changed (`ServedSet.with_bundle`,
+`with_member`, `without`); the other bundles are copied byte for byte from the archive serving now, so
+their answers cannot change. A bundle keeps the version it was first deployed with (its `model_version`);
+the archive's version is the set's.
 
 `make archive` writes `lstm.mar` from the newest runs of the named tickers. Archiving records nothing
 in MLflow: a model version is registered when one is deployed (`scripts/admin.py retrain`).
@@ -24,16 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stockcast import bundle as bundle_module
-from stockcast.bundle import METADATA
+from stockcast.bundle import BUNDLES, METADATA, PORTFOLIO, stocks_of
 from stockcast.errors import StockcastError
 from stockcast.serving.sessions import trading_calendar
-from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME
+from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME, shipped_code
 from stockcast.serving.versions import next_version
 from stockcast.tracking import existing_store, find_run
-
-PORTFOLIO = "portfolio.json"  # the names the handler reads (handlers/forecast_handler.py)
-BUNDLES = "bundles"
 
 
 @dataclass(frozen=True)
@@ -69,10 +66,10 @@ class ServedSet:
         (folder / METADATA).write_text(json.dumps(metadata, indent=1))
         name = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', metadata['symbol'])}-v{version}"
         members = dict(self.members)
-        stocks = metadata.get("stocks") or [metadata["symbol"]]
+        stocks = stocks_of(metadata)
         for symbol in stocks:
             current = members.get(symbol)
-            if len(stocks) == 1 or current is None or _pooled(self.bundles[current]):
+            if len(stocks) == 1 or current is None or len(stocks_of(self.bundles[current])) > 1:
                 members[symbol] = name
         return ServedSet(members, {**self.bundles, name: metadata}, {**self.sources, name: folder})._pruned()
 
@@ -97,10 +94,6 @@ class ServedSet:
         used = set(self.members.values())
         return ServedSet(dict(sorted(self.members.items())), {k: v for k, v in self.bundles.items() if k in used},
                          {k: v for k, v in self.sources.items() if k in used})
-
-
-def _pooled(metadata: dict) -> bool:
-    return len(metadata.get("stocks") or [metadata["symbol"]]) > 1
 
 
 def write(served: ServedSet, model_store: Path, version: int, file_name: str) -> Path:
@@ -185,8 +178,7 @@ def _package(payload: Path, version: int, export_path: Path) -> None:
     from model_archiver.model_packaging import generate_model_archive
 
     config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(HANDLER), version=str(version),
-                                 extra_files=",".join(map(str, (payload, bundle_module.__file__,
-                                                                HANDLER.with_name("forecast_request.py")))),
+                                 extra_files=",".join(map(str, (payload, *shipped_code()))),
                                  config_file=str(MODEL_CONFIG), export_path=str(export_path), force=True)
     try:
         generate_model_archive(config)

@@ -1,0 +1,102 @@
+"""One forecast's fields, checked: its keys, `prices` -> rows of finite float32-sized values, `last_date` ->
+the next trading sessions. Everything wrong raises `BadRequest` naming the first thing wrong.
+
+Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). The rows'
+shape comes from the bundle answering the forecast (`routing.Spec`), handed over as plain values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from body import BadRequest, json_type, shown
+
+# About 20 years of daily closes: more history than any client needs, and it bounds the work (and
+# the memory) one request can cost a worker. TorchServe refuses larger bodies before they get here
+# (max_request_size in config.properties).
+MAX_PRICES = 5000
+FIELDS = ("prices", "stock", "last_date")
+# The model computes in float32: a larger input would become infinite there.
+FLOAT32_MAX = torch.finfo(torch.float32).max
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def check_forecast(body: Any) -> dict[str, Any]:
+    """A forecast's object: a JSON object with `prices` and no field but FIELDS."""
+    if not isinstance(body, dict):
+        raise BadRequest(f'a forecast must be a JSON object like {{"prices": [...]}}, got {json_type(body)}')
+    if "prices" not in body:
+        raise BadRequest(f"'prices' is missing: send {{\"prices\": [close, ...]}}, oldest first "
+                         f"(got {', '.join(shown(key) for key in sorted(body)[:10]) or 'no field'})")
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(shown(key) for key in unknown[:10])}; "
+                         f"expected {', '.join(FIELDS)}")
+    return body
+
+
+def read_prices(prices: Any, window: int, features: Sequence[str], is_price: Sequence[bool]) -> list[list[float]]:
+    """`prices` -> rows of features: closes for a Close-only model, else [F] lists per day; at least `window`
+    of them. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume)."""
+    if not isinstance(prices, list):
+        raise BadRequest(f"'prices' must be a list, got {json_type(prices)}")
+    if len(prices) > MAX_PRICES:
+        raise BadRequest(f"'prices' has {len(prices)} values; at most {MAX_PRICES} are accepted")
+    if len(prices) < window:
+        raise BadRequest(f"'prices' has {len(prices)} values; this model needs at least {window} (its window)")
+    n_features = len(features)
+    rows = []
+    for day, value in enumerate(prices):
+        if n_features == 1:
+            values = [value]
+        elif isinstance(value, list) and len(value) == n_features:
+            values = value
+        else:
+            raise BadRequest(f"prices[{day}] must be a list of {n_features} values ({', '.join(features)})")
+        row = []
+        for number, name, price in zip(values, features, is_price, strict=True):
+            where = f"prices[{day}]" if n_features == 1 else f"prices[{day}] {name}"
+            number = _number(number, where)
+            if number < 0 or (price and number == 0):
+                raise BadRequest(f"{where} must be {'positive' if price else 'non-negative'}, got {number:g}")
+            row.append(number)
+        rows.append(row)
+    return rows
+
+
+def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[str]:
+    """The `horizon` trading sessions after `last_date`, from the calendar stored at archive time."""
+    if not isinstance(last_date, str) or not _ISO_DATE.fullmatch(last_date):
+        raise BadRequest(f"last_date {shown(last_date)} is not a date in YYYY-MM-DD form")
+    try:
+        dt.date.fromisoformat(last_date)
+    except ValueError as err:
+        raise BadRequest(f"last_date {last_date!r} is not a valid date ({err})") from None
+    start = bisect.bisect_right(sessions, last_date)
+    dates = list(sessions[start:start + horizon])
+    if not sessions or last_date < sessions[0] or len(dates) < horizon:
+        span = f"{sessions[0]}..{sessions[-1]}" if sessions else "none"
+        raise BadRequest(f"last_date {last_date} is outside the trading calendar stored in this archive "
+                         f"(sessions {span}); archive the model again to extend it")
+    return dates
+
+
+def _number(value: Any, where: str) -> float:
+    """A finite float32-sized number from a JSON number; booleans, strings and overflowing numbers are refused."""
+    if type(value) not in (int, float):
+        raise BadRequest(f"{where} is not a number: {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BadRequest(f"{where} is not finite: {shown(value)}")
+    if abs(number) > FLOAT32_MAX:
+        raise BadRequest(f"{where} is beyond float32's range ({FLOAT32_MAX:.3g}): {shown(value)}")
+    return number

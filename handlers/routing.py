@@ -1,0 +1,153 @@
+"""Which bundle answers each forecast, and one forward pass per bundle for a batch's forecasts.
+
+Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). A request is a
+single forecast, `{"stock": "PETR4", "prices": [...]}`, or a portfolio in the KServe v1 shape,
+`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. `parse` reads the body
+(`body.read_body`), then each forecast on its own (`read_instance`): a bad instance of a portfolio gets its
+own error, never failing the rest. `forecast` batches the valid forecasts of a whole TorchServe batch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import fields
+import torch
+from body import BadRequest, read_body, shown
+from bundle import BundleMeta
+
+# Forecasts one portfolio request may ask for: 500 instances of 100 closes take about 0.5 MB, inside the
+# frontend's 1 MiB body limit, and a worker answers them in well under a second.
+MAX_INSTANCES = 500
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One bundle of the archive: its folder, its metadata (read as the training side reads it) and which of its
+    net's features are prices."""
+
+    name: str  # its folder in the archive
+    meta: BundleMeta
+    is_price: tuple[bool, ...]  # per feature: prices must be positive, other features (volume) non-negative
+
+    @classmethod
+    def from_metadata(cls, name: str, metadata: Mapping[str, Any], is_price: Sequence[bool]) -> Spec:
+        """is_price: per feature, whether it is a price (the net's `is_price` buffer)."""
+        return cls(name, BundleMeta.from_dict(metadata), tuple(bool(flag) for flag in is_price))
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """The tickers one archive answers, which bundle answers each, and the requests' default ticker."""
+
+    specs: Mapping[str, Spec]  # bundle name -> its spec
+    members: Mapping[str, str]  # ticker -> the bundle answering it
+    default: str | None  # the ticker answering requests that name none; None: they must name one
+    version: str  # the archive's version: the served set's
+    calendar: Mapping[str, Any]  # {"exchanges": {code: {"sessions": [...], ...}}, "stocks": {ticker: code}}
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], specs: Mapping[str, Spec], default_stock: str | None,
+                      version: str) -> Portfolio:
+        """`manifest`: the archive's portfolio.json; `default_stock`: the serving config's default ticker, which
+        answers when it is served (else the only ticker, if there is one)."""
+        members = dict(manifest["members"])
+        portfolio = cls(specs, members, None, version, manifest.get("calendar", {}))
+        named = portfolio.symbol_named(default_stock) if isinstance(default_stock, str) else None
+        return replace(portfolio, default=named or (next(iter(members)) if len(members) == 1 else None))
+
+    def symbol_named(self, name: str) -> str | None:
+        """The served ticker that `name` spells: VALE3.SA and VALE3, in any case; None if none."""
+        return self._names.get(name.strip().upper())
+
+    @functools.cached_property
+    def _names(self) -> dict[str, str]:
+        names = {symbol.upper().removesuffix(".SA"): symbol for symbol in self.members}
+        return names | {symbol.upper(): symbol for symbol in self.members}
+
+    def sessions(self, symbol: str) -> Sequence[str]:
+        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored)."""
+        exchange = self.calendar.get("stocks", {}).get(symbol)
+        return self.calendar.get("exchanges", {}).get(exchange, {}).get("sessions", [])
+
+    def member(self, stock: Any) -> tuple[str, Spec]:
+        """The ticker a request's `stock` names (None: the default) and the spec of the bundle answering it."""
+        if stock is None:
+            if self.default is None:
+                raise BadRequest(f"name the 'stock' to forecast: this model serves {self._served()}")
+            symbol = self.default
+        else:
+            symbol = self.symbol_named(stock) if isinstance(stock, str) else None
+            if symbol is None:
+                raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
+        return symbol, self.specs[self.members[symbol]]
+
+    def _served(self) -> str:
+        return f"{len(self.members)} ticker(s): {', '.join(self.members)}"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One forecast to make: the rows the model reads and what its answer is labelled with."""
+
+    history: list[list[float]]  # [L, F] raw values, oldest first: the last `context` rows sent (window <= L)
+    symbol: str
+    spec: Spec  # the bundle answering it
+    dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One request's forecasts: a single one, or a portfolio's in order (each an Instance or its own error)."""
+
+    items: list[Instance | BadRequest]
+    many: bool  # the portfolio shape: answered {"predictions": [...]}
+
+
+def read_instance(body: Any, portfolio: Portfolio) -> Instance:
+    """One forecast's fields -> its Instance; raises BadRequest naming the first thing wrong."""
+    body = fields.check_forecast(body)
+    symbol, spec = portfolio.member(body.get("stock"))
+    meta = spec.meta
+    rows = fields.read_prices(body["prices"], meta.window, meta.features, spec.is_price)
+    dates = None if body.get("last_date") is None else fields.read_dates(body["last_date"],
+                                                                         portfolio.sessions(symbol), meta.horizon)
+    return Instance(rows[-meta.context:], symbol, spec, dates)
+
+
+def parse(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio) -> Parsed:
+    """One request: {"prices": [...], "stock": ..., "last_date": ...}, or {"instances": [such objects]}."""
+    body = read_body(row, headers)
+    if "instances" not in body:
+        return Parsed([read_instance(body, portfolio)], many=False)
+    instances = body["instances"]
+    if set(body) != {"instances"}:
+        raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(shown, sorted(body)[:10]))}")
+    if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
+        raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
+                         f'{{"stock": "VALE3", "prices": [...]}}, got {shown(instances)}')
+    items: list[Instance | BadRequest] = []
+    for instance in instances:
+        try:
+            items.append(read_instance(instance, portfolio))
+        except BadRequest as err:
+            items.append(err)
+    return Parsed(items, many=True)
+
+
+def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance]) -> list[list[Any]]:
+    """Each instance's model output as lists ([H], or [H][Q] for a quantile model), in order: one forward
+    pass per bundle and distinct number of rows (requests send between `window` and `context` of them)."""
+    outputs: list[list[Any]] = [[] for _ in instances]
+    groups: dict[tuple[str, int], list[int]] = {}
+    for index, instance in enumerate(instances):
+        groups.setdefault((instance.spec.name, len(instance.history)), []).append(index)
+    with torch.inference_mode():
+        for (name, _), indices in groups.items():
+            batch = torch.tensor([instances[index].history for index in indices], dtype=torch.float32)  # [B, L, F]
+            for index, output in zip(indices, models[name](batch).tolist(), strict=True):
+                outputs[index] = output
+    return outputs
