@@ -39,54 +39,65 @@ from stockcast.release.policy import Policy
 from stockcast.watch.drift import DriftRules
 
 
+def _shared(*arguments: tuple[str, dict]) -> argparse.ArgumentParser:
+    """A parent parser with these (flag, options) arguments, for the commands that take them."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for flag, options in arguments:
+        parent.add_argument(flag, **options)
+    return parent
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     defaults = Policy()
+
+    def wait(other: str) -> argparse.ArgumentParser:
+        return _shared(("--wait", {"type": float, "default": defaults.wait,
+                                   "help": f"seconds to wait for another {other} to finish (default: refuse at once)"}))
+
+    changes = [_shared(("--keep", {"type": int, "default": defaults.keep, "help": "earlier versions kept registered "
+                                   "for an instant rollback (default %(default)s)"})), wait("admin command")]
+    gated = _shared(
+        ("--min-skill", {"type": float, "default": defaults.min_skill,
+                         "help": "quality gate: lowest skill_mape deployed (default %(default)s: at most 5 %% worse "
+                                 "than the naive forecast on the test period)"}),
+        ("--min-coverage", {"type": float, "default": defaults.min_coverage,
+                            "help": "range gate: lowest test 80 %% interval coverage deployed (default %(default)s)"}),
+        ("--max-coverage", {"type": float, "default": defaults.max_coverage,
+                            "help": "range gate: highest test 80 %% interval coverage deployed (default %(default)s)"}),
+        ("--min-skill-crps", {"type": float, "default": defaults.min_skill_crps,
+                              "help": "range gate: lowest skill_crps vs the naive-empirical ranges "
+                                      "(default %(default)s)"}))
     retrain = commands.add_parser("retrain", help="train, gate and deploy tickers into the served set",
                                   description="Extra arguments are Hydra overrides of configs/train.yaml, "
-                                              "e.g. trainer.max_epochs=20 model.net.hidden=32.")
+                                              "e.g. trainer.max_epochs=20 model.net.hidden=32.",
+                                  parents=[gated, *changes])
     which = retrain.add_mutually_exclusive_group()
     which.add_argument("--stock", help="ticker, or tickers separated by commas (default: configs/train.yaml's, VALE3)")
     which.add_argument("--all", action="store_true", help="every ticker the server answers now")
     retrain.add_argument("--start", help="first day of data, YYYY-MM-DD (default: configs/train.yaml's)")
     retrain.add_argument("--end", help="last day of data, YYYY-MM-DD (default: today)")
-    deploy = commands.add_parser("deploy", help="gate and deploy runs trained already (train.py, a sweep)")
+    deploy = commands.add_parser("deploy", help="gate and deploy runs trained already (train.py, a sweep)",
+                                 parents=[gated, *changes])
     deploy.add_argument("--run", action="append", required=True, metavar="RUN_ID", help="MLflow run (repeatable)")
-    for command in (retrain, deploy):
-        command.add_argument("--min-skill", type=float, default=defaults.min_skill,
-                             help="quality gate: lowest skill_mape deployed (default %(default)s: at most 5 %% worse "
-                                  "than the naive forecast on the test period)")
-        command.add_argument("--min-coverage", type=float, default=defaults.min_coverage,
-                             help="range gate: lowest test 80 %% interval coverage deployed (default %(default)s)")
-        command.add_argument("--max-coverage", type=float, default=defaults.max_coverage,
-                             help="range gate: highest test 80 %% interval coverage deployed (default %(default)s)")
-        command.add_argument("--min-skill-crps", type=float, default=defaults.min_skill_crps,
-                             help="range gate: lowest skill_crps vs the naive-empirical ranges (default %(default)s)")
-    rollback = commands.add_parser("rollback", help="undo the last deploy, or return one ticker to an earlier model")
+    rollback = commands.add_parser("rollback", help="undo the last deploy, or return one ticker to an earlier model",
+                                   parents=changes)
     rollback.add_argument("--stock", help="return this ticker to its previous model; others stay as they are")
     rollback.add_argument("--to", type=int, help="version, or with --stock the ticker's model version (default: the "
                                                  "one before the current)")
-    remove = commands.add_parser("remove", help="stop serving a ticker")
+    remove = commands.add_parser("remove", help="stop serving a ticker", parents=changes)
     remove.add_argument("--stock", required=True, help="the ticker to retire")
-    for command in (retrain, deploy, rollback, remove):
-        command.add_argument("--keep", type=int, default=defaults.keep,
-                             help="earlier versions kept registered for an instant rollback (default %(default)s)")
-        command.add_argument("--wait", type=float, default=defaults.wait,
-                             help="seconds to wait for another admin command to finish (default: refuse at once)")
     commands.add_parser("status", help="server health, served versions, MLflow champions")
-    repair = commands.add_parser("repair", help="undo what a killed retrain or rollback left half done")
-    repair.add_argument("--wait", type=float, default=defaults.wait,
-                        help="seconds to wait for another admin command to finish (default: refuse at once)")
+    commands.add_parser("repair", help="undo what a killed retrain or rollback left half done",
+                        parents=[wait("admin command")])
     refresh = commands.add_parser(
         "refresh", help="download the days each price cache lacks, up to the last trading session (for cron)",
         description="One line per ticker; exit status 1 when any ticker failed (its cache is left as it was) or "
-                    "Yahoo still lacks its last session, 2 when refused.")
+                    "Yahoo still lacks its last session, 2 when refused.", parents=[wait("refresh")])
     refresh.add_argument("--stock", help="tickers separated by commas (default: every ticker the running server "
                                          "answers; when it is down, every ticker with a cache CSV in the data "
                                          "folder, configs/paths' data_dir)")
-    refresh.add_argument("--wait", type=float, default=defaults.wait,
-                         help="seconds to wait for another refresh to finish (default: refuse at once)")
     rules = DriftRules()
     monitor = commands.add_parser(
         "monitor", help="score what was served as the closes arrive; exit 1 on drift (for cron)",
@@ -122,8 +133,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with user_errors_exit():
-        from stockcast.config import load_config
-        from stockcast.release.journal import repair
+        from stockcast.config import train_groups
+        from stockcast.release.command import repair
         from stockcast.release.lock import LOCK, exclusive
         from stockcast.release.remove import remove
         from stockcast.release.retrain import deploy_runs, retrain, served_stocks, summary, train_config
@@ -132,12 +143,13 @@ def main() -> None:
         from stockcast.serving.server import Server
 
         server = Server.default(ROOT)
+        stores = train_groups("paths", "logger")  # where prices and MLflow runs are kept
         if args.command == "refresh":  # the price caches: a running server only names the tickers
             from stockcast.data.download import Downloader
             from stockcast.errors import StockcastError
             from stockcast.watch.refresh import refresh
 
-            downloader = Downloader(load_config("train").paths.data_dir)
+            downloader = Downloader(stores.paths.data_dir)
             try:
                 stocks = args.stock.split(",") if args.stock else served_stocks(server)
             except StockcastError as err:
@@ -147,7 +159,7 @@ def main() -> None:
                 parser.error(f"no price cache in {downloader.data_dir} to refresh: name the tickers with --stock")
             sys.exit(1 if any(result.failed for result in refresh(downloader, stocks, print, args.wait)) else 0)
         if args.command in ("monitor", "replay"):
-            sys.exit(_monitor(args, server) if args.command == "monitor" else _replay(args, overrides))
+            sys.exit(_monitor(args, server, stores) if args.command == "monitor" else _replay(args, overrides))
         options = ("min_skill", "min_coverage", "max_coverage", "min_skill_crps", "keep", "wait")
         policy = Policy(**{name: getattr(args, name) for name in options if hasattr(args, name)})
         if args.command == "retrain":
@@ -157,7 +169,7 @@ def main() -> None:
             deployed = retrain(cfgs, server, policy)
             print(f"\n{summary(deployed, server)}")
             sys.exit(3 if deployed.refused else 0)
-        tracking_uri = load_config("train").logger.tracking_uri
+        tracking_uri = stores.logger.tracking_uri
         if args.command == "deploy":
             deployed = deploy_runs(args.run, tracking_uri, server, policy)
             print(f"\n{summary(deployed, server)}")
@@ -178,11 +190,10 @@ def main() -> None:
     sys.exit(0 if healthy else 1)
 
 
-def _monitor(args: argparse.Namespace, server) -> int:
+def _monitor(args: argparse.Namespace, server, stores) -> int:
     """The track record of the server's deployed defaults, scored; MLflow, Pushgateway, table; 1 on drift."""
     import torch
 
-    from stockcast.config import load_config
     from stockcast.data.download import Downloader
     from stockcast.release.retrain import retrain, summary, train_config
     from stockcast.symbols import normalize_symbol
@@ -191,7 +202,7 @@ def _monitor(args: argparse.Namespace, server) -> int:
     from stockcast.watch.track_record import TrackRecord
 
     torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
-    cfg, rules, policy = load_config("train"), DriftRules(window=args.window), Policy()
+    cfg, rules, policy = stores, DriftRules(window=args.window), Policy()
     with TrackRecord(server.run_dir, server.model_store, Downloader(cfg.paths.data_dir)) as track:
         stocks = [normalize_symbol(s) for s in args.stock.split(",")] if args.stock else track.served_symbols()
         if not stocks:

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
-from stockcast.release import journal, registry, rollback
+from stockcast.release import command, journal, registry, rollback
 from stockcast.release.status import status
 from stockcast.serving.management import Management
 from stockcast.tracking import prepare_store
@@ -89,7 +89,7 @@ def test_a_retrain_killed_at_any_step_is_reported_and_repaired(served, tmp_path_
     assert not healthy and "INTERRUPTED: `retrain VALE3`" in text, text
 
     said: list[str] = []
-    assert journal.repair(served, said.append)
+    assert command.repair(served, said.append)
     assert journal.left(served) is None and status(served, tracking_uri)[1]
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("stockcast").experiment_id])

@@ -28,3 +28,12 @@ def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose(name, overrides=overrides or [])
+
+
+def train_groups(*groups: str) -> DictConfig:
+    """Groups of configs/train.yaml read from their own files (the ones its defaults list names), e.g.
+    `train_groups("paths", "logger").logger.tracking_uri`: the value the composed training config holds, for
+    entry points that need a value or two (where prices and runs are kept) and no training. Without overrides."""
+    train = OmegaConf.load(CONFIG_DIR / "train.yaml")
+    chosen = {key: value for item in train.defaults if not isinstance(item, str) for key, value in item.items()}
+    return OmegaConf.create({group: OmegaConf.load(CONFIG_DIR / group / f"{chosen[group]}.yaml") for group in groups})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
@@ -21,14 +20,11 @@ from stockcast.errors import StockcastError
 from stockcast.files import replacing
 from stockcast.release import registry
 from stockcast.release.history import remember
+from stockcast.release.journal import Journal, Step
 from stockcast.serving.archive import ServedSet, write
 from stockcast.serving.management import Management, Served
 from stockcast.serving.settings import MODEL_NAME
 from stockcast.serving.versions import archive_version, archives, as_version, startup_archive, versioned_name
-
-if TYPE_CHECKING:
-    from stockcast.release.journal import Journal
-
 
 
 def current(manager: Management) -> Served:
@@ -54,7 +50,7 @@ def switch(manager: Management, client: MlflowClient, journal: Journal, served: 
     """Write `after` as the archive of `version`, make it the default, move the aliases of the models that
     changed, commit. The caller tidies up (`tidy`) once the journal is closed."""
     path = manager.server.model_store / versioned_name(version)
-    journal.record("archived", path=str(path))
+    journal.record(Step.ARCHIVED, path=str(path))
     write(after, manager.server.model_store, version, path.name)
     changed = before.changed(after)
     say(f"wrote {path.name}: {len(after.members)} ticker(s), changed {', '.join(changed) or 'none'}")
@@ -90,12 +86,12 @@ def activate(manager: Management, journal: Journal, served: Served, version: str
     The new version starts as many workers as the current default has (the archive's minWorkers wins).
     """
     if served.get(version) is None:
-        journal.record("server_version", version=version)
+        journal.record(Step.SERVER_VERSION, version=version)
         manager.register(archive.name, len(served.default.workers) or 1, timeout)
     ready = manager.wait_ready(version, timeout)
     say(f"version {version} is registered, {len(ready.workers)} workers ready")
     previous = served.default.version
-    journal.record("default", version=version, previous=previous)
+    journal.record(Step.DEFAULT, version=version, previous=previous)
     manager.set_default(version)
     say(f"version {version} is the default of {manager.server.url('inference')}/predictions/lstm "
         f"(was {previous})")
@@ -104,7 +100,7 @@ def activate(manager: Management, journal: Journal, served: Served, version: str
 def crown(client: MlflowClient, journal: Journal, symbol: str, version: str | None) -> None:
     """Move the model's `champion` alias to its registered `version` (None: remove it)."""
     before = registry.champion(client, symbol)
-    journal.record("champion", symbol=symbol, before=before.version if before else None)
+    journal.record(Step.CHAMPION, symbol=symbol, before=before.version if before else None)
     registry.set_champion(client, symbol, version)
 
 

@@ -5,36 +5,20 @@ removed when no other ticker uses that model; `rollback` (without `--stock`) bri
 
 from __future__ import annotations
 
-from mlflow import MlflowClient
-
 from stockcast.cli import Say
 from stockcast.errors import StockcastError
-from stockcast.release import deploy, history, journal
-from stockcast.release.journal import Journal
-from stockcast.release.lock import LOCK, exclusive
+from stockcast.release.command import opened
 from stockcast.release.policy import DEFAULT, Policy
-from stockcast.serving.management import Management
 from stockcast.serving.server import Server
-from stockcast.serving.versions import new_version
 from stockcast.symbols import normalize_symbol
 
 
 def remove(server: Server, tracking_uri: str, stock: str, policy: Policy = DEFAULT, say: Say = print) -> str:
     """Serve the set without `stock` as the next version; returns it."""
     symbol = normalize_symbol(stock)
-    manager = Management(server)
-    with exclusive(server.run_dir / LOCK, policy.wait, f"remove {symbol}"):
-        journal.repair(server, say)
-        served = deploy.current(manager)
-        history.deployed(server.run_dir, served.default.version)
-        before = deploy.served_set(manager, served.default.version)
-        if symbol not in before.members:
-            raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(before.members)}")
-        version = new_version(manager)
-        with Journal(server, f"remove {symbol}", tracking_uri, say) as steps:
-            path = deploy.switch(manager, MlflowClient(tracking_uri), steps, served, before, before.without(symbol),
-                                 version, policy.ready_timeout, say)
-            steps.commit(path, policy.keep)
-            deploy.settle(manager, str(version), path, policy.keep, say)
+    with opened(server, f"remove {symbol}", tracking_uri, policy, say) as release:
+        if symbol not in release.before.members:
+            raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(release.before.members)}")
+        version = release.serve(f"remove {symbol}", release.before.without(symbol))
     say(f"{symbol} is no longer served (version {version}); `make rollback` serves it again")
     return str(version)

@@ -24,14 +24,14 @@ from hydra.errors import HydraException
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
-from stockcast.bundle import METADATA
+from stockcast.bundle import METADATA, BundleMeta
 from stockcast.cli import Say, user_error
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.pipeline import RunResult, run
-from stockcast.release import deploy, history, journal, registry
-from stockcast.release.journal import JOURNAL_TAG, Journal
-from stockcast.release.lock import LOCK, exclusive
+from stockcast.release import deploy, registry
+from stockcast.release.command import Release, opened
+from stockcast.release.journal import JOURNAL_TAG, Journal, Step
 from stockcast.release.policy import DEFAULT, Policy, gate
 from stockcast.serving.archive import download_bundle
 from stockcast.serving.management import Management
@@ -81,7 +81,7 @@ def retrain(cfgs: list[DictConfig], server: Server, policy: Policy = DEFAULT, sa
     tracking_uri = prepare_store(first.logger.tracking_uri, first.logger.experiment_name,
                                  first.logger.artifact_location)
     return _gated(server, f"retrain {', '.join(str(cfg.stock) for cfg in cfgs)}", tracking_uri,
-                  lambda steps: _train(cfgs, steps), policy, say)
+                  lambda release: _train(cfgs, release.steps), policy, say)
 
 
 def deploy_runs(run_ids: list[str], tracking_uri: str, server: Server, policy: Policy = DEFAULT,
@@ -89,7 +89,7 @@ def deploy_runs(run_ids: list[str], tracking_uri: str, server: Server, policy: P
     """Gate and deploy runs trained already (train.py, a sweep): retrain without its training."""
     client = existing_store(tracking_uri)
 
-    def finished(_: Journal) -> tuple[list[RunResult], dict[str, str]]:
+    def finished(_: Release) -> tuple[list[RunResult], dict[str, str]]:
         results = []
         for run_id in run_ids:
             found = find_run(client, "", "", run_id)
@@ -99,42 +99,36 @@ def deploy_runs(run_ids: list[str], tracking_uri: str, server: Server, policy: P
             results.append(RunResult(run_id, tracking_uri, found.data.tags["symbol"], found.data.metrics, metadata))
         return results, {}
 
-    return _gated(server, f"deploy {', '.join(run_ids)}", tracking_uri, finished, policy, say)
+    return _gated(server, f"deploy {', '.join(run_ids)}", tracking_uri, finished, policy, say, client)
 
 
 def _gated(server: Server, command: str, tracking_uri: str,
-           candidates: Callable[[Journal], tuple[list[RunResult], dict[str, str]]], policy: Policy,
-           say: Say) -> Deployed:
-    """Under the lock and a journal: the candidates (trained now or before), each gated on its own, those
-    that passed deployed as one new version."""
+           candidates: Callable[[Release], tuple[list[RunResult], dict[str, str]]], policy: Policy,
+           say: Say, client: MlflowClient | None = None) -> Deployed:
+    """A release command (the server checked before any training) whose journal holds the candidates
+    (trained now or before), each gated on its own, those that passed deployed as one new version."""
     started = time.monotonic()
-    manager = Management(server)
-    with exclusive(server.run_dir / LOCK, policy.wait, command):
-        journal.repair(server, say)
-        served = deploy.current(manager)
-        history.deployed(server.run_dir, served.default.version)
-        deploy.served_set(manager, served.default.version)  # fail now, not after the trainings
-        with Journal(server, command, tracking_uri, say) as steps:
-            results, refused = candidates(steps)
-            passed = []
-            for result in results:
-                reason = gate_run(result, policy, say)
-                if reason:
-                    refused[result.symbol] = reason
-                else:
-                    passed.append(result)
-            if not passed:
-                default = deploy.current(manager).default.version
-                raise StockcastError(f"{'; '.join(refused.values())}; version {default} stays the default")
-            deployed = _deploy(passed, tracking_uri, manager, steps, policy, say)
+    with opened(server, command, tracking_uri, policy, say, client) as release, release.journaled(command):
+        results, refused = candidates(release)
+        passed = []
+        for result in results:
+            reason = gate_run(release.client, result, policy, say)
+            if reason:
+                refused[result.symbol] = reason
+            else:
+                passed.append(result)
+        if not passed:
+            default = deploy.current(release.manager).default.version
+            raise StockcastError(f"{'; '.join(refused.values())}; version {default} stays the default")
+        deployed = _deploy(release, passed)
     return replace(deployed, refused=refused, seconds=time.monotonic() - started)
 
 
-def gate_run(result: RunResult, policy: Policy, say: Say) -> str | None:
-    """Why the run must not be deployed (also tagged on the run), or None."""
-    ranges = result.metadata["net"].get("quantiles") is not None
+def gate_run(client: MlflowClient, result: RunResult, policy: Policy, say: Say) -> str | None:
+    """Why the run must not be deployed (also tagged on the run, through `client`), or None."""
+    ranges = BundleMeta.from_dict(result.metadata).levels is not None
     reason = gate(result.metrics, policy, ranges)
-    MlflowClient(result.tracking_uri).set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
+    client.set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
     if reason:
         say(f"run {result.run_id} ({result.symbol}) is not deployed: {reason}")
         return f"run {result.run_id} ({result.symbol}) is not deployed: {reason}"
@@ -152,7 +146,7 @@ def _train(cfgs: list[DictConfig], steps: Journal) -> tuple[list[RunResult], dic
     results, refused = [], {}
     for cfg in cfgs:
         steps.say(f"training {cfg.stock} {cfg.start}..{cfg.end or 'today'}")
-        steps.record("training", experiment=cfg.logger.experiment_name)
+        steps.record(Step.TRAINING, experiment=cfg.logger.experiment_name)
         with open_dict(cfg):
             cfg.logger.tags = {**(cfg.logger.get("tags") or {}), JOURNAL_TAG: steps.id}
         try:
@@ -165,27 +159,26 @@ def _train(cfgs: list[DictConfig], steps: Journal) -> tuple[list[RunResult], dic
     return results, refused
 
 
-def _deploy(results: list[RunResult], tracking_uri: str, manager: Management, steps: Journal, policy: Policy,
-            say: Say) -> Deployed:
+def _deploy(release: Release, results: list[RunResult]) -> Deployed:
     """The next served set with the runs' bundles, registered in MLflow and made the default."""
-    client = MlflowClient(tracking_uri)
-    served = deploy.current(manager)  # the server may have changed during the trainings
-    before = deploy.served_set(manager, served.default.version)
-    version = new_version(manager)
+    release.look()  # the server may have changed during the trainings
+    previous = release.served.default.version
+    version = new_version(release.manager)
     registered = []
     with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
-        after = before
+        after = release.before
         for number, result in enumerate(results):
-            after = after.with_bundle(download_bundle(tracking_uri, result.run_id, Path(work, str(number))), version)
+            after = after.with_bundle(download_bundle(release.tracking_uri, result.run_id, Path(work, str(number))),
+                                      version)
             data = result.metadata["data"]
-            model_version, created = registry.create_version(client, result.symbol, result.run_id, data["start"],
-                                                             data["end"], version)
-            steps.record("mlflow_version", name=model_version.name, version=model_version.version, created=created)
+            model_version, created = registry.create_version(release.client, result.symbol, result.run_id,
+                                                             data["start"], data["end"], version)
+            release.steps.record(Step.MLFLOW_VERSION, name=model_version.name, version=model_version.version,
+                                 created=created)
             registered.append(f"{model_version.name} version {model_version.version}")
-        path = deploy.switch(manager, client, steps, served, before, after, version, policy.ready_timeout, say)
-    steps.commit(path, policy.keep)
-    deploy.settle(manager, str(version), path, policy.keep, say)
-    return Deployed(version, served.default.version, results, registered, path)
+        path = release.switch(after, version)
+    release.commit(version, path)
+    return Deployed(version, previous, results, registered, path)
 
 
 def summary(deployed: Deployed, server: Server) -> str:

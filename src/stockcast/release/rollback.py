@@ -12,86 +12,73 @@ by the next admin command (`release.journal`).
 
 from __future__ import annotations
 
-from mlflow import MlflowClient
+from pathlib import Path
 
 from stockcast.cli import Say
 from stockcast.errors import StockcastError
-from stockcast.release import deploy, history, journal
-from stockcast.release.journal import Journal
-from stockcast.release.lock import LOCK, exclusive
+from stockcast.release import deploy, history
+from stockcast.release.command import Release, opened
 from stockcast.release.policy import DEFAULT, Policy, rollback_target
 from stockcast.serving.archive import ServedSet
-from stockcast.serving.management import Management, Served
 from stockcast.serving.server import Server
-from stockcast.serving.versions import archives, new_version
+from stockcast.serving.versions import archives
 from stockcast.symbols import normalize_symbol
 
 
 def rollback(server: Server, tracking_uri: str, to: int | None = None, stock: str | None = None,
              policy: Policy = DEFAULT, say: Say = print) -> str:
     """Module docstring; returns the version serving afterwards."""
-    manager = Management(server)
     doing = f"rollback {stock or ''} to {to or 'the previous version'}"
-    with exclusive(server.run_dir / LOCK, policy.wait, doing):
-        journal.repair(server, say)
-        served = deploy.current(manager)
-        deployed = history.deployed(server.run_dir, served.default.version)
-        before = deploy.served_set(manager, served.default.version)
-        client = MlflowClient(tracking_uri)
+    with opened(server, doing, tracking_uri, policy, say) as release:
         if stock is not None:
-            return _ticker(manager, client, served, before, deployed, normalize_symbol(stock), to, tracking_uri, policy,
-                           say)
+            return _ticker(release, normalize_symbol(stock), to)
+        default = release.served.default.version
         on_disk = archives(server.model_store)
-        target = to or history.previous(server.run_dir, served.default.version)
+        target = to or history.previous(server.run_dir, default)
         if target not in on_disk:
             raise StockcastError(f"unknown version {target}: archives in {server.model_store}: "
                                  f"{', '.join(map(str, sorted(on_disk))) or 'none'}")
-        if target not in deployed:
+        if target not in release.deployed:
             raise StockcastError(f"version {target} was never deployed (it did not pass the gate, or its retrain "
-                                 f"was stopped): deployed versions are {', '.join(map(str, deployed))}")
-        if str(target) == served.default.version:
+                                 f"was stopped): deployed versions are {', '.join(map(str, release.deployed))}")
+        if str(target) == default:
             say(f"version {target} is already the default: nothing to do")
             return str(target)
-        with Journal(server, f"rollback to {target}", tracking_uri, say) as steps:
-            deploy.activate(manager, steps, served, str(target), on_disk[target], policy.ready_timeout, say)
+        with release.journaled(f"rollback to {target}") as steps:
+            deploy.activate(release.manager, steps, release.served, str(target), on_disk[target],
+                            policy.ready_timeout, say)
             after = ServedSet.read(on_disk[target])
-            say(f"changed: {', '.join(before.changed(after)) or 'none'}")
-            deploy.crown_set(client, steps, before, after, say)
-            steps.commit(on_disk[target], policy.keep)
-            deploy.settle(manager, str(target), on_disk[target], policy.keep, say)
+            say(f"changed: {', '.join(release.before.changed(after)) or 'none'}")
+            deploy.crown_set(release.client, steps, release.before, after, say)
+            release.commit(target, on_disk[target])
     return str(target)
 
 
-def _ticker(manager: Management, client: MlflowClient, served: Served, before: ServedSet, deployed: list[int],
-            symbol: str, to: int | None, tracking_uri: str, policy: Policy, say: Say) -> str:
+def _ticker(release: Release, symbol: str, to: int | None) -> str:
     """The next served set with `symbol` answered by its model version `to` (default: the one before)."""
+    before = release.before
     if symbol not in before.members:
         raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(before.members)}")
-    history = model_versions(manager, deployed, symbol)
+    held = model_versions(release.manager.server.model_store, release.deployed, symbol)
     current = int(before.bundle_of(symbol)["model_version"])
-    target = rollback_target(current, sorted(history), to)
-    if target not in history:
+    target = rollback_target(current, sorted(held), to)
+    if target not in held:
         raise StockcastError(f"{symbol} never served model version {target}: its deployed model versions are "
-                             f"{', '.join(map(str, sorted(history)))}")
+                             f"{', '.join(map(str, sorted(held)))}")
     if target == current:
-        say(f"{symbol} is already answered by model version {target}: nothing to do")
-        return served.default.version
-    version = new_version(manager)
-    with Journal(manager.server, f"rollback {symbol} to {target}", tracking_uri, say) as steps:
-        after = before.with_member(symbol, history[target])
-        path = deploy.switch(manager, client, steps, served, before, after, version, policy.ready_timeout, say)
-        steps.commit(path, policy.keep)
-        deploy.settle(manager, str(version), path, policy.keep, say)
-    say(f"{symbol} is answered by model version {target} again (served version {version})")
+        release.say(f"{symbol} is already answered by model version {target}: nothing to do")
+        return release.served.default.version
+    version = release.serve(f"rollback {symbol} to {target}", before.with_member(symbol, held[target]))
+    release.say(f"{symbol} is answered by model version {target} again (served version {version})")
     return str(version)
 
 
-def model_versions(manager: Management, deployed: list[int], symbol: str) -> dict[int, ServedSet]:
+def model_versions(model_store: Path, deployed: list[int], symbol: str) -> dict[int, ServedSet]:
     """The model versions that answered `symbol` in a deployed version, each with a set that holds it."""
-    history: dict[int, ServedSet] = {}
-    for version, path in archives(manager.server.model_store).items():
+    found: dict[int, ServedSet] = {}
+    for version, path in archives(model_store).items():
         if version in deployed:
-            found = ServedSet.read(path)
-            if symbol in found.members:
-                history.setdefault(int(found.bundle_of(symbol)["model_version"]), found)
-    return history
+            served = ServedSet.read(path)
+            if symbol in served.members:
+                found.setdefault(int(served.bundle_of(symbol)["model_version"]), served)
+    return found

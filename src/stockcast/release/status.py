@@ -25,9 +25,9 @@ from stockcast.tracking import existing_store
 def status(server: Server, tracking_uri: str) -> tuple[str, bool]:
     """The report, and whether the server is healthy, serves the model and no admin command was left
     half done (killed: its journal is still there)."""
-    lines, served = _server_lines(server)
-    lines += _ticker_lines(Management(server), tracking_uri) if served and served.default else \
-        _champion_lines(tracking_uri)
+    manager = Management(server)
+    lines, served = _server_lines(manager)
+    lines += _ticker_lines(manager, tracking_uri) if served and served.default else _champion_lines(tracking_uri)
     interrupted = journal.left(server)
     if interrupted is not None:
         lines.append(f"INTERRUPTED: {journal.describe(interrupted)}; `make repair` (or the next retrain or "
@@ -35,8 +35,8 @@ def status(server: Server, tracking_uri: str) -> tuple[str, bool]:
     return "\n".join(lines), bool(served and served.default) and interrupted is None
 
 
-def _server_lines(server: Server) -> tuple[list[str], Served | None]:
-    manager = Management(server)
+def _server_lines(manager: Management) -> tuple[list[str], Served | None]:
+    server = manager.server
     try:
         health, served = manager.health(), manager.served()
     except StockcastError as err:

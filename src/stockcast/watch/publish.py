@@ -24,7 +24,6 @@ from stockcast.watch.monitor import FIGURES, REASONS, Status
 
 EXPERIMENT = "stockcast-monitoring"
 JOB = "stockcast_monitor"
-BATCH = 1000  # MLflow's most metrics per log_batch
 EPOCH = pd.Timestamp("1970-01-01")
 
 
@@ -46,8 +45,7 @@ def log_figures(tracking_uri: str, track: str, symbol: str, figures: pd.DataFram
         metrics = [_metric(name, value, day) for day, row in own.iterrows() for name, value in row.items()
                    if pd.notna(value)]
         metrics += [_metric("input_vol_ratio", ratio, day) for day, ratio in vols["vol_ratio"].items()]
-        for start in range(0, len(metrics), BATCH):
-            client.log_batch(run.info.run_id, metrics=metrics[start:start + BATCH])
+        client.log_batch(run.info.run_id, metrics=metrics)  # MLflow splits it into batches its store takes
         newest = max([*own.index, *vols.index], default=None)
         if newest is not None:
             client.set_tag(run.info.run_id, "logged_through", f"{newest:%Y-%m-%d}")

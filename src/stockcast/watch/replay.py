@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from stockcast.cli import Say
@@ -129,8 +130,9 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
     started = time.monotonic()
     eve = before - pd.Timedelta(days=1)
     results = [trainer(symbol, eve) for symbol in symbols]
+    client = MlflowClient(tracking_uri)  # its store exists now: the trainings made it
     for result in results:
-        gate_run(result, policy, say)
+        gate_run(client, result, policy, say)
     archive(tracking_uri, EXPERIMENT, store, run_ids=[r.run_id for r in results], version=1,
             file_name=versioned_name(1))
     deploy_history.remember(run_dir, "1", (eve + EVENING).tz_localize("UTC").to_pydatetime())
@@ -142,7 +144,8 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
     torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
     try:
         with TrackRecord(run_dir, store, feed) as track:
-            outcome = _loop(track, feed, trainer, symbols, stored, start, end, retrain, rules, policy, outcome, say)
+            outcome = _loop(track, feed, trainer, symbols, stored, start, end, retrain, rules, policy, client, outcome,
+                            say)
             outcome.seconds = time.monotonic() - started
             feed.flush()
             for symbol in symbols:
@@ -158,7 +161,7 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
 
 def _loop(track: TrackRecord, feed: StoredHistory, trainer: _Trainer, symbols: list[str],
           stored: dict[str, pd.DataFrame], start: dt.date, end: dt.date, retrain: bool, rules: DriftRules,
-          policy: Policy, outcome: Replay, say: Say) -> Replay:
+          policy: Policy, client: MlflowClient, outcome: Replay, say: Say) -> Replay:
     """Day by day: refresh, monitor, and on drift retrain (or only note it)."""
     days = sorted(set().union(*(frame.loc[pd.Timestamp(start):pd.Timestamp(end)].index for frame in stored.values())))
     drifting: dict[str, set[str]] = {symbol: set() for symbol in symbols}
@@ -180,7 +183,7 @@ def _loop(track: TrackRecord, feed: StoredHistory, trainer: _Trainer, symbols: l
             if reasons and waits[status.symbol] <= 0:
                 drifted.append(status)
         if retrain and drifted:
-            _retrain(track, trainer, drifted, day, now, policy, outcome, say)
+            _retrain(track, trainer, drifted, day, now, policy, client, outcome, say)
             waits |= {status.symbol: rules.window for status in drifted}
         outcome.statuses = statuses
         outcome.days += 1
@@ -188,13 +191,13 @@ def _loop(track: TrackRecord, feed: StoredHistory, trainer: _Trainer, symbols: l
 
 
 def _retrain(track: TrackRecord, trainer: _Trainer, drifted: list[Status], day: pd.Timestamp, now: pd.Timestamp,
-             policy: Policy, outcome: Replay, say: Say) -> None:
+             policy: Policy, client: MlflowClient, outcome: Replay, say: Say) -> None:
     """Train the drifted tickers on the history up to `day`, gate them, deploy those that passed as one version."""
     passed = []
     for status in drifted:
         reasons = ", ".join(drift.reason for drift in status.drifts)
         result = trainer(status.symbol, day)
-        refused = gate_run(result, policy, say)
+        refused = gate_run(client, result, policy, say)
         outcome.events.append(Event(day, status.symbol, "refused" if refused else "retrained",
                                     f"drift: {reasons}; " + (refused or f"run {result.run_id[:8]} passed the gate")))
         if not refused:
