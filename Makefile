@@ -9,7 +9,7 @@ export STOCKCAST_ROOT := $(CURDIR)
 .DEFAULT_GOAL := help
 TICKERS ?= VALE3,PETR4,ITUB4,BBAS3,AAPL,MSFT
 
-.PHONY: help install train sweep evaluate report results test lint mlflow-ui clean
+.PHONY: help install train sweep evaluate report results test test-fast lint mlflow-ui clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,8 +44,11 @@ results: $(VENV)/.installed ## per-ticker + pooled LSTMs tested on 2024 and 2025
 	done
 	$(PY) scripts/report.py --doc docs/results.md
 
-test: $(VENV)/.installed ## run the test suite (no network)
+test: $(VENV)/.installed ## run the whole test suite (no network; ends with one line saying what did not run)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed ## the tests that neither train nor start a server (-m "not slow"), about a minute
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check .

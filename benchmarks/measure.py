@@ -21,7 +21,7 @@ import psutil
 import torch
 
 from benchmarks.inprocess import forward_ms, worker
-from benchmarks.load import PAYLOAD, python_run, wrk_run
+from benchmarks.load import PAYLOAD, Load, python_run, wrk_run
 from stockcast.serving.client import call
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME, read_properties
@@ -29,13 +29,9 @@ from stockcast.serving.versions import startup_archive
 
 
 @dataclass(frozen=True)
-class Run:
-    """One load run: throughput, latency percentiles (ms), failed requests, other processes' CPU."""
+class Run(Load):
+    """One load run, with the CPU other processes used meanwhile."""
 
-    rps: float
-    p50: float
-    p99: float
-    errors: int
     other_cpu: float  # percent of the whole machine used by processes other than server and client
 
 
@@ -55,10 +51,10 @@ def measure(server: Server, connections: int, seconds: int, use_wrk: bool, paylo
     url = f"{server.url('inference')}/predictions/{MODEL_NAME}"
     load = wrk_run if use_wrk else python_run
     client_before = _cpu_seconds([psutil.Process()]) + _children_cpu()
-    rps, p50, p99, errors = load(url, server.key("inference"), connections, seconds, payload)
+    figures = load(url, server.key("inference"), connections, seconds, payload)
     client = _cpu_seconds([psutil.Process()]) + _children_cpu() - client_before
     other = _busy_seconds() - before_total - (_cpu_seconds(served) - before_served) - client
-    return Run(rps, p50, p99, errors, max(0.0, 100 * other / (seconds * psutil.cpu_count())))
+    return Run(**vars(figures), other_cpu=max(0.0, 100 * other / (seconds * psutil.cpu_count())))
 
 
 def forward_floor(model_store: Path, batch: int) -> float:

@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -31,16 +30,6 @@ from stockcast import ROOT
 from stockcast.cli import user_errors_exit
 
 PRICES = [60.0 * (1 + 0.01 * ((day * 7919) % 11 - 5) / 5) for day in range(100)]  # 100 closes: the context
-
-
-@dataclass(frozen=True)
-class Served:
-    """One server's figures at one load: medians over the runs."""
-
-    rps: float
-    p50: float
-    p99: float
-    errors: int
 
 
 def main() -> None:
@@ -60,13 +49,14 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> str:
     from benchmarks.inprocess import forward_ms, worker
-    from benchmarks.load import ClientLoop, wrk_run
-    from benchmarks.private_server import private_server
+    from benchmarks.load import Load, wrk_run
     from stockcast.config import load_config
     from stockcast.markdown import replace_section
     from stockcast.release.policy import Policy
     from stockcast.release.retrain import deploy_runs
     from stockcast.serving.archive import archive
+    from stockcast.serving.client_loop import ClientLoop
+    from stockcast.serving.private_server import private_server
     from stockcast.symbols import normalize_symbol
     from stockcast.tracking import existing_store, find_run, trained_symbols
 
@@ -78,15 +68,16 @@ def run(args: argparse.Namespace) -> str:
     portfolio = {"instances": [{"stock": symbol, "prices": PRICES} for symbol in symbols]}
     figures: dict[str, object] = {"tickers": len(symbols), "first": symbols[0]}
 
-    def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int) -> dict[str, Served]:
+    def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int) -> dict[str, Load]:
         """`args.runs` wrk runs per target, taken in turns, so a change in the machine's load meanwhile
-        reaches every target alike; medians per target."""
-        runs: dict[str, list] = {name: [] for name in targets}
+        reaches every target alike; medians per target (the errors summed)."""
+        runs: dict[str, list[Load]] = {name: [] for name in targets}
         for _ in range(args.runs):
             for name, (url, key) in targets.items():
                 runs[name].append(wrk_run(url, key, connections, args.seconds, payload))
-        return {name: Served(*(statistics.median(run[field] for run in found) for field in range(3)),
-                             sum(run[3] for run in found)) for name, found in runs.items()}
+        medians = ("rps", "p50", "p99")
+        return {name: Load(*(statistics.median(getattr(run, field) for run in found) for field in medians),
+                           sum(run.errors for run in found)) for name, found in runs.items()}
 
     with tempfile.TemporaryDirectory(prefix="stockcast-bench-") as work, ExitStack() as servers:
         work_dir = Path(work)
@@ -162,7 +153,7 @@ def _worker_rss(frontend_pid: int | None) -> list[float]:
 @contextmanager
 def peer_server(archive: Path) -> Iterator[str]:
     """benchmarks/peer.py serving the archive on a free port for the block; yields its predictions URL."""
-    from benchmarks.private_server import free_ports
+    from stockcast.serving.private_server import free_ports
 
     [port] = free_ports(1)
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.peer", "--archive", str(archive),
@@ -219,7 +210,7 @@ def report(figures: dict, args: argparse.Namespace) -> str:
         lines.append(f"| portfolio of {count}, 2 connections | TorchServe, one pooled model | {pooled.rps:,.1f} "
                      f"({pooled.rps * count:,.0f} windows/s) | {pooled.p50:.1f} | {pooled.p99:.1f} | {pooled.errors} |")
     lines += [
-        "", "Ratios (goals from issue 12 in brackets):", "",
+        "", "Ratios (the goals in brackets):", "",
         f"- {n} vs 1 ticker loaded, single-ticker req/s at 32 connections: {many_32.rps / one_32.rps:.2f} "
         "[within 10 %: 0.90 or more]",
         f"- portfolio windows/s vs the in-process floor ({figures['floor_ms']:.1f} ms for the {n} forward passes "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stockcast import ROOT
 from stockcast.data.prices import canonicalize, read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
 from stockcast.files import replacing
@@ -20,7 +21,10 @@ from stockcast.symbols import normalize_symbol, parse_range
 log = logging.getLogger(__name__)
 
 DATA_DIRS_ENV = "STOCKCAST_DATA_DIRS"
-# The one price file the repo ships: `make demo` still runs with no network and no other copy.
+# The price files committed with the repository (prices/SOURCES.md): a checkout's offline source, so a fresh
+# clone trains and tests any of its tickers with no network and no variable set.
+PRICES_DIR = ROOT / "prices"
+# The one price file the package ships: the last resort, which the container image trains on (it has no prices/).
 SAMPLE_DIR = Path(__file__).parent / "sample"
 
 
@@ -54,18 +58,21 @@ class Downloader:
     """Fetch a ticker's daily OHLCV for an ISO date range, caching it as `<data_dir>/<SYMBOL>.csv`.
 
     The cache is reused when the range it was downloaded for covers the request. When the download
-    fails (no network, Yahoo rate limits, unknown ticker) the cache or `<SYMBOL>.csv` from
-    `extra_dirs` / `$STOCKCAST_DATA_DIRS` is used instead, with a warning naming the file. The first
+    fails (no network, Yahoo rate limits, unknown ticker) the cache or `<SYMBOL>.csv` from, in this order,
+    `extra_dirs`, `$STOCKCAST_DATA_DIRS`, `repo_dirs` (None: the repository's `prices/`) and the packaged
+    sample (`use_sample`) is used instead, with a warning naming the file. The first
     file found is the one used: a broken one is an error naming it, never silently replaced by the
     next folder's copy, which may hold other dates or another adjustment. `online=False` never asks
     Yahoo: a build that must not depend on the network (the container image) reads local files only.
     """
 
     def __init__(self, data_dir: str | Path = "data", extra_dirs: list[str] | None = None,
-                 use_sample: bool = True, timeout: float = 20.0, online: bool = True) -> None:
+                 use_sample: bool = True, timeout: float = 20.0, online: bool = True,
+                 repo_dirs: list[str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         env_dirs = [d for d in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if d]
-        self.extra_dirs = [Path(d) for d in [*(extra_dirs or []), *env_dirs]]
+        repo = [PRICES_DIR] if repo_dirs is None else repo_dirs
+        self.extra_dirs = [Path(d) for d in [*(extra_dirs or []), *env_dirs, *repo]]
         if use_sample:
             self.extra_dirs.append(SAMPLE_DIR)
         self.timeout = timeout

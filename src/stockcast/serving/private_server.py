@@ -1,4 +1,4 @@
-"""A TorchServe of one's own for tests and benchmarks: the committed config.properties with free loopback
+"""A TorchServe of one's own, for the tests and `make bench`: the committed config.properties with free loopback
 ports, its own run folder and temp folder, so a developer's `make serve` on the default ports and /tmp is
 never touched. Leaving `private_server` stops it even when the block fails, and kills whatever it left.
 """
@@ -20,6 +20,7 @@ from stockcast.serving.server import Server
 
 
 def free_ports(count: int) -> list[int]:
+    """`count` loopback ports nothing listens on (the OS's choice; free until someone binds them)."""
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -48,12 +49,8 @@ def server_config(folder: Path) -> Path:
 def _leftovers(server: Server) -> list[psutil.Process]:
     """Processes of this server only: the frontend names its config, workers their socket in its temp folder."""
     marks = (str(server.config), str(server.temp_dir))
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if any(mark in cmdline for mark in marks):
-            found.append(process)
-    return found
+    return [process for process in psutil.process_iter(["cmdline"])
+            if any(mark in " ".join(process.info["cmdline"] or []) for mark in marks)]
 
 
 @contextmanager
