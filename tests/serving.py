@@ -1,5 +1,5 @@
-"""A real TorchServe for tests (benchmarks/private_server.py: free loopback ports, always stopped), serving
-archived runs, and the benchmark's client loop pointed at it, counting every answer."""
+"""A real TorchServe for tests (stockcast.serving.private_server: free loopback ports, always stopped), serving
+archived runs, and the client loop `make bench` uses too, pointed at it, counting every answer."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import ClientLoop
-from benchmarks.private_server import private_server
 from stockcast.pipeline import RunResult
 from stockcast.serving.archive import archive
 from stockcast.serving.client import Response, post_json
+from stockcast.serving.client_loop import ClientLoop
+from stockcast.serving.private_server import private_server
 from stockcast.serving.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,29 +16,22 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from benchmarks.load import ClientLoop
-from benchmarks.private_server import server_config
 from stockcast.errors import StockcastError
 from stockcast.pipeline import RunResult
 from stockcast.release import deploy, registry, remove, retrain, rollback
 from stockcast.release.lock import LOCK, exclusive
 from stockcast.release.policy import Policy, gate
 from stockcast.release.status import status
+from stockcast.serving.client_loop import ClientLoop
 from stockcast.serving.management import Management
+from stockcast.serving.private_server import server_config
 from stockcast.serving.server import Server
 from stockcast.serving.versions import archive_version
 from tests.conftest import ROOT, compose_train
-from tests.serving import PRICES, client_loop, predict, running_server
+from tests.serving import PRICES, client_loop, predict
 
 PETR4 = ("stock=PETR4", "end=2025-11-07", "trainer.max_epochs=1")
 LENIENT = Policy(min_skill=-1.0)  # a 1-epoch model need not pass the default gate: the gate has its own tests
-
-
-@pytest.fixture(scope="module")
-def served(trained_run, tmp_path_factory):
-    """TorchServe serving the VALE3 run as version 1 from `lstm.mar`."""
-    with running_server(trained_run[0], tmp_path_factory.mktemp("admin")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +50,14 @@ class Swap:
 
 
 @pytest.fixture(scope="module")
-def swap(served, store) -> Swap:
+def swap(server, store) -> Swap:
     """The real PETR4 retrain, while clients keep asking for VALE3."""
-    before = _answer(served)
+    before = _answer(server)
     said: list[str] = []
-    with pytest.MonkeyPatch.context() as env, client_loop(served) as loop:
-        # conftest's isolation is per test; MLflow exported the session store's URI when it logged to it
+    with pytest.MonkeyPatch.context() as env, client_loop(server) as loop:
+        # MLflow exports the URI of the store it last used (here the session run's, archived): the retrain has its own
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        deployed = retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, said.append)
+        deployed = retrain.retrain([compose_train(store, *PETR4)], server, LENIENT, said.append)
         time.sleep(1)  # requests answered by the new default too
     [result] = deployed.results
     assert result.tracking_uri == f"sqlite:///{store}/mlruns/mlflow.db"
@@ -99,13 +92,13 @@ def _state(server: Server, tracking_uri: str) -> tuple:
             len(client.search_model_versions()), sorted(path.name for path in server.model_store.glob("*.mar")))
 
 
-def test_retrain_adds_the_ticker_and_leaves_the_other_unchanged(served, swap):
-    petr4, vale3 = _answer(served, "petr4"), _answer(served)
+def test_retrain_adds_the_ticker_and_leaves_the_other_unchanged(server, swap):
+    petr4, vale3 = _answer(server, "petr4"), _answer(server)
     assert (petr4["stock"], petr4["model_version"]) == ("PETR4.SA", "2")
     assert (vale3["stock"], vale3["model_version"]) == ("VALE3.SA", "1") and _same(vale3, swap.before)
-    management = Management(served).served()
+    management = Management(server).served()
     assert management.default.version == "2" and sorted(v.version for v in management.versions) == ["1", "2"]
-    store = served.model_store
+    store = server.model_store
     assert {path.name: archive_version(path) for path in store.glob("*.mar")} == {
         "lstm.mar": 2, "lstm-v1.mar": 1, "lstm-v2.mar": 2}  # lstm.mar: what a restart serves
 
@@ -128,14 +121,14 @@ def test_no_request_failed_and_the_other_tickers_answers_never_changed(swap):
     assert all(_same(json.loads(body), swap.before) for body in loop.bodies)
 
 
-def test_both_tickers_are_answered_concurrently_and_in_one_portfolio_request(served, swap):
-    petr4 = _answer(served, "PETR4")
-    with ClientLoop(f"{served.url('inference')}/predictions/lstm", served.key("inference"),
-                    {"prices": PRICES, "stock": "PETR4"}, clients=2) as other, client_loop(served, 2) as loop:
+def test_both_tickers_are_answered_concurrently_and_in_one_portfolio_request(server, swap):
+    petr4 = _answer(server, "PETR4")
+    with ClientLoop(f"{server.url('inference')}/predictions/lstm", server.key("inference"),
+                    {"prices": PRICES, "stock": "PETR4"}, clients=2) as other, client_loop(server, 2) as loop:
         time.sleep(2)
     assert other.errors == loop.errors == 0 and set(other.versions) == {"2"} and set(loop.versions) == {"1"}
     assert all(_same(json.loads(body), petr4) for body in other.bodies)
-    answer = predict(served, {"instances": [{"stock": "VALE3", "prices": PRICES}, {"stock": "PETR3", "prices": PRICES},
+    answer = predict(server, {"instances": [{"stock": "VALE3", "prices": PRICES}, {"stock": "PETR3", "prices": PRICES},
                                             {"stock": "PETR4", "prices": PRICES}, {"prices": PRICES[:3]}]})
     assert answer.status == 200, answer.body
     first, unknown, third, short = answer.json()["predictions"]
@@ -144,12 +137,12 @@ def test_both_tickers_are_answered_concurrently_and_in_one_portfolio_request(ser
     assert short["code"] == 400 and "needs at least 20" in short["message"]
 
 
-def test_summary_and_status_name_the_version_its_scores_and_run(served, swap):
+def test_summary_and_status_name_the_version_its_scores_and_run(server, swap):
     result = swap.result
-    summary = retrain.summary(swap.deployed, served)
+    summary = retrain.summary(swap.deployed, server)
     assert "deployed version 2 (was 1)" in summary and "PETR4.SA: data 2018-01-01..2025-11-07" in summary
     assert f"vs naive {result.metrics['naive_mape']:.3f} %" in summary and result.run_id in summary
-    text, healthy = status(served, result.tracking_uri)
+    text, healthy = status(server, result.tracking_uri)
     assert healthy and "default version 2, 2 registered" in text and "2 ticker(s) served" in text
     rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and ".SA " in line}
     assert "v2" in rows["PETR4.SA"] and "stockcast-PETR4.SA v1 (serving)" in rows["PETR4.SA"]
@@ -157,34 +150,34 @@ def test_summary_and_status_name_the_version_its_scores_and_run(served, swap):
     assert "2018-01-02..2025-11-07" in rows["PETR4.SA"]
 
 
-def test_a_bad_ticker_changes_nothing(served, swap, store):
-    before = _state(served, swap.result.tracking_uri)
+def test_a_bad_ticker_changes_nothing(server, swap, store):
+    before = _state(server, swap.result.tracking_uri)
     with pytest.raises(StockcastError, match="NOPE is not deployed: cannot get prices for NOPE"):
-        retrain.retrain([compose_train(store, "stock=NOPE")], served, LENIENT, print)
-    assert _state(served, swap.result.tracking_uri) == before
+        retrain.retrain([compose_train(store, "stock=NOPE")], server, LENIENT, print)
+    assert _state(server, swap.result.tracking_uri) == before
 
 
-def test_a_model_below_the_gate_is_not_deployed(served, swap, store, tmp_path):
-    before = _state(served, swap.result.tracking_uri)
+def test_a_model_below_the_gate_is_not_deployed(server, swap, store, tmp_path):
+    before = _state(server, swap.result.tracking_uri)
     cfg = compose_train(store, *PETR4)
     cfg.paths.output_dir = str(tmp_path)  # its own checkpoints, the module's MLflow store
     with pytest.raises(StockcastError, match=r"is not deployed: skill_mape .* below the minimum \+1.0000"):
-        retrain.retrain([cfg], served, Policy(min_skill=1.0), print)
-    assert _state(served, swap.result.tracking_uri) == before
+        retrain.retrain([cfg], server, Policy(min_skill=1.0), print)
+    assert _state(server, swap.result.tracking_uri) == before
     client = MlflowClient(swap.result.tracking_uri)
     [rejected] = client.search_runs(client.get_experiment_by_name("stockcast").experiment_id,
                                     "tags.gate LIKE 'failed%'")
     assert "skill_mape" in rejected.data.tags["gate"]
 
 
-def test_a_failure_after_the_switch_is_undone_without_a_failed_request(served, swap, store, monkeypatch):
+def test_a_failure_after_the_switch_is_undone_without_a_failed_request(server, swap, store, monkeypatch):
     """The last step fails once the new version is the default: it goes back, no request sees it."""
     monkeypatch.setattr(retrain, "run", lambda cfg: swap.result)
     monkeypatch.setattr(deploy, "crown", _fail)
-    before = _state(served, swap.result.tracking_uri)
-    with client_loop(served) as loop, pytest.raises(StockcastError, match="the registry is down"):
-        retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, print)
-    assert _state(served, swap.result.tracking_uri) == before
+    before = _state(server, swap.result.tracking_uri)
+    with client_loop(server) as loop, pytest.raises(StockcastError, match="the registry is down"):
+        retrain.retrain([compose_train(store, *PETR4)], server, LENIENT, print)
+    assert _state(server, swap.result.tracking_uri) == before
     assert loop.errors == 0 and loop.requests > 0, loop.statuses
 
 
@@ -192,11 +185,11 @@ def _fail(*args, **kwargs):
     raise StockcastError("the registry is down")
 
 
-def test_a_second_command_refuses_while_one_holds_the_lock(served, store):
-    with exclusive(served.run_dir / LOCK, 0, "retrain PETR4"):
+def test_a_second_command_refuses_while_one_holds_the_lock(server, store):
+    with exclusive(server.run_dir / LOCK, 0, "retrain PETR4"):
         started = time.monotonic()
         with pytest.raises(StockcastError, match=r"another admin command holds .* \(retrain PETR4, pid \d+"):
-            retrain.retrain([compose_train(store, *PETR4)], served, Policy(wait=0.5), print)
+            retrain.retrain([compose_train(store, *PETR4)], server, Policy(wait=0.5), print)
         assert 0.5 <= time.monotonic() - started < 5
 
 
@@ -226,14 +219,14 @@ def test_an_unreachable_server_fails_before_training(tmp_path, monkeypatch):
     assert not healthy and text.startswith("TorchServe: DOWN.") and "no MLflow store at" in text
 
 
-def test_rollback_remove_and_a_partly_refused_retrain_change_only_their_tickers(served, swap, store, monkeypatch):
+def test_rollback_remove_and_a_partly_refused_retrain_change_only_their_tickers(server, swap, store, monkeypatch):
     """On top of version 2 (VALE3 v1, PETR4 v2): a second PETR4 model (3), PETR4 back to its model 2 (4),
     the last deploy undone (back to 3), PETR4 removed (5) and brought back (3 again), a retrain of PETR4 and
     a failing NOPE (6); VALE3 answers the same throughout, and no request fails."""
     tracking_uri = swap.result.tracking_uri
     client = MlflowClient(tracking_uri)
     said: list[str] = []
-    petr4 = _answer(served, "PETR4")
+    petr4 = _answer(server, "PETR4")
 
     def champion() -> str:
         """The model version PETR4's champion was deployed as."""
@@ -245,34 +238,34 @@ def test_rollback_remove_and_a_partly_refused_retrain_change_only_their_tickers(
         return swap.result
 
     monkeypatch.setattr(retrain, "run", trained)
-    with client_loop(served) as loop:
-        third = retrain.retrain([compose_train(store, *PETR4)], served, LENIENT, said.append)
-        assert third.version == 3 and _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
-        assert rollback.rollback(served, tracking_uri, stock="PETR4", say=said.append) == "4"
-        assert _answer(served, "PETR4")["model_version"] == "2" and champion() == "2"
-        assert _same(_answer(served, "PETR4"), petr4)
-        assert rollback.rollback(served, tracking_uri, say=said.append) == "3"  # undoes the last deploy
-        assert _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
-        assert remove.remove(served, tracking_uri, "petr4", say=said.append) == "5"
-        refused = predict(served, {"prices": PRICES, "stock": "PETR4"})
+    with client_loop(server) as loop:
+        third = retrain.retrain([compose_train(store, *PETR4)], server, LENIENT, said.append)
+        assert third.version == 3 and _answer(server, "PETR4")["model_version"] == "3" and champion() == "3"
+        assert rollback.rollback(server, tracking_uri, stock="PETR4", say=said.append) == "4"
+        assert _answer(server, "PETR4")["model_version"] == "2" and champion() == "2"
+        assert _same(_answer(server, "PETR4"), petr4)
+        assert rollback.rollback(server, tracking_uri, say=said.append) == "3"  # undoes the last deploy
+        assert _answer(server, "PETR4")["model_version"] == "3" and champion() == "3"
+        assert remove.remove(server, tracking_uri, "petr4", say=said.append) == "5"
+        refused = predict(server, {"prices": PRICES, "stock": "PETR4"})
         assert refused.status == 400 and "this model serves 1 ticker(s): VALE3.SA" in refused.json()["message"]
         assert registry.champion(client, "PETR4.SA") is None
-        assert rollback.rollback(served, tracking_uri, say=said.append) == "3"  # PETR4 is back
-        assert _answer(served, "PETR4")["model_version"] == "3" and champion() == "3"
-        both = retrain.retrain([compose_train(store, *PETR4), compose_train(store, "stock=NOPE")], served, LENIENT,
+        assert rollback.rollback(server, tracking_uri, say=said.append) == "3"  # PETR4 is back
+        assert _answer(server, "PETR4")["model_version"] == "3" and champion() == "3"
+        both = retrain.retrain([compose_train(store, *PETR4), compose_train(store, "stock=NOPE")], server, LENIENT,
                                said.append)
         assert both.version == 6 and list(both.refused) == ["NOPE"] and champion() == "6"
-        assert _answer(served, "PETR4")["model_version"] == "6"
-        assert "REFUSED NOPE is not deployed: cannot get prices for NOPE.SA" in retrain.summary(both, served)
+        assert _answer(server, "PETR4")["model_version"] == "6"
+        assert "REFUSED NOPE is not deployed: cannot get prices for NOPE.SA" in retrain.summary(both, server)
     assert loop.errors == 0 and loop.requests > 0 and set(loop.versions) == {"1"}, loop.statuses
     assert all(_same(json.loads(body), swap.before) for body in loop.bodies)
     with pytest.raises(StockcastError, match="unknown version 99: archives in"):
-        rollback.rollback(served, tracking_uri, to=99)
+        rollback.rollback(server, tracking_uri, to=99)
     with pytest.raises(StockcastError, match="PETR4.SA never served model version 99: its deployed model versions "
                                              "are 2, 3, 6"):
-        rollback.rollback(served, tracking_uri, to=99, stock="PETR4")
+        rollback.rollback(server, tracking_uri, to=99, stock="PETR4")
     with pytest.raises(StockcastError, match="ITUB4.SA is not served: the served tickers are PETR4.SA, VALE3.SA"):
-        remove.remove(served, tracking_uri, "ITUB4")
+        remove.remove(server, tracking_uri, "ITUB4")
 
 
 def test_gate_refuses_non_finite_metrics_and_low_skill():

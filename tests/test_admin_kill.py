@@ -23,7 +23,8 @@ from stockcast.release.status import status
 from stockcast.serving.management import Management
 from stockcast.tracking import prepare_store
 from tests.conftest import ROOT
-from tests.serving import running_server
+
+pytestmark = pytest.mark.slow  # every test retrains against the module's TorchServe
 
 # The child: one retrain of the test server, as scripts/admin.py runs it, with a lenient gate.
 CHILD = """
@@ -53,12 +54,6 @@ STEPS = ["training", "after training", "archived", "mlflow_version", "server_ver
          "committed"]
 
 
-@pytest.fixture(scope="module")
-def served(trained_run, tmp_path_factory):
-    with running_server(trained_run[0], tmp_path_factory.mktemp("kill")) as server:
-        yield server
-
-
 def _state(server, tracking_uri: str) -> tuple:
     """Everything a killed and repaired retrain must leave as it was."""
     served = Management(server).served()
@@ -72,49 +67,49 @@ def _state(server, tracking_uri: str) -> tuple:
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_a_retrain_killed_at_any_step_is_reported_and_repaired(served, tmp_path_factory, step, monkeypatch):
+def test_a_retrain_killed_at_any_step_is_reported_and_repaired(server, tmp_path_factory, step, monkeypatch):
     store = tmp_path_factory.getbasetemp() / "kill-store"  # one MLflow store for all kill points
     tracking_uri = prepare_store(f"sqlite:///{store}/mlruns/mlflow.db", "stockcast", str(store / "mlruns/artifacts"))
-    before = _state(served, tracking_uri)
+    before = _state(server, tracking_uri)
     monkeypatch.setenv(journal.KILL_AT, step)
-    child = subprocess.run([sys.executable, "-c", CHILD, str(served.config), str(served.run_dir),
-                            str(served.model_store), str(ROOT / "log4j2.xml"), str(store),
+    child = subprocess.run([sys.executable, "-c", CHILD, str(server.config), str(server.run_dir),
+                            str(server.model_store), str(ROOT / "log4j2.xml"), str(store),
                             "yes" if step == "after training" else "no"],
                            capture_output=True, text=True, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     monkeypatch.delenv(journal.KILL_AT)
-    left = journal.left(served)
+    left = journal.left(server)
     assert left is not None and left["steps"][-1]["step"] == ("training" if step == "after training" else step)
-    text, healthy = status(served, tracking_uri)
+    text, healthy = status(server, tracking_uri)
     assert not healthy and "INTERRUPTED: `retrain VALE3`" in text, text
 
     said: list[str] = []
-    assert command.repair(served, said.append)
-    assert journal.left(served) is None and status(served, tracking_uri)[1]
+    assert command.repair(server, said.append)
+    assert journal.left(server) is None and status(server, tracking_uri)[1]
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("stockcast").experiment_id])
     assert all(run.info.status != "RUNNING" for run in runs)  # a killed training's run is marked FAILED
     if step == "committed":  # the new default stands, finished as a retrain finishes
-        served_now = Management(served).served()
+        served_now = Management(server).served()
         new = served_now.default.version
-        assert new != "1" and (served.model_store / "lstm.mar").read_bytes() == \
-            (served.model_store / f"lstm-v{new}.mar").read_bytes()
-        assert json.loads((served.run_dir / "deployed.json").read_text())["served"][-1] == int(new)
-        assert rollback.rollback(served, tracking_uri, say=said.append) == "1"  # back to the start
+        assert new != "1" and (server.model_store / "lstm.mar").read_bytes() == \
+            (server.model_store / f"lstm-v{new}.mar").read_bytes()
+        assert json.loads((server.run_dir / "deployed.json").read_text())["served"][-1] == int(new)
+        assert rollback.rollback(server, tracking_uri, say=said.append) == "1"  # back to the start
     else:
-        assert _state(served, tracking_uri) == before, said
+        assert _state(server, tracking_uri) == before, said
 
 
-def test_rollback_never_goes_to_a_version_that_was_not_deployed(served, tmp_path):
+def test_rollback_never_goes_to_a_version_that_was_not_deployed(server, tmp_path):
     """After the kill tests: version 2 is registered and on disk (the committed retrain). Had it never become
     the default (a retrain killed before its switch, an archive copied in by hand), no rollback goes there."""
-    history = served.run_dir / "deployed.json"
+    history = server.run_dir / "deployed.json"
     deployed = history.read_text()
     history.write_text('{"deployed": [1], "served": [1]}')
     try:
         with pytest.raises(StockcastError, match="version 2 was never deployed"):
-            rollback.rollback(served, f"sqlite:///{tmp_path}/mlflow.db", to=2)
+            rollback.rollback(server, f"sqlite:///{tmp_path}/mlflow.db", to=2)
         with pytest.raises(StockcastError, match="no earlier version to roll back to"):
-            rollback.rollback(served, f"sqlite:///{tmp_path}/mlflow.db", to=None)
+            rollback.rollback(server, f"sqlite:///{tmp_path}/mlflow.db", to=None)
     finally:
         history.write_text(deployed)

@@ -135,6 +135,7 @@ def test_report_gathers_evaluations_into_the_readme(evaluated, tmp_path):
     assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith("<!-- results:end -->\nafter\n")
 
 
+@pytest.mark.slow
 def test_ensemble_is_the_mean_of_its_members(tmp_path, shared_data):
     from stockcast.pipeline import run
 

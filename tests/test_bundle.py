@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 import torch
 
 from stockcast.bundle import METADATA, MODEL_FILE, WEIGHTS, load_bundle
+
+pytestmark = pytest.mark.slow  # every test reads the session's trained run
 
 
 def test_bundle_has_weights_model_file_and_metadata(trained_run):

@@ -31,7 +31,8 @@ def compose_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.skipif(compose_command() is None, reason="neither `docker compose` nor podman-compose >= 1.1 with podman")
+@pytest.mark.skipif(compose_command() is None,
+                    reason="needs a compose tool: docker compose, or podman with podman-compose >= 1.1")
 def test_a_compose_tool_parses_the_file_and_the_admin_service():
     tool = compose_command()
     assert tool is not None

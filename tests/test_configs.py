@@ -88,7 +88,8 @@ def test_gpu_trainer_is_the_cpu_trainer_on_cuda(tmp_path):
     assert gpu == cpu
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: a machine with a GPU")
 def test_trainer_gpu_trains_tests_and_logs_like_the_cpu(tmp_path: Path, shared_data):
     from stockcast.pipeline import run
 

@@ -109,11 +109,11 @@ def test_repairs_of_a_users_file_are_recorded_for_the_run(tmp_path, shared_data)
     assert any("dropped 1 exact duplicate row(s)" in warning for warning in dm.warnings), dm.warnings
 
 
-def test_a_pooled_model_leaves_out_tickers_it_cannot_use_and_a_single_one_fails(tmp_path, shared_data):
+def test_a_pooled_model_leaves_out_tickers_it_cannot_use_and_a_single_one_fails(tmp_path, sp100):
     """sp100/: APTV has 18 rows; CFG starts on 2014-09-24, after the validation start chosen here, so it has no
     training window."""
-    sp100 = Downloader(tmp_path, extra_dirs=[str(shared_data / "sp100")], use_sample=False)
-    options = {"start": "2013-01-01", "end": "2017-12-29", "downloader": sp100, "context": 100}
+    downloader = Downloader(tmp_path, extra_dirs=[str(sp100)], use_sample=False)
+    options = {"start": "2013-01-01", "end": "2017-12-29", "downloader": downloader, "context": 100}
     dm = datamodule(tmp_path, stock=["AAPL", "APTV", "CFG", "AMZN"], val_start="2014-06-02", test_start="2016-01-04",
                     **options)
     assert dm.symbols == ["AAPL", "AMZN"] and dm.symbol == "AAPL+AMZN" and set(dm.by_symbol) == {"AAPL", "AMZN"}

@@ -7,18 +7,10 @@ import pandas as pd
 import pytest
 import yfinance
 
-from stockcast.data.download import Downloader
+from stockcast.data.download import PRICES_DIR, Downloader
 from stockcast.data.prices import read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
-
-
-def yfinance_frame(prices: pd.DataFrame, symbol: str) -> pd.DataFrame:
-    """What `yf.download(symbol, auto_adjust=False)` returns: (Price, Ticker) columns, Date index."""
-    ordered = prices[["Adj Close", "Close", "High", "Low", "Open", "Volume"]]
-    columns = pd.MultiIndex.from_product([ordered.columns, [symbol]], names=["Price", "Ticker"])
-    frame = pd.DataFrame(ordered.to_numpy(), index=ordered.index.copy(), columns=columns)
-    frame.index.name = "Date"
-    return frame
+from tests.yahoo import fake_download, yfinance_frame
 
 
 @pytest.fixture
@@ -29,17 +21,7 @@ def vale3(shared_data) -> pd.DataFrame:
 @pytest.fixture
 def fake_yf(monkeypatch, vale3):
     """Serve VALE3.SA like yfinance (end exclusive); record each call."""
-    calls = []
-
-    def download(symbol, start, end, **kwargs):
-        calls.append((symbol, start, end))
-        if symbol != "VALE3.SA":
-            return pd.DataFrame()  # yfinance's answer to an unknown ticker: empty, no exception
-        rows = vale3.loc[start:pd.Timestamp(end) - pd.Timedelta(days=1)]
-        return yfinance_frame(rows, symbol)
-
-    monkeypatch.setattr(yfinance, "download", download)
-    return calls
+    return fake_download(monkeypatch, {"VALE3.SA": vale3})
 
 
 def test_download_writes_canonical_cache_and_reuses_it(tmp_path, fake_yf, vale3):
@@ -60,7 +42,7 @@ def test_download_writes_canonical_cache_and_reuses_it(tmp_path, fake_yf, vale3)
 
 
 def test_unknown_ticker_names_ticker_and_range(tmp_path, fake_yf, monkeypatch):
-    monkeypatch.delenv("STOCKCAST_DATA_DIRS")
+    monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
     with pytest.raises(StockcastError, match=r"cannot get prices for NOPE3\.SA 2020-01-01\.\.2020-12-31.*no rows"):
         Downloader(tmp_path, use_sample=False).load("NOPE3", "2020-01-01", "2020-12-31")
 
@@ -84,19 +66,33 @@ def test_config_dirs_come_before_env_dirs(tmp_path, monkeypatch, shared_data):
     assert frame.index[0] == pd.Timestamp("2000-01-03")
 
 
+def test_the_repositorys_prices_come_after_env_dirs(tmp_path, monkeypatch, shared_data, caplog):
+    """prices/ is the default offline source of a checkout; $STOCKCAST_DATA_DIRS overrides it."""
+    monkeypatch.setattr(yfinance, "download", lambda *a, **k: pd.DataFrame())
+    monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
+    with caplog.at_level(logging.WARNING):
+        frame = Downloader(tmp_path).load("VALE3", "2018-01-01", "2018-12-31")  # before the sample's first day
+    assert frame.index[0] == pd.Timestamp("2018-01-02")
+    assert f"using local file {PRICES_DIR / 'VALE3.SA.csv'}" in caplog.text
+    monkeypatch.setenv("STOCKCAST_DATA_DIRS", str(shared_data / "yahoo"))
+    frame = Downloader(tmp_path).load("VALE3", "2000-01-01", "2000-12-31")  # only yahoo/ has year 2000
+    assert frame.index[0] == pd.Timestamp("2000-01-03")
+
+
 def test_packaged_sample_is_the_last_resort(tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv("STOCKCAST_DATA_DIRS")
+    """As in the container image's build, which has no prices/ folder."""
+    monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
     monkeypatch.setattr(yfinance, "download", lambda *a, **k: pd.DataFrame())
     with caplog.at_level(logging.WARNING):
-        frame = Downloader(tmp_path).load("VALE3", "2024-01-01", "2024-12-31")
+        frame = Downloader(tmp_path, repo_dirs=[]).load("VALE3", "2024-01-01", "2024-12-31")
     assert len(frame) > 200 and "sample/VALE3.SA.csv" in caplog.text
 
 
 def test_offline_never_asks_yahoo_and_reads_the_sample(tmp_path, monkeypatch, fake_yf, caplog):
-    """The container image's build: downloads off, the committed sample, nothing cached."""
-    monkeypatch.delenv("STOCKCAST_DATA_DIRS")
+    """The container image's build: downloads off, no prices/ folder, the committed sample, nothing cached."""
+    monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
     with caplog.at_level(logging.WARNING):
-        frame = Downloader(tmp_path, online=False).load("VALE3", "2024-01-01", "2025-11-07")
+        frame = Downloader(tmp_path, online=False, repo_dirs=[]).load("VALE3", "2024-01-01", "2025-11-07")
     assert fake_yf == [] and "downloads are off" in caplog.text and "sample/VALE3.SA.csv" in caplog.text
     assert frame.index[-1] == pd.Timestamp("2025-11-07") and not list(tmp_path.iterdir())
 

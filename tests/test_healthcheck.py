@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from benchmarks.private_server import server_config
+from stockcast.serving.private_server import server_config
 
 
 def test_the_health_check_imports_no_heavy_library():

@@ -30,7 +30,7 @@ from schemathesis import GenerationMode
 from stockcast.serving.server import Server
 from stockcast.serving.settings import shipped_code
 from tests.bad_bodies import BAD, hostile_bodies
-from tests.serving import PRICES, client_loop, running_server
+from tests.serving import PRICES, client_loop
 
 VALID = json.dumps({"prices": PRICES}).encode()
 # Weekdays from 2025: enough of a trading calendar for last_date to reach.
@@ -141,12 +141,6 @@ def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
     assert api.answers.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
     with pytest.raises(api.body.BadRequest, match="not a finite number"):
         api.answers.answer(instance, [61.0] * 9 + [value])
-
-
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
-    with running_server(trained_run[0], tmp_path_factory.mktemp("hostile")) as server:
-        yield server
 
 
 def _send(server: Server, method: str, path: str, body: bytes | None = None,

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.private_server import free_ports
 from stockcast.serving.client import call, post_json
+from stockcast.serving.private_server import free_ports
 from tests.serving import PRICES, ROOT
 
-pytestmark = pytest.mark.skipif(os.environ.get("STOCKCAST_IMAGE_TEST") != "1",
-                                reason="builds the container image (many minutes): make image-test")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.environ.get("STOCKCAST_IMAGE_TEST") != "1",
+                                 reason="needs the container image build: make image-test, many minutes")]
 
 PODMAN = "podman --runtime runc --cgroup-manager=cgroupfs --storage-driver=overlay"  # vfs copies every layer
 STAND_IN = "localhost/stockcast-base:bookworm"

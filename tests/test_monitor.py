@@ -32,7 +32,7 @@ from stockcast.watch.monitor import assess
 from stockcast.watch.publish import EXPERIMENT, JOB, exposition, push
 from stockcast.watch.replay import replay
 from stockcast.watch.track_record import Bundle, Origin, TrackRecord
-from tests.conftest import ROOT, compose_config, compose_train
+from tests.conftest import PROMETHEUS, ROOT, compose_config, compose_train
 from tests.serving import predict, running_server
 
 RULES = ROOT / "monitoring" / "prometheus"
@@ -75,6 +75,7 @@ def _synthetic(path: Path, calm_until: str, end: str) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_drift_when_the_volatility_doubles(tmp_path):
     from stockcast.pipeline import run
 
@@ -171,12 +172,13 @@ def test_alert_rules_hold_the_default_thresholds_and_pass_promtool():
         assert threshold in rules
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+        pytest.skip(PROMETHEUS)
     for command in (["check", "rules", "drift_rules.yml"], ["test", "rules", "drift_rules_test.yml"]):
         checked = subprocess.run([promtool, *command], cwd=RULES, capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_replay_retrains_on_drift_and_its_first_model_scores_as_the_backtest(tmp_path, shared_data):
     untouched = {folder: sorted(p.name for p in (ROOT / folder).glob("*")) for folder in ("model_store", "serve")}
     forced = DriftRules(window=10, min_coverage=0.99)  # every model drifts once 10 forecasts are scored

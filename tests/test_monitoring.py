@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.private_server import free_ports
 from stockcast.serving.client import call
+from stockcast.serving.private_server import free_ports
+from tests.conftest import PROMETHEUS
 from tests.serving import PRICES, ROOT, predict, running_server
 
 PROMETHEUS_DIR = ROOT / "monitoring" / "prometheus"
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "stockcast.json"
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None or shutil.which("promtool") is None,
-    reason="Prometheus is not installed: apt-get install -y --no-install-recommends prometheus (.ci/run does)")
+needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
+                                      reason=PROMETHEUS)
 
 
 def dashboard_queries() -> list[tuple[str, str]]:

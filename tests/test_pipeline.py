@@ -12,7 +12,7 @@ from stockcast.metrics import Quantiles, compare_with_naive, distribution_metric
 from stockcast.pipeline import run
 from tests.conftest import compose_config, compose_train
 
-pytestmark = pytest.mark.usefixtures("shared_data")  # every test trains on real prices
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_data")]  # every test trains on real prices
 
 
 def test_same_config_and_seed_give_same_metrics(tmp_path):

@@ -86,9 +86,9 @@ def test_adjusted_files_raise_no_split_warning(shared_data, name):
     assert warn_split_jumps(read_price_csv(shared_data / name), name) == []
 
 
-def test_every_shared_file_reads(shared_data):
+def test_every_shared_file_reads(shared_data, sp100):
     """The sp100/ slice too: 100 real files, one with an empty Open/High/Low on a day (BHF 2017-07-26)."""
-    paths = sorted(shared_data.rglob("*.csv"))
+    paths = sorted({*shared_data.rglob("*.csv"), *sp100.glob("*.csv")})
     assert len(paths) > 100
     for path in paths:
         assert_canonical(read_price_csv(path))

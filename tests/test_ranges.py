@@ -58,6 +58,7 @@ def test_ewma_covers_80_percent_and_the_constant_range_does_not_track_volatility
     assert ewma["test_crps"] < naive["test_crps"]  # tracking sigma is worth something on GARCH data
 
 
+@pytest.mark.slow
 def test_a_short_trained_quantile_net_covers_80_percent(windows):
     (train_in, train_out), (test_in, test_out) = windows["train"], windows["test"]
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ from stockcast.data.prices import read_price_csv
 from stockcast.errors import StockcastError
 from stockcast.release.lock import exclusive
 from stockcast.watch.refresh import LOCK, last_closed_session, refresh
-from tests.test_download import yfinance_frame
+from tests.yahoo import fake_download
 
 # Friday 2025-11-07, an hour after B3 and NYSE closed (21:00 UTC): the last session is that day.
 FRIDAY_EVENING = pd.Timestamp("2025-11-07 22:00", tz="UTC")
@@ -31,16 +31,7 @@ def yahoo(shared_data):
 @pytest.fixture
 def downloads(monkeypatch, yahoo):
     """yf.download serving `yahoo` (end exclusive; an unknown ticker is an empty frame); each call recorded."""
-    calls = []
-
-    def download(symbol, start, end, **kwargs):
-        calls.append((symbol, start, end))
-        if symbol not in yahoo:
-            return pd.DataFrame()
-        return yfinance_frame(yahoo[symbol].loc[start:pd.Timestamp(end) - pd.Timedelta(days=1)], symbol)
-
-    monkeypatch.setattr(yfinance, "download", download)
-    return calls
+    return fake_download(monkeypatch, yahoo)
 
 
 def cache(tmp_path, frame: pd.DataFrame, symbol: str, until: str) -> Downloader:

@@ -1,6 +1,6 @@
 """End to end: archive a trained run, start a real TorchServe on free loopback ports, call it over HTTP.
 
-One server per module (tests/serving.py: private ports, run folder and temp folder; always stopped).
+One server per module (conftest's `server`: private ports, run folder and temp folder; always stopped).
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ from stockcast.errors import StockcastError
 from stockcast.serving.client import call, post_json
 from stockcast.serving.server import Server
 from tests.bad_bodies import BAD
-from tests.serving import PRICES, predict, running_server
+from tests.serving import PRICES, predict
 
-
-@pytest.fixture(scope="module")
-def server(trained_run, tmp_path_factory):
-    with running_server(trained_run[0], tmp_path_factory.mktemp("serve")) as server:
-        yield server
+pytestmark = pytest.mark.slow  # every test asks the module's TorchServe
 
 
 def _predict(server: Server, payload) -> tuple[int, dict]:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["trainer.max_epochs=2", "+trainer.enable_progress_bar=false", "~callbacks.progress_bar",
         "model.net.hidden=16", "model.net.layers=1", "end=2025-11-07"]
 
-pytestmark = pytest.mark.usefixtures("shared_data")  # every run reads real prices
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_data")]  # every test runs train.py on real prices
 
 
 def train(tmp_path: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
