@@ -155,15 +155,14 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, f
     """The bundle's description; `net` holds the constructor arguments `load_bundle` rebuilds the net from."""
     first_dates = [frame.index[0] for frame in datamodule.prices.values()]
     last_dates = [frame.index[-1] for frame in datamodule.prices.values()]
+    arguments = {key: value for key, value in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+                 if key != "_target_"}
     return {
         "symbol": datamodule.symbol,
         "stocks": datamodule.symbols,
-        "window": datamodule.window,
-        "context": datamodule.context,
-        "horizon": datamodule.horizon,
-        "features": datamodule.features,
-        "net": {key: value for key, value in OmegaConf.to_container(cfg.model.net, resolve=True).items()
-                if key != "_target_"},
+        # The net's shape, from its arguments: at the top too, where every reader finds it (`BundleMeta`).
+        **{key: arguments[key] for key in ("window", "context", "horizon", "features")},
+        "net": arguments,
         "scaler": asdict(datamodule.scaler),
         "data": {
             "start": datamodule.start.isoformat(),

@@ -51,7 +51,7 @@ def latest(server: Server, data_dir: Path, stock: str | None = None) -> tuple[Fo
     window, features = description["window"], description["features"]
     if len(prices) < window:
         raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
-    rows = prices[features].tail(description.get("context") or window)  # all the closes the model reads
+    rows = prices[features].tail(description["context"])  # all the closes the model reads
     values = rows["Close"].tolist() if features == ["Close"] else rows.to_numpy().tolist()
     last_date = f"{prices.index[-1]:%Y-%m-%d}"
     payload = {"prices": values, "stock": symbol, "last_date": last_date}

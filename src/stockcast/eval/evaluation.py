@@ -17,7 +17,7 @@ from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from stockcast.bundle import load_bundle
+from stockcast.bundle import BundleMeta, load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
@@ -54,48 +54,48 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     runs = find_runs(client, cfg.logger.experiment_name, "+".join(map(normalize_symbol, stocks)), cfg.run_id,
                      count=1 if cfg.run_id else cfg.ensemble)
     members = [_load_run(run, tracking_uri) for run in runs]
-    metadata = members[0][1]
+    meta = members[0][1]
     for _, other in members[1:]:
-        if any(other[key] != metadata[key] for key in ("stocks", "window", "horizon", "features")) or \
-                other["data"]["test_start"] != metadata["data"]["test_start"]:
+        if any(getattr(other, key) != getattr(meta, key) for key in ("stocks", "window", "horizon", "features")) \
+                or other.data["test_start"] != meta.data["test_start"]:
             raise StockcastError("an ensemble needs runs with the same tickers, window, horizon, features and "
                                  "test period")
-    levels = metadata["net"].get("quantiles")
+    levels = meta.levels
     if levels is not None and (len(levels) != len(cfg.quantiles) or not np.allclose(levels, cfg.quantiles)):
-        raise StockcastError(f"the run forecasts quantiles {levels}: evaluate with the same levels "
+        raise StockcastError(f"the run forecasts quantiles {list(levels)}: evaluate with the same levels "
                              f"(quantiles=[...]), not {list(cfg.quantiles)}")
-    context = metadata.get("context", metadata["window"])
+    context = meta.context
     with open_dict(cfg):
         cfg.context = context  # the range baselines estimate volatility over the closes the net read
     model = NetMethod(members[0][0], context) if len(members) == 1 else \
         MeanOf([NetMethod(net, context) for net, _ in members])
-    label = f"pooled ({len(metadata['stocks'])} tickers)" if len(metadata["stocks"]) > 1 else "per ticker"
+    label = f"pooled ({len(meta.stocks)} tickers)" if meta.pooled else "per ticker"
     if len(members) > 1:
         label += f", mean of {len(members)} runs"
     trained_ids = ",".join(run.info.run_id for run in runs)
-    pooled = len(metadata["stocks"]) > 1
-    return [_evaluate_one(cfg, client, trained_ids, model, label, metadata, symbol,
-                          Path(cfg.paths.output_dir) / symbol if pooled else Path(cfg.paths.output_dir))
-            for symbol in metadata["stocks"]]
+    return [_evaluate_one(cfg, client, trained_ids, model, label, meta, symbol,
+                          Path(cfg.paths.output_dir) / symbol if meta.pooled else Path(cfg.paths.output_dir))
+            for symbol in meta.stocks]
 
 
-def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, dict]:
+def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, BundleMeta]:
     with tempfile.TemporaryDirectory() as folder:
         bundle = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=run.data.tags["bundle"],
                                                      dst_path=folder, tracking_uri=tracking_uri)
-        return load_bundle(bundle)
+        net, metadata = load_bundle(bundle)
+        return net, BundleMeta.from_dict(metadata)
 
 
 def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, model: Method, label: str,
-                  metadata: dict, symbol: str, output_dir: Path) -> Evaluation:
-    data = metadata["data"]
+                  meta: BundleMeta, symbol: str, output_dir: Path) -> Evaluation:
+    data = meta.data
     span = tuple(None if value is None else pd.Timestamp(value) for value in (cfg.backtest.start, cfg.backtest.end))
     # A span may reach past the training data (a served model's days): its closes come from today's prices.
     last = data["last_date"] if span == (None, None) else None
     prices = instantiate(cfg.downloader).load(symbol, data["first_date"], last)
     methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
-    backtest = walk_forward(methods, prices, metadata["features"], pd.Timestamp(data["test_start"]),
-                            metadata["horizon"], min_history=max(cfg.context, cfg.min_history),
+    backtest = walk_forward(methods, prices, list(meta.features), pd.Timestamp(data["test_start"]),
+                            meta.horizon, min_history=max(cfg.context, cfg.min_history),
                             levels=list(cfg.quantiles), span=span)
     per_step = step_metrics(backtest)
     summary, steps, ranges = summary_table(backtest, per_step), step_table(backtest, MODEL), range_table(backtest)

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from stockcast.errors import StockcastError
 from stockcast.serving.client import Response, call, ping
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
+
+if TYPE_CHECKING:  # bundle.py imports torch, which describing a server does not need
+    from stockcast.bundle import Description
 
 # Seconds a version that stopped being the default keeps its workers before it is unregistered: its
 # last batches finish (a forward pass takes about a millisecond).
@@ -97,9 +101,9 @@ class Management:
         default = _version(self._ok(self._call("GET", f"/models/{MODEL_NAME}"), "describe the default").json()[0])
         return Served(default, versions)
 
-    def description(self, version: str | None = None) -> dict:
-        """The handler's description of a version (None: the default one): ticker, window, features,
-        training range, run id, metrics (`?customized=true`)."""
+    def description(self, version: str | None = None) -> Description:
+        """The handler's description of a version (None: the default one): every ticker's model, window,
+        features, training range, run id, metrics (`?customized=true`; its keys: `bundle.Description`)."""
         path = f"/models/{MODEL_NAME}" + (f"/{quote(version)}" if version else "")
         doing = f"describe version {version}" if version else f"describe the served model {MODEL_NAME}"
         return self._ok(self._call("GET", f"{path}?customized=true"), doing).json()[0]["customizedMetadata"]

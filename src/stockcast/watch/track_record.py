@@ -18,6 +18,7 @@ figures are the backtest's.
 from __future__ import annotations
 
 import bisect
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from stockcast.bundle import load_bundle
+from stockcast.bundle import BundleMeta, load_bundle
 from stockcast.data.download import Downloader
 from stockcast.eval.baselines import EmpiricalNaive, Ewma, Refit
 from stockcast.metrics import central_interval, covered, crps, naive_forecast, percentage_errors
@@ -51,9 +52,13 @@ class Bundle:
     def version(self) -> str:
         return str(self.metadata["model_version"])
 
+    @functools.cached_property
+    def meta(self) -> BundleMeta:
+        return BundleMeta.from_dict(self.metadata)
+
     @property
     def levels(self) -> list[float] | None:
-        return self.metadata["net"].get("quantiles")
+        return None if self.meta.levels is None else list(self.meta.levels)
 
 
 @dataclass
@@ -180,7 +185,7 @@ class TrackRecord:
 
 
 def _context(bundle: Bundle) -> int:
-    return bundle.metadata.get("context") or bundle.metadata["window"]
+    return bundle.meta.context
 
 
 def _windows(bundle: Bundle, prices: pd.DataFrame, rows: np.ndarray) -> torch.Tensor:
