@@ -7,6 +7,7 @@ folder. `make serve` uses `serve/` and the system temp folder; tests use private
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -58,9 +59,14 @@ class Server:
     def logs(self) -> Path:
         return self.run_dir / "logs"
 
+    @functools.cached_property
+    def properties(self) -> dict[str, str]:
+        """The config's settings, read on first use and kept (TorchServe reads its config once, at start)."""
+        return read_properties(self.config)
+
     def url(self, api: str) -> str:
         """Base URL of the `inference`, `management` or `metrics` API."""
-        address = urlparse(read_properties(self.config)[f"{api}_address"].rstrip("/"))
+        address = urlparse(self.properties[f"{api}_address"].rstrip("/"))
         if self.host:
             address = address._replace(netloc=f"{self.host}:{address.port}")
         return urlunparse(address)
@@ -164,9 +170,8 @@ class Server:
 
     def _check_ports(self) -> None:
         """Name a busy port here rather than leave Java's bind error in a log file."""
-        properties = read_properties(self.config)
         for key in PORT_KEYS:
-            value = properties.get(key, {"grpc_inference_port": "7070", "grpc_management_port": "7071"}.get(key))
+            value = self.properties.get(key, {"grpc_inference_port": "7070", "grpc_management_port": "7071"}.get(key))
             port = int(value) if value.isdigit() else urlparse(value).port
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
