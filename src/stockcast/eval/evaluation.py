@@ -21,14 +21,12 @@ from stockcast.bundle import BundleMeta, load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
-from stockcast.eval.scoring import RANGE_PEER, range_table, step_metrics, step_table, summary_table
+from stockcast.eval.scoring import MODEL, RANGE_PEER, range_table, step_metrics, step_table, summary_table
 from stockcast.plots import error_by_step_figure, forecasts_figure, ranges_figure
 from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
-
-MODEL = "lstm"
 
 
 @dataclass(frozen=True)

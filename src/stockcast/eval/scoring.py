@@ -24,6 +24,7 @@ from stockcast.metrics import (
     winkler_score,
 )
 
+MODEL = "lstm"  # the trained net among the backtest's methods
 REFERENCE = "naive"
 RANGE_REFERENCE, RANGE_PEER = "naive_empirical", "ewma"  # the reference of skill_crps, and the peer to beat
 COVERAGES = (50, 80, 90)
