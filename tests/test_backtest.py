@@ -56,7 +56,7 @@ def methods() -> dict:
     net.set_scaler([20.0], [80.0], 0.05)
     ranges = ForecastNet(features=["Close"], hidden=8, layers=1, horizon=5, quantiles=LEVELS, window=20, context=60)
     ranges.set_scaler([20.0], [80.0], 0.05, median_variance=4e-4)
-    return {"lstm": NetMethod(ranges, context=60), "point_lstm": NetMethod(net, context=20), "naive": naive(),
+    return {"lstm": NetMethod(ranges, 60, ["Close"]), "point_lstm": NetMethod(net, 20, ["Close"]), "naive": naive(),
             "drift": drift(), "ma": moving_average(20),
             "ets": StatsForecastModel(AutoETS, refit_every=3, history=300, levels=LEVELS),
             "naive_empirical": Refit(EmpiricalNaive(LEVELS), context=60), "ewma": Refit(Ewma(LEVELS), context=60),
@@ -98,7 +98,7 @@ def test_evaluate_writes_and_logs_table_and_plots(evaluated):
     # The backtest's LSTM forecasts are the training run's test forecasts: same origins, same net.
     assert evaluation.summary.loc["lstm", "mape"] == pytest.approx(result.metrics["test_mape"], rel=1e-6)
     assert evaluation.summary.loc["naive", "mape"] == pytest.approx(result.metrics["naive_mape"], rel=1e-6)
-    ranges = {"lstm", "ets", "naive_empirical", "ewma", "garch"}
+    ranges = {"lstm", "ets", "naive_empirical", "ewma", "range_ewma", "har", "garch"}
     assert set(evaluation.summary.index) == {"naive", "drift", "moving_average", "actual"} | ranges
     assert 0 <= evaluation.summary.loc["lstm", "dm_pvalue"] <= 1
     # The same for the ranges: the backtest's LSTM quantiles are the training run's test quantiles.

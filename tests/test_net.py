@@ -1,9 +1,11 @@
 """ForecastNet: shapes for each target form, transforms that invert each other, quantiles that never cross."""
 
+import math
+
 import pytest
 import torch
 
-from stockcast.models.net import EWMA_LAMBDA, ForecastNet, ewma_variance
+from stockcast.models.net import EWMA_LAMBDA, ForecastNet, daily_variance, ewma_variance
 
 LEVELS = [round(0.05 * i, 2) for i in range(1, 20)]
 
@@ -92,7 +94,7 @@ def test_volatility_is_riskmetrics_from_the_median_variance():
     variance = torch.tensor(4e-4)
     for value in returns[0]:
         variance = EWMA_LAMBDA * variance + (1 - EWMA_LAMBDA) * value**2
-    torch.testing.assert_close(ewma_variance(returns, torch.tensor(4e-4)), variance[None])
+    torch.testing.assert_close(ewma_variance(returns.square(), torch.tensor(4e-4)), variance[None])
     net = ForecastNet(features=["Close"], horizon=2)
     net.set_scaler([1.0], [2.0], 0.05, median_variance=4e-4)
     closes = (100 * torch.cat([torch.zeros(1, 1), returns], dim=1).cumsum(1).exp())[..., None]  # [1, 4, 1]
@@ -122,3 +124,50 @@ def test_bad_arguments():
         ForecastNet(features=["Close"], window=1)
     with pytest.raises(ValueError, match="context"):
         ForecastNet(features=["Close"], window=20, context=10)
+
+
+def test_range_estimators_are_the_textbook_formulas():
+    """Parkinson, Garman-Klass and Rogers-Satchell on one day; the close estimator is the squared log return."""
+    bars = torch.tensor([[[100.0, 99.0, 101.0, 98.0], [103.0, 101.0, 104.0, 100.0]]], dtype=torch.float64)
+    close, open_, high, low = (torch.tensor(v, dtype=torch.float64).log() for v in (103.0, 101.0, 104.0, 100.0))
+    expected = {
+        "close": (close - torch.tensor(100.0, dtype=torch.float64).log()) ** 2,
+        "parkinson": (high - low) ** 2 / (4 * math.log(2)),
+        "garman_klass": 0.5 * (high - low) ** 2 - (2 * math.log(2) - 1) * (close - open_) ** 2,
+        "rogers_satchell": (high - close) * (high - open_) + (low - close) * (low - open_),
+    }
+    for estimator, value in expected.items():
+        torch.testing.assert_close(daily_variance(bars, estimator), value.reshape(1, 1))
+
+
+def test_a_day_without_range_is_zero_and_a_close_outside_it_widens_it():
+    flat = torch.tensor([[[10.0, 10.0, 10.0, 10.0], [10.0, 10.0, 10.0, 10.0]]])
+    assert daily_variance(flat, "garman_klass").item() == 0.0
+    outside = torch.tensor([[[10.0, 10.0, 10.0, 10.0], [10.5, 10.0, 10.2, 9.9]]])  # close above the high
+    widened = torch.tensor([[[10.0, 10.0, 10.0, 10.0], [10.5, 10.0, 10.5, 9.9]]])
+    for estimator in ("parkinson", "garman_klass", "rogers_satchell"):
+        torch.testing.assert_close(daily_variance(outside, estimator), daily_variance(widened, estimator))
+
+
+def test_a_range_net_reads_ohlc_rows_and_its_sigma_is_in_close_to_close_units():
+    generator = torch.Generator().manual_seed(3)
+    closes = random_walks(generator, 64, 120)[..., 0]  # [64, 120]
+    spread = 0.01 * torch.rand(64, 120, generator=generator)
+    bars = torch.stack([closes, closes * (1 - spread / 3), closes * (1 + spread), closes * (1 - spread)], dim=-1)
+    features = ["Close", "Open", "High", "Low"]
+    net = ForecastNet(features, hidden=8, layers=1, horizon=3, quantiles=[0.1, 0.5, 0.9], window=20, context=100,
+                      volatility="garman_klass", spans=[5, 22])
+    net.set_scaler([1.0] * 4, [600.0] * 4, 0.05)
+    net.calibrate(bars, bars[:, -3:, 0] * 1.01)
+    ratio = daily_variance(bars[:, -100:].double(), "close").mean() / daily_variance(bars[:, -100:].double(),
+                                                                                     "garman_klass").mean()
+    assert float(net.variance_ratio) == pytest.approx(float(ratio), rel=1e-4)
+    assert net.encode_inputs(bars).shape == (64, 19, 4 + 1 + 2)  # returns, 3 spreads, the scale, 2 spans
+    forecast = net(bars)
+    assert forecast.shape == (64, 3, 3) and torch.isfinite(forecast).all()
+    with pytest.raises(ValueError, match="Open, High|'Open', 'High'"):
+        ForecastNet(["Close"], volatility="garman_klass")
+    with pytest.raises(ValueError, match="volatility"):
+        ForecastNet(features, volatility="yang_zhang")
+    with pytest.raises(ValueError, match="spans"):
+        ForecastNet(features, window=20, context=100, spans=[100])

@@ -42,7 +42,7 @@ def test_yfinance_multilevel_csv(shared_data):
 
 def test_canonical_csv_round_trip_sorts_and_dedups(tmp_path):
     dates = pd.to_datetime(["2024-01-03", "2024-01-02", "2024-01-03"])
-    frame = pd.DataFrame({"Close": [3.0, 1.0, 3.0], "Open": 1.0, "High": 1.0, "Low": 1.0, "Volume": 5},
+    frame = pd.DataFrame({"Close": [3.0, 1.0, 3.0], "Open": 1.0, "High": 3.0, "Low": 1.0, "Volume": 5},
                          index=dates)
     write_price_csv(read_price_csv_from(frame, tmp_path), tmp_path / "out.csv")
     text = (tmp_path / "out.csv").read_text().splitlines()
@@ -102,3 +102,31 @@ def test_bom_blank_lines_and_yfinance_time_offsets_read(tmp_path):
     assert_canonical(frame)
     assert list(frame.index) == [pd.Timestamp("2018-02-16"), pd.Timestamp("2018-02-19")]
     assert list(frame["Close"]) == [50.5, 51.0]
+
+
+def test_closes_outside_their_range_are_repaired_with_one_warning(shared_data, caplog):
+    """Yahoo's own PETR4 history has 20 closes outside their day's [Low, High]: each range is widened to hold
+    its open and close, one warning gives the count and the first date, the run records it."""
+    with caplog.at_level(logging.WARNING):
+        frame = read_price_csv(shared_data / "yahoo" / "PETR4.SA.csv")
+    (message,) = [r.getMessage() for r in caplog.records if "outside their day's" in r.getMessage()]
+    assert "20 row(s)" in message and "2006-05-10" in message and message in frame.attrs["repairs"]
+    assert (frame["High"] >= frame[["Open", "Close"]].max(axis=1)).all()
+    assert (frame["Low"] <= frame[["Open", "Close"]].min(axis=1)).all()
+    assert frame.loc["2006-05-10", ["High", "Low"]].tolist() == [24.075001, 23.76]
+
+
+def test_high_below_low_is_widened_and_a_day_without_range_is_kept(shared_data, sp100):
+    frame = read_price_csv(sp100 / "AOS.csv")  # 2014-05-19: High 23.595 below Low 23.85 (an Open on another scale)
+    day = frame.loc["2014-05-19"]
+    assert day["High"] >= day["Open"] and day["High"] >= day["Close"] and day["Low"] <= day["Close"]
+    flat = read_price_csv(shared_data / "yfinance-multiindex" / "PETR4.SA.csv").loc["2016-04-19"]
+    assert flat["High"] == flat["Low"] == pytest.approx(flat["Close"], rel=1e-12)  # thin trading: real data, kept
+
+
+def test_a_file_with_many_inconsistent_rows_is_refused(tmp_path):
+    rows = [f"2024-01-{day:02d},10,11,9,{12 if day % 10 == 0 else 10},1000" for day in range(1, 31)]  # 3 of 30
+    path = tmp_path / "X.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    with pytest.raises(StockcastError, match=r"3 of 30 rows .* first on 2024-01-10: more than 1%"):
+        read_price_csv(path)

@@ -7,6 +7,7 @@ except MAPE/sMAPE (percent of the actual price, as they are usually defined).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -18,6 +19,8 @@ from stockcast.errors import StockcastError
 
 TRAIN_METRICS = ("rmse", "mae", "mape")
 ALL_METRICS = (*TRAIN_METRICS, "smape", "direction")
+
+STEP_KEY = re.compile(r"_h\d+$")  # a per-step metric: test_crps_h3
 
 
 # ---- point forecasts [N, H] ----
@@ -57,6 +60,11 @@ def average(name: str, per_step: np.ndarray) -> float:
 def by_step(key: str, per_step: np.ndarray) -> dict[str, float]:
     """`{key}_h1`, `{key}_h2`, ...: the per-step names MLflow gets."""
     return {f"{key}_h{step}": float(value) for step, value in enumerate(per_step, start=1)}
+
+
+def averages(metrics: dict[str, float]) -> dict[str, float]:
+    """`metrics` without the per-step `{key}_h{step}` ones."""
+    return {key: value for key, value in metrics.items() if not STEP_KEY.search(key)}
 
 
 def error_metrics(forecast: np.ndarray, actual: np.ndarray, last_close: np.ndarray, prefix: str,

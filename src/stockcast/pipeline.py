@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from stockcast.bundle import write_bundle
 from stockcast.data.datamodule import PriceDataModule
 from stockcast.errors import StockcastError
-from stockcast.eval.baselines import EmpiricalNaive, Ewma
-from stockcast.metrics import Quantiles, compare_distributions, compare_with_naive
+from stockcast.eval.baselines import window_baselines
+from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive
 from stockcast.models.module import Forecaster
 from stockcast.plots import forecast_figure
 from stockcast.tracking import prepare_store
@@ -68,6 +68,7 @@ def run(cfg: DictConfig) -> RunResult:
             client.set_tag(run_id, f"data_warning_{number}", warning)
         model: Forecaster = instantiate(cfg.model, _convert_="all")
         model.net.set_scaler(**asdict(datamodule.scaler))
+        model.net.calibrate(datamodule.train.inputs, datamodule.train.targets)
         callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
@@ -79,7 +80,7 @@ def run(cfg: DictConfig) -> RunResult:
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
-        metadata = _metadata(cfg, datamodule, metrics, run_id)
+        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id)
         with tempfile.TemporaryDirectory() as folder:
             client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
         client.set_tag(run_id, "bundle", BUNDLE_PATH)
@@ -122,36 +123,37 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
             outputs = net(split.inputs).double().numpy()  # [N, H] or [N, H, Q]
         forecast = Quantiles(outputs, np.asarray(levels)) if outputs.ndim == 3 else Quantiles.point(outputs)
         actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
-        naive, ewma = baselines[period]
         if period == "val":
             scores = compare_with_naive(forecast.median, actual, last_close, "val", "val_naive", "val_skill_mape")
-            scores |= compare_distributions({"val": forecast, "val_naive": naive, "val_ewma": ewma}, actual,
-                                            last_close, reference="val_naive")
-            metrics |= {key: value for key, value in scores.items() if "_h" not in key}
+            named = {"val": forecast} | {f"val_{name}": found for name, found in baselines["val"].items()}
+            scores |= compare_distributions(named, actual, last_close, reference="val_naive")
+            metrics |= averages(scores)
         else:
             metrics |= compare_with_naive(forecast.median, actual, last_close)
-            metrics |= compare_distributions({"test": forecast, "naive": naive, "ewma": ewma}, actual, last_close)
+            metrics |= compare_distributions({"test": forecast} | baselines["test"], actual, last_close)
             tested = forecast
     if not all(np.isfinite(value) for value in metrics.values()):
         raise StockcastError("training diverged: test metrics are not finite")
     return metrics, tested
 
 
-def _baselines(datamodule: PriceDataModule, levels: list[float]) -> dict[str, tuple[Quantiles, Quantiles]]:
-    """Per period ("val", "test"): the naive-empirical and the EWMA forecasts of its windows, each baseline
-    fit once per ticker on that ticker's training windows (in the order the splits concatenate tickers)."""
-    parts: dict[str, list[list[np.ndarray]]] = {"val": [[], []], "test": [[], []]}
+def _baselines(datamodule: PriceDataModule, levels: list[float]) -> dict[str, dict[str, Quantiles]]:
+    """Per period ("val", "test"): the forecasts of its windows by each baseline (naive-empirical, EWMA of
+    squared returns, range EWMA, HAR), each fit once per ticker on that ticker's training windows (in the
+    order the splits concatenate tickers)."""
+    parts: dict[str, dict[str, list[np.ndarray]]] = {"val": {}, "test": {}}
     for periods in datamodule.by_symbol.values():
         train = periods["train"]
-        for index, baseline in enumerate((EmpiricalNaive(levels), Ewma(levels))):
-            fitted = baseline.fit(train.inputs[..., 0].double().numpy(), train.targets.double().numpy())
+        for name, baseline in window_baselines(levels).items():
+            fitted = baseline.fit(train.bars.double().numpy(), train.targets.double().numpy())
             for period, forecasts in parts.items():
-                forecasts[index].append(fitted.predict(periods[period].inputs[..., 0].double().numpy()))
-    return {period: tuple(Quantiles(np.concatenate(found), np.asarray(levels)) for found in forecasts)
+                forecasts.setdefault(name, []).append(fitted.predict(periods[period].bars.double().numpy()))
+    return {period: {name: Quantiles(np.concatenate(found), np.asarray(levels)) for name, found in forecasts.items()}
             for period, forecasts in parts.items()}
 
 
-def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, float], run_id: str) -> dict:
+def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module, metrics: dict[str, float],
+              run_id: str) -> dict:
     """The bundle's description; `net` holds the constructor arguments `load_bundle` rebuilds the net from."""
     first_dates = [frame.index[0] for frame in datamodule.prices.values()]
     last_dates = [frame.index[-1] for frame in datamodule.prices.values()]
@@ -163,7 +165,7 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, f
         # The net's shape, from its arguments: at the top too, where every reader finds it (`BundleMeta`).
         **{key: arguments[key] for key in ("window", "context", "horizon", "features")},
         "net": arguments,
-        "scaler": asdict(datamodule.scaler),
+        "scaler": asdict(datamodule.scaler) | {"median_variance": float(net.median_variance)},
         "data": {
             "start": datamodule.start.isoformat(),
             "end": datamodule.end.isoformat(),
@@ -174,7 +176,7 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, metrics: dict[str, f
             "rows": {symbol: len(frame) for symbol, frame in datamodule.prices.items()},
             "warnings": datamodule.warnings,
         },
-        "metrics": {key: value for key, value in metrics.items() if "_h" not in key},
+        "metrics": averages(metrics),
         "mlflow_run_id": run_id,
         "seed": cfg.seed,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

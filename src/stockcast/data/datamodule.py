@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from stockcast.data.download import Downloader
 from stockcast.data.prices import REPAIRS, check_prices, warn_split_jumps
 from stockcast.errors import StockcastError
-from stockcast.models.net import ewma_variance
+from stockcast.models.net import BARS
 from stockcast.symbols import normalize_symbol, parse_date, parse_range
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,18 @@ class Scaler:
     feature_min: list[float]  # per feature, for min-max scaling of levels
     feature_max: list[float]
     change_std: float  # std of the training horizon's relative close changes, to scale targets
-    median_variance: float  # median EWMA variance of daily log returns at the training windows' ends
 
 
 @dataclass(frozen=True)
 class Split:
-    """Windows of one period: inputs [N, context, F] in raw units, targets [N, horizon] raw closes."""
+    """Windows of one period: inputs [N, context, F] in raw units, targets [N, horizon] raw closes, and the
+    same windows' bars [N, context, 4] (Close, Open, High, Low; a missing one is the close) for the baselines,
+    which read the day's range whatever the model's features."""
 
     inputs: torch.Tensor
     targets: torch.Tensor
     target_dates: list[pd.DatetimeIndex]
+    bars: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -48,7 +50,7 @@ class Split:
     @staticmethod
     def concat(splits: list[Split]) -> Split:
         return Split(torch.cat([s.inputs for s in splits]), torch.cat([s.targets for s in splits]),
-                     [dates for s in splits for dates in s.target_dates])
+                     [dates for s in splits for dates in s.target_dates], torch.cat([s.bars for s in splits]))
 
 
 def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +65,13 @@ def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndar
     input_rows = starts[:, None] + np.arange(window)[None, :]  # [N, window]
     target_rows = starts[:, None] + window + np.arange(horizon)[None, :]  # [N, horizon]
     return values[input_rows], values[target_rows, 0]
+
+
+def bars_of(prices: pd.DataFrame) -> np.ndarray:
+    """[T, 4] the days' bars (Close, Open, High, Low) of a checked price table; a missing Open, High or Low (a
+    file of closes only) is the close: a day with no range."""
+    close = prices["Close"]
+    return np.stack([prices[name].fillna(close) for name in BARS], axis=-1).astype(np.float64)
 
 
 class PriceDataModule(L.LightningDataModule):
@@ -156,9 +165,10 @@ class PriceDataModule(L.LightningDataModule):
                  test_date: pd.Timestamp) -> tuple[np.ndarray, dict[str, Split]]:
         """The ticker's training rows (for the scaler) and its train/val/test windows."""
         values = frame[self.features].to_numpy(dtype=np.float64)  # [T, F]
+        bars = bars_of(frame)
         val_row, test_row = (int(frame.index.searchsorted(date)) for date in (val_date, test_date))
         rows = {"train": (0, val_row), "val": (val_row, test_row), "test": (test_row, len(frame))}
-        own = {name: self._split(frame, values, first, stop) for name, (first, stop) in rows.items()}
+        own = {name: self._split(frame, values, bars, first, stop) for name, (first, stop) in rows.items()}
         empty = next((name for name, split in own.items() if len(split) == 0), None)
         if empty:
             raise StockcastError(f"{symbol}: the {empty} period has no complete window; "
@@ -208,23 +218,22 @@ class PriceDataModule(L.LightningDataModule):
         return val_date, test_date
 
     def _fit_scaler(self, train_values: list[np.ndarray], train: Split) -> Scaler:
-        """Min/max per feature over the training rows; std of the training windows' relative changes;
-        the median EWMA variance at the windows' ends (each EWMA started from the mean squared return)."""
+        """Min/max per feature over the training rows; std of the training windows' relative changes. (The
+        volatility's starting point is the net's own: `ForecastNet.calibrate`.)"""
         changes = train.targets / train.inputs[:, -1, :1] - 1  # [N, horizon]
         stacked = np.concatenate(train_values)  # [rows, F]
-        returns = train.inputs[:, :, 0].double().log().diff(dim=1)  # [N, context - 1]
-        variances = ewma_variance(returns, returns.square().mean()) if returns.shape[1] else torch.ones(1)
         return Scaler(feature_min=stacked.min(axis=0).tolist(), feature_max=stacked.max(axis=0).tolist(),
-                      change_std=float(changes.double().std(unbiased=False)) or 1.0,
-                      median_variance=float(variances.median()) or 1.0)
+                      change_std=float(changes.double().std(unbiased=False)) or 1.0)
 
-    def _split(self, prices: pd.DataFrame, values: np.ndarray, first: int, stop: int) -> Split:
+    def _split(self, prices: pd.DataFrame, values: np.ndarray, bars: np.ndarray, first: int, stop: int) -> Split:
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
         lead = max(first - self.context, 0)  # the first window's targets start at row `first`
         inputs, targets = make_windows(values[lead:stop], self.context, self.horizon)
+        bar_windows, _ = make_windows(bars[lead:stop], self.context, self.horizon)
         target_start = lead + self.context
         dates = [prices.index[target_start + i:target_start + i + self.horizon] for i in range(len(targets))]
-        return Split(torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32), dates)
+        return Split(torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32), dates,
+                     torch.tensor(bar_windows, dtype=torch.float32))
 
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
         return DataLoader(TensorDataset(split.inputs, split.targets), batch_size=self.batch_size,

@@ -24,6 +24,10 @@ PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close"]
 # (10-25 % bonus issues) are indistinguishable from real crashes such as March 2020, so not flagged.
 SPLIT_RATIOS = (1.5, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SPLIT_TOLERANCE = 0.03
+# Rows whose Open or Close lies outside [Low, High] (or High below Low): isolated ones are repaired, a file
+# with more than this share of them is refused (its columns are probably not what their names say).
+MAX_INCONSISTENT = 0.01
+ROUNDING = 1e-6  # relative
 # An ISO date, optionally with the time and UTC offset that yfinance writes for tz-aware indexes.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 
@@ -35,7 +39,8 @@ def canonicalize(frame: pd.DataFrame, source: str = "price table") -> pd.DataFra
     names it in every message. Result: a `Date` index (ascending, unique, tz-naive) and exactly
     `COLUMNS`; `Adj Close` falls back to `Close` for auto-adjusted downloads. Yahoo's all-null rows are
     dropped silently (they are its normal shape); exact duplicate rows are dropped and unsorted dates
-    sorted, with a warning. Unparseable dates, non-numeric or infinite values and one date with two
+    sorted, with a warning; so are the few days whose open or close lies outside their range
+    (`consistent_bars`). Unparseable dates, non-numeric or infinite values and one date with two
     different rows are errors: training on a guess would hide a broken file.
     """
     frame = frame.copy()
@@ -62,7 +67,34 @@ def canonicalize(frame: pd.DataFrame, source: str = "price table") -> pd.DataFra
     frame = frame.dropna(how="all", subset=PRICE_COLUMNS)
     if frame.empty:
         raise StockcastError(f"{source} has only empty (null) price rows")
-    return _sorted_unique(frame, source)
+    return consistent_bars(_sorted_unique(frame, source), source)
+
+
+def consistent_bars(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Each day's [Low, High] widened to hold its Open and Close, with one warning giving the count and the first
+    date; more than MAX_INCONSISTENT of the rows (and more than one) inconsistent is an error. A day with
+    High = Low (no trade moved the price) is real data and kept. Rows missing one of the four, or with one not
+    positive, are left to `check_prices`, which refuses them where a model reads them."""
+    bars = frame[["Open", "High", "Low", "Close"]]
+    high, low = frame["High"], frame["Low"]
+    top, bottom = frame[["High", "Open", "Close"]].max(axis=1), frame[["Low", "Open", "Close"]].min(axis=1)
+    # A float's last digits (an auto-adjusted close a hair above its high) are not an inconsistency, and the
+    # estimators clamp them anyway (models.net).
+    bad = ((top > high * (1 + ROUNDING)) | (bottom < low * (1 - ROUNDING))) & (bars > 0).all(axis=1)
+    if not bad.any():
+        return frame
+    dates = frame.index[bad]
+    if bad.sum() > max(MAX_INCONSISTENT * len(frame), 1):
+        raise StockcastError(f"{source}: {int(bad.sum())} of {len(frame)} rows have an Open or Close outside their "
+                             f"day's [Low, High] or High below Low, first on {dates[0]:%Y-%m-%d}: more than "
+                             f"{MAX_INCONSISTENT:.0%}, so the columns are probably not Open/High/Low/Close")
+    message = (f"{source}: {int(bad.sum())} row(s) had an Open or Close outside their day's [Low, High] (or High "
+               f"below Low), first on {dates[0]:%Y-%m-%d}; widened each day's range to hold them")
+    log.warning(message)
+    repaired = frame.copy()
+    repaired.loc[bad, "High"], repaired.loc[bad, "Low"] = top[bad], bottom[bad]
+    repaired.attrs[REPAIRS] = [*frame.attrs.get(REPAIRS, []), message]
+    return repaired
 
 
 def _parse_dates(frame: pd.DataFrame, source: str) -> pd.DatetimeIndex:

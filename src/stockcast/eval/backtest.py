@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stockcast.eval.baselines import Method
+from stockcast.data.datamodule import bars_of
+from stockcast.eval.baselines import Method, history_columns
 from stockcast.metrics import Quantiles
+from stockcast.models.net import BARS
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,10 @@ def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: lis
     """Origins: every day whose next `horizon` trading days all lie in the test period (from
     `test_start`) and that has `min_history` rows behind it; `span` (first, last origin date, inclusive)
     replaces the test period's start and ends the origins earlier, e.g. at a served model's span. Each
-    method gets `values[:origin + 1]` and answers [H] closes or [H, Q] quantile closes at `levels`
-    (which must then hold 0.5)."""
-    values = prices[features].to_numpy(dtype=np.float64)  # [T, F]
+    method gets `values[:origin + 1]` (the days' bars, then the other `features`: `history_columns`) and
+    answers [H] closes or [H, Q] quantile closes at `levels` (which must then hold 0.5)."""
+    others = history_columns(features)[len(BARS):]
+    values = np.concatenate([bars_of(prices), prices[others].to_numpy(dtype=np.float64)], axis=1)  # [T, 4 + F']
     close = values[:, 0]
     start, end = span
     first = int(prices.index.searchsorted(start)) if start is not None else \

@@ -1,12 +1,14 @@
 """Forecasting methods for the backtest, and the probabilistic baselines training scores against.
 
 A method is a callable `(history [T, F] oldest first, horizon) -> [horizon]` closes, or
-`[horizon, Q]` quantile closes at the backtest's levels; column 0 of the history is the close. The
-backtest hands each call `values[:origin + 1]` and nothing else.
+`[horizon, Q]` quantile closes at the backtest's levels. The history's first four columns are the days'
+bars (Close, Open, High, Low: `BARS`), then the model's other features; the backtest hands each call
+`values[:origin + 1]` and nothing else.
 
-The window baselines (`EmpiricalNaive`, `Ewma`) fit on windows of closes `[N, C]` with their next
+The window baselines (`EmpiricalNaive`, `Ewma`, `Har`) fit on windows of bars `[N, C, 4]` with their next
 `horizon` closes `[N, H]`, the shape the data module makes, so training fits them on its training
-windows and the backtest (`Refit`) on all windows of the history so far.
+windows and the backtest (`Refit`) on all windows of the history so far. Their daily variances are the
+served net's own (`stockcast.models.net.daily_variance`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scipy import stats
 from torch import nn
 
 from stockcast.data.datamodule import make_windows
-from stockcast.models.net import ewma_variance
+from stockcast.models.net import BARS, EWMA_LAMBDA, FLOOR, daily_variance, ewma_variance
 
 Method = Callable[[np.ndarray, int], np.ndarray]
 
@@ -66,14 +68,20 @@ def _coverage(level: float) -> int | float:
     return int(coverage) if coverage == int(coverage) else coverage
 
 
-class NetMethod:
-    """A trained ForecastNet: the last `context` rows of the history in, `horizon` closes (or [H, Q]) out."""
+def history_columns(features: list[str]) -> list[str]:
+    """The columns of a backtest's history: the bars, then the model's other features."""
+    return list(BARS) + [name for name in features if name not in BARS]
 
-    def __init__(self, net: nn.Module, context: int) -> None:
+
+class NetMethod:
+    """A trained ForecastNet: the last `context` rows of its `features` in, `horizon` closes (or [H, Q]) out."""
+
+    def __init__(self, net: nn.Module, context: int, features: list[str]) -> None:
         self.net, self.context = net.eval(), context
+        self.columns = [history_columns(features).index(name) for name in features]
 
     def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
-        prices = torch.tensor(history[None, -self.context:], dtype=torch.float32)  # [1, C, F]
+        prices = torch.tensor(history[None, -self.context:, self.columns], dtype=torch.float32)  # [1, C, F]
         with torch.no_grad():
             return self.net(prices)[0, :horizon].double().numpy()
 
@@ -89,10 +97,15 @@ class MeanOf:
         return np.mean([method(history, horizon) for method in self.methods], axis=0)
 
 
-def _sigma(closes: np.ndarray, initial: float) -> np.ndarray:
-    """[N, C] closes -> [N] daily EWMA volatility at the last close, as ForecastNet computes it."""
-    returns = torch.from_numpy(np.diff(np.log(closes), axis=1))
-    return ewma_variance(returns, torch.tensor(initial, dtype=returns.dtype)).clamp_min(1e-12).sqrt().numpy()
+def _variances(bars: np.ndarray, estimator: str) -> torch.Tensor:
+    """[N, C, 4] bars -> [N, C - 1] daily variances, as ForecastNet computes them."""
+    return daily_variance(torch.from_numpy(np.asarray(bars, dtype=np.float64)), estimator)
+
+
+def _sigma(variances: torch.Tensor, initial: float, decay: float) -> np.ndarray:
+    """[N, C - 1] daily variances -> [N] EWMA volatility at the last row, as ForecastNet computes it."""
+    start = torch.tensor(initial, dtype=variances.dtype)
+    return ewma_variance(variances, start, decay).clamp_min(1e-12).sqrt().numpy()
 
 
 class EmpiricalNaive:
@@ -102,46 +115,110 @@ class EmpiricalNaive:
     def __init__(self, levels: list[float]) -> None:
         self.levels = np.asarray(levels, dtype=float)
 
-    def fit(self, inputs: np.ndarray, targets: np.ndarray) -> EmpiricalNaive:
-        self.changes = np.quantile(np.log(targets / inputs[:, -1:]), self.levels, axis=0).T  # [H, Q]
+    def fit(self, bars: np.ndarray, targets: np.ndarray) -> EmpiricalNaive:
+        self.changes = np.quantile(np.log(targets / bars[:, -1, :1]), self.levels, axis=0).T  # [H, Q]
         return self
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        return inputs[:, -1, None, None] * np.exp(self.changes)  # [N, H, Q]
+    def predict(self, bars: np.ndarray) -> np.ndarray:
+        return bars[:, -1, 0, None, None] * np.exp(self.changes)  # [N, H, Q]
 
 
-class Ewma:
-    """RiskMetrics: sigma = the EWMA (lambda 0.94) volatility of daily log returns at the origin, times
-    sqrt(h) and the quantiles of the standardized h-step changes log(c[t+h] / c[t]) / (sigma sqrt(h))
-    seen in the fitting windows. Each EWMA starts from the windows' median variance, as the net's does."""
+class Scaled:
+    """sigma_h at the origin times sqrt(h) times the quantiles of the standardized h-step changes
+    log(c[t+h] / c[t]) / (sigma_h sqrt(h)) seen in the fitting windows: the volatility baselines differ
+    only in `_fit_sigma` and `_sigma` ([N, C, 4] bars -> [N, H] daily volatility per step)."""
 
     def __init__(self, levels: list[float]) -> None:
         self.levels = np.asarray(levels, dtype=float)
 
-    def fit(self, inputs: np.ndarray, targets: np.ndarray) -> Ewma:
-        returns = np.diff(np.log(inputs), axis=1)
-        self.initial = float(np.median(_sigma(inputs, float(np.mean(returns**2))) ** 2))
+    def fit(self, bars: np.ndarray, targets: np.ndarray) -> Scaled:
+        self._fit_sigma(bars, targets)
         steps = np.sqrt(np.arange(1, targets.shape[1] + 1))
-        z = np.log(targets / inputs[:, -1:]) / (_sigma(inputs, self.initial)[:, None] * steps)  # [N, H]
+        z = np.log(targets / bars[:, -1, :1]) / (self._sigma(bars, targets.shape[1]) * steps)  # [N, H]
         self.z = np.quantile(z, self.levels, axis=0).T  # [H, Q]
         return self
 
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        steps = np.sqrt(np.arange(1, self.z.shape[0] + 1))[:, None]  # [H, 1]
-        scale = _sigma(inputs, self.initial)[:, None, None] * steps  # [N, H, 1]
-        return inputs[:, -1, None, None] * np.exp(self.z * scale)  # [N, H, Q]
+    def predict(self, bars: np.ndarray) -> np.ndarray:
+        steps = np.sqrt(np.arange(1, self.z.shape[0] + 1))  # [H]
+        scale = (self._sigma(bars, len(steps)) * steps)[..., None]  # [N, H, 1]
+        return bars[:, -1, 0, None, None] * np.exp(self.z * scale)  # [N, H, Q]
+
+    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _sigma(self, bars: np.ndarray, horizon: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Ewma(Scaled):
+    """RiskMetrics: sigma = the EWMA (`decay`, 0.94) of the daily variances at the origin, the same for every
+    step. `estimator="close"`: squared close-to-close log returns (RiskMetrics itself); "garman_klass",
+    "parkinson", "rogers_satchell": the day's range (the range EWMA). Each EWMA starts from the fitting
+    windows' median variance, as the net's does."""
+
+    def __init__(self, levels: list[float], estimator: str = "close", decay: float = EWMA_LAMBDA) -> None:
+        super().__init__(levels)
+        self.estimator, self.decay = estimator, decay
+
+    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+        variances = _variances(bars, self.estimator)
+        self.initial = float(np.median(_sigma(variances, float(variances.mean()), self.decay) ** 2))
+
+    def _sigma(self, bars: np.ndarray, horizon: int) -> np.ndarray:
+        sigma = _sigma(_variances(bars, self.estimator), self.initial, self.decay)  # [N]
+        return np.repeat(sigma[:, None], horizon, axis=1)
+
+
+class Har(Scaled):
+    """HAR (Corsi 2009) on log range variance: per step h, one least-squares fit of the log mean daily variance
+    of the next h days on the log mean variances of the last 1, 5 and 22 days (each floored at FLOOR times the
+    fitting windows' median, so a day with no range has a log). The next days' variances are read off the
+    later fitting windows, which hold them (consecutive windows of one ticker)."""
+
+    def __init__(self, levels: list[float], estimator: str = "garman_klass",
+                 spans: tuple[int, ...] = (1, 5, 22)) -> None:
+        super().__init__(levels)
+        self.estimator, self.spans = estimator, tuple(spans)
+
+    def _design(self, variances: np.ndarray) -> np.ndarray:
+        """[N, C - 1] -> [N, 1 + spans] regressors."""
+        means = [np.log(np.maximum(variances[:, -n:].mean(axis=1), self.floor)) for n in self.spans]
+        return np.stack([np.ones(len(variances)), *means], axis=1)
+
+    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+        variances = _variances(bars, self.estimator).numpy()  # [N, C - 1]
+        self.floor = FLOOR * float(np.median(variances))
+        design, horizon = self._design(variances), targets.shape[1]
+        self.coefficients = []
+        for step in range(1, horizon + 1):
+            ahead = np.log(np.maximum(variances[step:, -step:].mean(axis=1), self.floor))  # window i + h's last h days
+            fit, *_ = np.linalg.lstsq(design[:-step], ahead, rcond=None)
+            self.coefficients.append(fit)
+        self.coefficients = np.stack(self.coefficients, axis=1)  # [1 + spans, H]
+
+    def _sigma(self, bars: np.ndarray, horizon: int) -> np.ndarray:
+        design = self._design(_variances(bars, self.estimator).numpy())
+        return np.sqrt(np.exp(design @ self.coefficients))  # [N, H]
+
+
+def window_baselines(levels: list[float]) -> dict[str, EmpiricalNaive | Scaled]:
+    """The baselines training and the monitor score every model against, by metric prefix: naive-empirical
+    (the reference of skill_crps), RiskMetrics, the range EWMA (Garman-Klass) and HAR."""
+    return {"naive": EmpiricalNaive(levels), "ewma": Ewma(levels), "range_ewma": Ewma(levels, "garman_klass"),
+            "har": Har(levels)}
 
 
 class Refit:
-    """A window baseline as a backtest method: fit on every window of the closes so far, then forecast
+    """A window baseline as a backtest method: fit on every window of the bars so far, then forecast
     from the last `context` of them."""
 
-    def __init__(self, baseline: EmpiricalNaive | Ewma, context: int) -> None:
+    def __init__(self, baseline: EmpiricalNaive | Scaled, context: int) -> None:
         self.baseline, self.context = baseline, context
 
     def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
-        inputs, targets = make_windows(history[:, :1], self.context, horizon)
-        return self.baseline.fit(inputs[..., 0], targets).predict(history[None, -self.context:, 0])[0]
+        bars = history[:, :len(BARS)]
+        inputs, targets = make_windows(bars, self.context, horizon)
+        return self.baseline.fit(inputs, targets).predict(bars[None, -self.context:])[0]
 
 
 class Garch:

@@ -65,8 +65,9 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     context = meta.context
     with open_dict(cfg):
         cfg.context = context  # the range baselines estimate volatility over the closes the net read
-    model = NetMethod(members[0][0], context) if len(members) == 1 else \
-        MeanOf([NetMethod(net, context) for net, _ in members])
+    features = list(meta.features)
+    model = NetMethod(members[0][0], context, features) if len(members) == 1 else \
+        MeanOf([NetMethod(net, context, features) for net, _ in members])
     label = f"pooled ({len(meta.stocks)} tickers)" if meta.pooled else "per ticker"
     if len(members) > 1:
         label += f", mean of {len(members)} runs"

@@ -2,9 +2,12 @@
 
 Scaling, the volatility estimate's starting point and the target transform are buffers, so the module
 alone turns a price window into a forecast; training (via `Forecaster`) and serving run the same computation.
+The daily variance estimators live here too, so the baselines (eval/baselines.py) compute what the served net does.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -13,26 +16,55 @@ from torch.nn import functional as F
 PRICE_FEATURES = ("Open", "High", "Low", "Close", "Adj Close")
 TARGETS = ("volatility", "relative", "level")
 EWMA_LAMBDA = 0.94  # RiskMetrics' daily decay: the starting variance weighs 0.94**n after n returns
+# Daily variance estimators: squared close-to-close log returns, or the day's open, high, low and close
+# (Parkinson 1980; Garman and Klass 1980; Rogers and Satchell 1991), several times more efficient.
+ESTIMATORS = ("close", "parkinson", "garman_klass", "rogers_satchell")
+BARS = ("Close", "Open", "High", "Low")  # a day's bar, in the order daily_variance reads it
+FLOOR = 0.01  # a day's variance is at least this share of the typical (median) variance before a log is taken:
+# a day with no range (High = Low, thin trading) is real data, and its estimate is 0
 
 
-def ewma_variance(returns: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """[B, N] daily log returns (oldest first) -> [B] RiskMetrics variance after the last one.
+def daily_variance(bars: torch.Tensor, estimator: str = "close") -> torch.Tensor:
+    """[..., L, 4] bars (Close, Open, High, Low), oldest first -> [..., L - 1] daily variances of rows 1..L-1.
 
-    v_n = lambda v_{n-1} + (1 - lambda) r_n^2 from v_0 = `initial`, written as one weighted sum so
+    An open or close outside the day's [Low, High] widens the range to hold it, as the data checks do."""
+    if estimator == "close":
+        closes = bars[..., 0].log()
+        return (closes[..., 1:] - closes[..., :-1]).square()
+    rows = bars[..., 1:, :].log()
+    close, open_ = rows[..., 0], rows[..., 1]
+    high = torch.maximum(rows[..., 2], torch.maximum(open_, close))
+    low = torch.minimum(rows[..., 3], torch.minimum(open_, close))
+    if estimator == "parkinson":
+        return (high - low).square() / (4 * math.log(2))
+    if estimator == "garman_klass":
+        return 0.5 * (high - low).square() - (2 * math.log(2) - 1) * (close - open_).square()
+    if estimator == "rogers_satchell":
+        return (high - close) * (high - open_) + (low - close) * (low - open_)
+    raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+
+
+def ewma_variance(variances: torch.Tensor, initial: torch.Tensor, decay: float = EWMA_LAMBDA) -> torch.Tensor:
+    """[B, N] daily variances (oldest first) -> [B] their EWMA after the last one (RiskMetrics for squared returns).
+
+    v_n = decay v_{n-1} + (1 - decay) d_n from v_0 = `initial`, written as one weighted sum so
     that any N costs one pass and no weight overflows.
     """
-    count = returns.shape[-1]
-    powers = EWMA_LAMBDA ** torch.arange(count - 1, -1, -1, dtype=returns.dtype, device=returns.device)
-    return EWMA_LAMBDA ** count * initial + (1 - EWMA_LAMBDA) * (returns.square() * powers).sum(-1)
+    count = variances.shape[-1]
+    powers = decay ** torch.arange(count - 1, -1, -1, dtype=variances.dtype, device=variances.device)
+    return decay ** count * initial + (1 - decay) * (variances * powers).sum(-1)
 
 
 class ForecastNet(nn.Module):
     """LSTM over the last `window` rows of prices; a linear head emits all `horizon` steps at once.
 
     target="volatility": the LSTM reads the window's daily log returns divided by sigma, the EWMA
-    volatility at the origin over the last `context` closes (started from the training median
-    variance, so fewer closes still work), plus log(sigma / training median sigma); the head predicts
-    log(close[t+h] / close[t]) / (sigma sqrt(h)). Other price features enter as log(feature / close) / sigma.
+    (`decay`) of the `volatility` estimator's daily variances over the last `context` rows (started from
+    the training median variance, so fewer rows still work), plus log(sigma / training median sigma) and,
+    per length n in `spans`, log(mean variance of the last n days / sigma^2) (a HAR-like view of the
+    context); the head predicts log(close[t+h] / close[t]) / (sigma sqrt(h)). Other price features enter
+    as log(feature / close) / sigma. A range estimator (`volatility` other than "close") needs Open, High
+    and Low among the features.
     target="relative": the head predicts each step's change relative to the window's last close (in
     units of the training changes' std); price features enter relative to that close too.
     target="level": the head predicts min-max scaled closes; every feature enters min-max scaled.
@@ -44,8 +76,19 @@ class ForecastNet(nn.Module):
 
     def __init__(self, features: list[str], hidden: int = 64, layers: int = 2, dropout: float = 0.0,
                  horizon: int = 10, target: str = "volatility", quantiles: list[float] | None = None,
-                 window: int | None = None, context: int | None = None) -> None:
+                 window: int | None = None, context: int | None = None, volatility: str = "close",
+                 decay: float = EWMA_LAMBDA, spans: list[int] | None = None) -> None:
         super().__init__()
+        if volatility not in ESTIMATORS:
+            raise ValueError(f"volatility must be one of {ESTIMATORS}, got {volatility!r}")
+        if volatility != "close" and not set(BARS) <= set(features):
+            raise ValueError(f"volatility={volatility!r} reads the day's range: features must hold {list(BARS)}, "
+                             f"got {features}")
+        if not 0 < decay < 1:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.spans = [int(n) for n in spans or []]
+        if any(n < 1 or n >= (context or window or 2) for n in self.spans):
+            raise ValueError(f"spans must be day counts below the context ({context}), got {spans}")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         if not features or features[0] != "Close":
@@ -60,8 +103,12 @@ class ForecastNet(nn.Module):
         if context is not None and context < (window or 2):
             raise ValueError(f"context ({context}) must cover the window ({window}) and at least 2 closes")
         self.target, self.horizon, self.window, self.context = target, horizon, window, context
+        self.estimator, self.decay = volatility, decay
+        # Where the bar's columns sit among the features; the close estimator reads column 0 alone.
+        self.bars = [features.index(name) for name in BARS] if volatility != "close" else [0, 0, 0, 0]
         n_features = len(features)
-        self.lstm = nn.LSTM(n_features + (target == "volatility"), hidden, num_layers=layers, batch_first=True,
+        extra = 1 + len(self.spans) if target == "volatility" else 0
+        self.lstm = nn.LSTM(n_features + extra, hidden, num_layers=layers, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, horizon * len(quantiles or [None]))
         is_price = [name in PRICE_FEATURES for name in features]
@@ -69,7 +116,10 @@ class ForecastNet(nn.Module):
         self.register_buffer("feature_min", torch.zeros(n_features))
         self.register_buffer("feature_max", torch.ones(n_features))
         self.register_buffer("change_std", torch.ones(()))
-        self.register_buffer("median_variance", torch.ones(()))
+        self.register_buffer("median_variance", torch.ones(()))  # in the estimator's units
+        # Training mean squared close-to-close return / mean daily estimate: a range estimator sees the day's
+        # trading only, not the overnight gap, so sigma = sqrt(variance_ratio x EWMA) is in close-to-close units.
+        self.register_buffer("variance_ratio", torch.ones(()))
         self.register_buffer("levels", None if quantiles is None else torch.tensor(quantiles))
         if quantiles is not None:
             self._start_at_normal_quantiles()
@@ -77,9 +127,14 @@ class ForecastNet(nn.Module):
     def _start_at_normal_quantiles(self) -> None:
         """Head bias = standard normal quantiles: an untrained volatility net starts as EWMA x normal."""
         normal = torch.special.ndtri(self.levels.double())  # [Q]
-        steps = (normal[1:] - normal[:-1]).expm1().log()  # softplus^-1 of the gaps
+        self._start_at(normal.expand(self.horizon, -1))
+
+    def _start_at(self, quantiles: torch.Tensor) -> None:
+        """Head bias = these [H, Q] increasing quantiles of the encoded target (the lowest, then softplus^-1 of
+        the gaps)."""
+        gaps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(1e-4)
         with torch.no_grad():
-            self.head.bias.copy_(torch.cat([normal[:1], steps]).float().repeat(self.horizon))
+            self.head.bias.copy_(torch.cat([quantiles[:, :1], gaps.expm1().log()], dim=1).reshape(-1).float())
 
     def set_scaler(self, feature_min: list[float], feature_max: list[float], change_std: float,
                    median_variance: float | None = None) -> None:
@@ -94,6 +149,28 @@ class ForecastNet(nn.Module):
         if median_variance is not None:
             self.median_variance.fill_(median_variance)
 
+    def calibrate(self, prices: torch.Tensor, targets: torch.Tensor) -> None:
+        """Fit the volatility's constants on the training windows [N, L, F] and their next closes [N, H]: the
+        median, over the windows' ends, of the EWMA of the estimator's daily variances (each started from their
+        mean), and the ratio of the mean squared close-to-close return to their mean. A quantile net of
+        target="volatility" then starts, untrained, at the EWMA baseline (eval.baselines.Ewma): sigma sqrt(h)
+        times the training windows' quantiles of the standardized changes, its head's weights zero."""
+        variances = self.daily_variances(prices.double())  # [N, C - 1]
+        if variances.shape[-1] == 0:
+            return
+        ends = ewma_variance(variances, variances.mean(), self.decay)
+        self.median_variance.fill_(float(ends.median()) or 1.0)
+        closes = daily_variance(prices.double()[..., -variances.shape[-1] - 1:, :1].expand(-1, -1, 4), "close")
+        self.variance_ratio.fill_(float(closes.mean() / variances.mean()) if variances.mean() > 0 else 1.0)
+        if self.levels is None or self.target != "volatility":
+            return
+        with torch.no_grad():
+            standardized = self.encode_target(targets.double(), prices.double())  # [N, H]
+            quantiles = torch.quantile(standardized, self.levels.double(), dim=0).T  # [H, Q]
+            self._start_at(quantiles)
+            self.head.weight.zero_()
+
+
     def _span(self) -> torch.Tensor:
         return (self.feature_max - self.feature_min).clamp_min(1e-8)
 
@@ -103,11 +180,15 @@ class ForecastNet(nn.Module):
             raise ValueError(f"need at least {self.window} rows of prices, got {prices.shape[1]}")
         return prices if self.window is None else prices[:, -self.window:]
 
+    def daily_variances(self, prices: torch.Tensor) -> torch.Tensor:
+        """[B, L, F] raw prices -> [B, C - 1] the estimator's daily variances over the last `context` rows."""
+        rows = prices[:, -(self.context or prices.shape[1]):]  # [B, C, F]
+        return daily_variance(rows[..., self.bars], self.estimator)
+
     def volatility(self, prices: torch.Tensor) -> torch.Tensor:
-        """[B, L, F] raw prices -> [B] daily EWMA volatility at the last close, over the last `context` closes."""
-        closes = prices[:, -(self.context or prices.shape[1]):, 0].log()  # [B, C]
-        variance = ewma_variance(closes[:, 1:] - closes[:, :-1], self.median_variance)  # [B]
-        return variance.clamp_min(1e-12).sqrt()
+        """[B, L, F] raw prices -> [B] daily EWMA volatility at the last close, over the last `context` rows."""
+        variance = ewma_variance(self.daily_variances(prices), self.median_variance, self.decay)  # [B]
+        return (self.variance_ratio * variance).clamp_min(1e-12).sqrt()
 
     def _step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
         """[B] sigma -> [B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
@@ -129,7 +210,14 @@ class ForecastNet(nn.Module):
         logs = torch.where(self.is_price, rows, 1.0).log()  # [B, W, F]; non-price columns unused
         returns = (logs[:, 1:, :1] - logs[:, :-1, :1]) / sigma  # [B, W - 1, 1]
         spreads = torch.where(self.is_price, (logs - logs[..., :1]) / sigma, scaled)[:, 1:, 1:]  # [B, W - 1, F - 1]
-        scale = (sigma / self.median_variance.sqrt()).log().expand(-1, returns.shape[1], 1)  # [B, W - 1, 1]
+        typical = (self.variance_ratio * self.median_variance).sqrt()
+        level = [(sigma / typical).log()]  # [B, 1, 1] each, the same on every row
+        if self.spans:
+            variances = self.daily_variances(prices) * self.variance_ratio
+            floor = FLOOR * typical.square()
+            level += [(variances[:, -n:].mean(-1).clamp_min(floor)[:, None, None] / sigma.square()).log()
+                      for n in self.spans]
+        scale = torch.cat(level, dim=-1).expand(-1, returns.shape[1], -1)  # [B, W - 1, 1 + spans]
         return torch.cat([returns, spreads, scale], dim=-1)
 
     def encode_target(self, targets: torch.Tensor, prices: torch.Tensor,

@@ -27,7 +27,8 @@ from stockcast.watch.drift import DriftRules
 from stockcast.watch.track_record import SCORES, Origin, TrackRecord
 
 WINDOWS = ("20", "60", "all")  # the rolling windows of scored origins, and the version's whole span
-FIGURES = ("coverage_80", "coverage_90", "crps", "skill_crps", "skill_crps_vs_ewma", "mape", "skill_mape")
+FIGURES = ("coverage_80", "coverage_90", "crps", "skill_crps", "skill_crps_vs_ewma", "skill_crps_vs_range_ewma",
+           "skill_crps_vs_har", "mape", "skill_mape")
 REASONS = ("coverage", "skill", "input")
 
 
@@ -42,7 +43,9 @@ def _ratios(mean: Mapping[str, Any], window: str) -> dict[str, Any]:
     """The figures from the mean scores over a window (floats, or Series of rolling means)."""
     return {f"coverage_80_{window}": mean["hit_80"], f"coverage_90_{window}": mean["hit_90"],
             f"crps_{window}": mean["crps"], f"skill_crps_{window}": 1 - mean["crps"] / mean["naive_crps"],
-            f"skill_crps_vs_ewma_{window}": 1 - mean["crps"] / mean["ewma_crps"], f"mape_{window}": mean["ape"],
+            f"skill_crps_vs_ewma_{window}": 1 - mean["crps"] / mean["ewma_crps"],
+            f"skill_crps_vs_range_ewma_{window}": 1 - mean["crps"] / mean["range_ewma_crps"],
+            f"skill_crps_vs_har_{window}": 1 - mean["crps"] / mean["har_crps"], f"mape_{window}": mean["ape"],
             f"skill_mape_{window}": 1 - mean["ape"] / mean["naive_ape"]}
 
 
@@ -155,6 +158,7 @@ def table(statuses: list[Status], rules: DriftRules) -> str:
             "cov80 all": get("coverage_80_all"), f"cov90 last{window}": get(f"coverage_90_last{window}"),
             f"skill_crps last{window}": get(f"skill_crps_last{window}"), "skill_crps 60": get("skill_crps_60"),
             "skill_crps all": get("skill_crps_all"), "vs EWMA all": get("skill_crps_vs_ewma_all"),
+            "vs range EWMA all": get("skill_crps_vs_range_ewma_all"),
             "skill_mape all": get("skill_mape_all"),
             "input vol": f"{s.vol_ratio:.2f} ({s.vol_range[0]:.2f}..{s.vol_range[1]:.2f})",
             "drift": ", ".join(d.reason for d in s.drifts) or "-",

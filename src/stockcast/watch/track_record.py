@@ -29,15 +29,16 @@ import torch
 from torch import nn
 
 from stockcast.bundle import BundleMeta, load_bundle
+from stockcast.data.datamodule import bars_of
 from stockcast.data.download import Downloader
-from stockcast.eval.baselines import EmpiricalNaive, Ewma, Refit
+from stockcast.eval.baselines import Refit, window_baselines
 from stockcast.metrics import central_interval, covered, crps, naive_forecast, percentage_errors
 from stockcast.release import history
 from stockcast.serving.archive import ServedSet, extract_bundle
 from stockcast.serving.sessions import exchange_for, session_close
 from stockcast.serving.versions import archives
 
-SCORES = ("crps", "naive_crps", "ewma_crps", "ape", "naive_ape", "hit_80", "hit_90")
+SCORES = ("crps", "naive_crps", "ewma_crps", "range_ewma_crps", "har_crps", "ape", "naive_ape", "hit_80", "hit_90")
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,13 @@ def _windows(bundle: Bundle, prices: pd.DataFrame, rows: np.ndarray) -> torch.Te
 
 
 def _vol_ratios(bundle: Bundle, prices: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """The net's EWMA volatility at each row / its training median volatility (both as the net computes them)."""
+    """The net's EWMA volatility at each row / its training median volatility (both as the net computes them;
+    nets from before range estimators have no `variance_ratio`: theirs is 1)."""
+    net = bundle.net
     with torch.inference_mode():
-        sigma = bundle.net.volatility(_windows(bundle, prices, rows)).double()
-        return (sigma / bundle.net.median_variance.double().sqrt()).numpy()
+        variance = net.volatility(_windows(bundle, prices, rows)).double().square()
+        typical = getattr(net, "variance_ratio", torch.ones(())).double() * net.median_variance.double()
+        return (variance / typical).sqrt().numpy()
 
 
 def _score(origins: list[Origin], prices: pd.DataFrame) -> None:
@@ -207,18 +211,17 @@ def _score(origins: list[Origin], prices: pd.DataFrame) -> None:
     bundle = origins[0].bundle
     horizon, levels, context = bundle.metadata["horizon"], bundle.levels, _context(bundle)
     close = prices["Close"].to_numpy(dtype=np.float64)
-    history = prices[bundle.metadata["features"]].to_numpy(dtype=np.float64)
+    history = bars_of(prices)
     first = int(prices.index.searchsorted(pd.Timestamp(bundle.metadata["data"]["first_date"])))
     rows = np.array([origin.row for origin in origins])
     actual = close[rows[:, None] + np.arange(1, horizon + 1)[None, :]]  # [N, H]
     last_close = close[rows]
     model = np.stack([origin.quantiles for origin in origins])  # [N, H, Q]
-    baselines = {name: np.stack([Refit(kind(levels), context)(history[first:row + 1], horizon) for row in rows])
-                 for name, kind in (("naive", EmpiricalNaive), ("ewma", Ewma))}
-    scores = {
-        "crps": crps(model, actual, last_close, levels),
-        "naive_crps": crps(baselines["naive"], actual, last_close, levels),
-        "ewma_crps": crps(baselines["ewma"], actual, last_close, levels),
+    baselines = {name: np.stack([Refit(kind, context)(history[first:row + 1], horizon) for row in rows])
+                 for name, kind in window_baselines(levels).items()}
+    scores = {"crps": crps(model, actual, last_close, levels)}
+    scores |= {f"{name}_crps": crps(forecast, actual, last_close, levels) for name, forecast in baselines.items()}
+    scores |= {
         "ape": percentage_errors(model[..., levels.index(0.5)], actual),
         "naive_ape": percentage_errors(naive_forecast(last_close, horizon), actual),
         "hit_80": covered(*central_interval(model, levels, 80), actual),
