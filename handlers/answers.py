@@ -99,9 +99,11 @@ def describe(portfolio: Portfolio) -> Description:
         calendar={**calendar, "exchanges": exchanges},
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
                           "with or without .SA, any case",
-                 "prices": f"window to {MAX_PRICES} values, oldest first; the last `context` are used (the last "
+                 "prices": f"window to {MAX_PRICES} closes, oldest first; the last `context` are used (the last "
                            "`window` by the network, up to `context` by its volatility estimate: send them all "
                            "for the full estimate)",
+                 "open": "optional (required where `features` hold Open, High, Low): the same days' opens, as "
+                         "many as `prices`; likewise `high` and `low`",
                  "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",
                  "instances": f"a portfolio: up to {MAX_INSTANCES} such objects, answered as 'predictions' in "
                               "order (a bad one gets its own error object)"},

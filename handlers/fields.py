@@ -1,5 +1,6 @@
-"""One forecast's fields, checked: its keys, `prices` -> rows of finite float32-sized values, `last_date` ->
-the next trading sessions. Everything wrong raises `BadRequest` naming the first thing wrong.
+"""One forecast's fields, checked: its keys, `prices` (closes) with the optional `open`, `high` and `low` of the
+same days -> rows of finite float32-sized values, `last_date` -> the next trading sessions. Everything wrong
+raises `BadRequest` naming the first thing wrong.
 
 Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). The rows'
 shape comes from the bundle answering the forecast (`routing.Spec`), handed over as plain values.
@@ -21,7 +22,10 @@ from body import BadRequest, json_type, shown
 # the memory) one request can cost a worker. TorchServe refuses larger bodies before they get here
 # (max_request_size in config.properties).
 MAX_PRICES = 5000
-FIELDS = ("prices", "stock", "last_date")
+# `open`, `high`, `low`: optional lists as long as `prices`, oldest first; every model checks them, the models
+# that read the day's range (features Open, High, Low) need them.
+BAR_FIELDS = {"open": "Open", "high": "High", "low": "Low"}
+FIELDS = ("prices", "stock", "last_date", *BAR_FIELDS)
 # The model computes in float32: a larger input would become infinite there.
 FLOAT32_MAX = torch.finfo(torch.float32).max
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -41,33 +45,81 @@ def check_forecast(body: Any) -> dict[str, Any]:
     return body
 
 
-def read_prices(prices: Any, window: int, features: Sequence[str], is_price: Sequence[bool]) -> list[list[float]]:
-    """`prices` -> rows of features: closes for a Close-only model, else [F] lists per day; at least `window`
-    of them. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume)."""
+def read_prices(body: dict[str, Any], window: int, features: Sequence[str],
+                is_price: Sequence[bool]) -> list[list[float]]:
+    """A forecast's `prices` (and `open`, `high`, `low`) -> [L] rows of `features`, at least `window` of them.
+
+    `prices` holds the closes, or (the older form, for any model) one list of the model's feature values per
+    day. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume). A day's
+    open or close outside its [low, high] widens the range, as training's data checks do."""
+    prices = body["prices"]
     if not isinstance(prices, list):
         raise BadRequest(f"'prices' must be a list, got {json_type(prices)}")
     if len(prices) > MAX_PRICES:
         raise BadRequest(f"'prices' has {len(prices)} values; at most {MAX_PRICES} are accepted")
     if len(prices) < window:
         raise BadRequest(f"'prices' has {len(prices)} values; this model needs at least {window} (its window)")
-    n_features = len(features)
+    bars = _bars(body, len(prices))
+    if len(features) > 1 and prices and all(isinstance(value, list) for value in prices):
+        return _rows(prices, features, is_price)
+    columns = {"Close": [_positive(value, f"prices[{day}]") for day, value in enumerate(prices)]} | bars
+    missing = [name for name in features if name not in columns]
+    if missing:
+        wanted = [field for field, name in BAR_FIELDS.items() if name in missing]
+        if len(wanted) < len(missing):
+            raise BadRequest(f"prices[0] must be a list of {len(features)} values ({', '.join(features)}): this "
+                             "model reads them per day")
+        raise BadRequest(f"{', '.join(map(repr, wanted))} missing: this model reads each day's open, high and low; "
+                         f"send them as lists as long as 'prices', oldest first")
+    if bars:  # the range holds the day's open and close, as in training (data.prices.consistent_bars)
+        known = [columns[name] for name in ("Close", "Open") if name in columns]
+        if "High" in columns:
+            columns["High"] = [max(values) for values in zip(columns["High"], *known, strict=True)]
+        if "Low" in columns:
+            columns["Low"] = [min(values) for values in zip(columns["Low"], *known, strict=True)]
+    return [list(row) for row in zip(*(columns[name] for name in features), strict=True)]
+
+
+def _bars(body: dict[str, Any], count: int) -> dict[str, list[float]]:
+    """The `open`, `high` and `low` sent: lists of `count` positive numbers, high never below low."""
+    bars = {}
+    for field, name in BAR_FIELDS.items():
+        if body.get(field) is None:
+            continue
+        values = body[field]
+        if not isinstance(values, list) or len(values) != count:
+            got = f"{len(values)} values" if isinstance(values, list) else json_type(values)
+            raise BadRequest(f"'{field}' must be a list as long as 'prices' ({count} values), got {got}")
+        bars[name] = [_positive(value, f"{field}[{day}]") for day, value in enumerate(values)]
+    if "High" in bars and "Low" in bars:
+        for day, (high, low) in enumerate(zip(bars["High"], bars["Low"], strict=True)):
+            if high < low:
+                raise BadRequest(f"high[{day}] ({high:g}) is below low[{day}] ({low:g})")
+    return bars
+
+
+def _rows(prices: list[Any], features: Sequence[str], is_price: Sequence[bool]) -> list[list[float]]:
+    """The older form: one list of the model's features per day."""
     rows = []
-    for day, value in enumerate(prices):
-        if n_features == 1:
-            values = [value]
-        elif isinstance(value, list) and len(value) == n_features:
-            values = value
-        else:
-            raise BadRequest(f"prices[{day}] must be a list of {n_features} values ({', '.join(features)})")
+    for day, values in enumerate(prices):
+        if len(values) != len(features):
+            raise BadRequest(f"prices[{day}] must be a list of {len(features)} values ({', '.join(features)})")
         row = []
         for number, name, price in zip(values, features, is_price, strict=True):
-            where = f"prices[{day}]" if n_features == 1 else f"prices[{day}] {name}"
+            where = f"prices[{day}] {name}"
             number = _number(number, where)
             if number < 0 or (price and number == 0):
                 raise BadRequest(f"{where} must be {'positive' if price else 'non-negative'}, got {number:g}")
             row.append(number)
         rows.append(row)
     return rows
+
+
+def _positive(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if number <= 0:
+        raise BadRequest(f"{where} must be positive, got {number:g}")
+    return number
 
 
 def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[str]:

@@ -112,7 +112,7 @@ def read_instance(body: Any, portfolio: Portfolio) -> Instance:
     body = fields.check_forecast(body)
     symbol, spec = portfolio.member(body.get("stock"))
     meta = spec.meta
-    rows = fields.read_prices(body["prices"], meta.window, meta.features, spec.is_price)
+    rows = fields.read_prices(body, meta.window, meta.features, spec.is_price)
     dates = None if body.get("last_date") is None else fields.read_dates(body["last_date"],
                                                                          portfolio.sessions(symbol), meta.horizon)
     return Instance(rows[-meta.context:], symbol, spec, dates)

@@ -315,6 +315,32 @@ def test_a_multi_feature_model_takes_one_row_of_features_per_day(module, tmp_pat
     assert "must be a list of 2 values" in answers[3][1]["message"]
 
 
+def test_a_range_model_reads_open_high_and_low_beside_the_closes(module, tmp_path):
+    """A model of the day's bars (the default's features) takes `open`, `high`, `low` as lists beside `prices`;
+    asked without them it names what is missing; the older row form answers the same; a close outside its day's
+    range widens the range, as training's data checks do."""
+    features = ["Close", "Open", "High", "Low"]
+    handler, nets, context = _synthetic(module, tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
+                                        scaler=([50.0] * 4, [70.0] * 4, 0.02), features=features,
+                                        volatility="garman_klass", quantiles=[0.1, 0.5, 0.9], window=5, context=8)
+    closes = [60.0 + 0.3 * day for day in range(8)]
+    bars = {"open": [c - 0.2 for c in closes], "high": [c + 0.5 for c in closes], "low": [c - 0.6 for c in closes]}
+    rows = [list(day) for day in zip(closes, bars["open"], bars["high"], bars["low"], strict=True)]
+    outside = {**bars, "high": [*bars["high"][:-1], closes[-1] - 0.1]}  # the last close above its high
+    widened = [*rows[:-1], [closes[-1], bars["open"][-1], closes[-1], bars["low"][-1]]]
+    answers = _handle_synthetic(handler, context, [{"prices": closes, **bars}, {"prices": rows}, {"prices": closes},
+                                                   {"prices": closes, "open": bars["open"]},
+                                                   {"prices": closes, **outside}])
+    assert [status for status, _ in answers] == [200, 200, 400, 400, 200]
+    with torch.no_grad():
+        expected = nets["VALE3.SA-v7"](torch.tensor([rows, widened]))
+    assert answers[0][1]["quantiles"]["0.5"] == pytest.approx(expected[0, :, 1].tolist(), rel=1e-6)
+    assert answers[1][1]["forecast"] == answers[0][1]["forecast"]
+    assert "'high', 'low' missing" in answers[3][1]["message"] and "'open', 'high', 'low' missing" in \
+        answers[2][1]["message"]
+    assert answers[4][1]["quantiles"]["0.5"] == pytest.approx(expected[1, :, 1].tolist(), rel=1e-6)
+
+
 def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp_path):
     """One model of several tickers: `stock` picks the ticker, and with it the exchange's calendar."""
     import datetime as dt

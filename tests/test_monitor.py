@@ -116,8 +116,8 @@ class _Track:
 
 
 def _scores(hit: float, crps: float, count: int = 25) -> list[dict[str, float]]:
-    return [{"crps": crps, "naive_crps": 1.0, "ewma_crps": 1.0, "range_ewma_crps": 1.0, "har_crps": 1.0, "ape": 2.0, "naive_ape": 2.0, "hit_80": hit,
-             "hit_90": hit} for _ in range(count)]
+    return [{"crps": crps, "naive_crps": 1.0, "ewma_crps": 1.0, "range_ewma_crps": 1.0, "har_crps": 1.0, "ape": 2.0,
+             "naive_ape": 2.0, "hit_80": hit, "hit_90": hit} for _ in range(count)]
 
 
 @pytest.mark.parametrize(("scores", "vol_ratio", "reasons"), [

@@ -187,7 +187,7 @@ class Har(Scaled):
 
     def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
         variances = _variances(bars, self.estimator).numpy()  # [N, C - 1]
-        self.floor = FLOOR * float(np.median(variances))
+        self.floor = max(FLOOR * float(np.median(variances)), 1e-12)  # no log of zero, even on a flat series
         design, horizon = self._design(variances), targets.shape[1]
         self.coefficients = []
         for step in range(1, horizon + 1):
