@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 from body import BadRequest, json_type, shown
+from bundle import BAR_FIELDS
 
 # About 20 years of daily closes: more history than any client needs, and it bounds the work (and
 # the memory) one request can cost a worker. TorchServe refuses larger bodies before they get here
 # (max_request_size in config.properties).
 MAX_PRICES = 5000
-# `open`, `high`, `low`: optional lists as long as `prices`, oldest first; every model checks them, the models
-# that read the day's range (features Open, High, Low) need them.
-BAR_FIELDS = {"open": "Open", "high": "High", "low": "Low"}
+# `open`, `high`, `low` (BAR_FIELDS): optional lists as long as `prices`, oldest first; every model checks them,
+# the models that read the day's range (features Open, High, Low) need them.
 FIELDS = ("prices", "stock", "last_date", *BAR_FIELDS)
 # The model computes in float32: a larger input would become infinite there.
 FLOAT32_MAX = torch.finfo(torch.float32).max

@@ -24,6 +24,8 @@ from torch import nn
 WEIGHTS = "model.pt"
 MODEL_FILE = "net.py"
 METADATA = "metadata.json"
+# The request fields that carry a day's bar beside `prices` (the closes), and the features they fill.
+BAR_FIELDS = {"open": "Open", "high": "High", "low": "Low"}
 # An archive's root holds the portfolio (which bundle answers each ticker, the exchanges' trading sessions)
 # and one folder per bundle under `bundles/`.
 PORTFOLIO = "portfolio.json"

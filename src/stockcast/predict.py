@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stockcast.bundle import BAR_FIELDS
 from stockcast.data.download import Downloader
 from stockcast.errors import StockcastError
 from stockcast.plots import served_figure
@@ -51,10 +52,13 @@ def latest(server: Server, data_dir: Path, stock: str | None = None) -> tuple[Fo
     window, features = description["window"], description["features"]
     if len(prices) < window:
         raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
-    rows = prices[features].tail(description["context"])  # all the closes the model reads
-    values = rows["Close"].tolist() if features == ["Close"] else rows.to_numpy().tolist()
+    rows = prices.tail(description["context"])  # all the rows the model reads
     last_date = f"{prices.index[-1]:%Y-%m-%d}"
-    payload = {"prices": values, "stock": symbol, "last_date": last_date}
+    payload = {"prices": rows["Close"].tolist(), "stock": symbol, "last_date": last_date}
+    if set(features) <= {"Close", *BAR_FIELDS.values()}:  # the day's bar beside the closes, where the model reads it
+        payload |= {field: rows[name].tolist() for field, name in BAR_FIELDS.items() if name in features}
+    else:  # other columns (Volume): one row of the model's features per day
+        payload["prices"] = rows[features].to_numpy().tolist()
     answer = post_json(f"{server.url('inference')}/predictions/{MODEL_NAME}", payload, server.key("inference"))
     if answer.status != 200:
         raise StockcastError(f"TorchServe answered HTTP {answer.status}: {answer.body.decode()[:300]}")
