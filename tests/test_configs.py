@@ -60,7 +60,7 @@ def test_the_grid_sweeps_keys_that_exist(tmp_path):
             assert str(OmegaConf.select(cfg, key)) == value
 
 
-@pytest.mark.parametrize("launcher", [*names("hydra/launcher"), "joblib"])  # joblib: the plugin's own, in the README
+@pytest.mark.parametrize("launcher", [*names("hydra/launcher"), "joblib"])  # joblib: the plugin's, docs/training.md
 def test_each_launcher_composes(tmp_path, launcher):
     cfg = compose_config("train", tmp_path, f"hydra/launcher={launcher}", keep_hydra=True)
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")

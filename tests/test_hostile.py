@@ -3,7 +3,7 @@ and methods, TorchServe's own OpenAPI description fuzzed, and hostile clients be
 
 A request's answer is a 4xx with a JSON message, or a 200 whose numbers are all finite; never a 5xx from the
 handler, and no valid request beside hostile ones is lost. What TorchServe's frontend answers before any
-handler sees a request is pinned by the last test (the README's "Serve" section says the same).
+handler sees a request is pinned by the last test (docs/serving.md, "Bad requests", says the same).
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def test_explanations_are_refused_alone(server, path):
 
 
 def test_what_torchserve_itself_answers_before_any_handler(server):
-    """TorchServe 0.12's frontend, not the handler: documented in the README ("Serve"); pinned here so an
+    """TorchServe 0.12's frontend, not the handler: documented in docs/serving.md ("Bad requests"); pinned here so an
     upgrade that changes any of it shows."""
     json_type = {"Content-Type": "application/json"}
     # A body over max_request_size (1 MiB): a bare 413, no message.
