@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from stockcast.serving.client import with_bars
 from stockcast.serving.client_loop import ClientLoop, headers
 
-PAYLOAD = {"prices": [60.0 + 0.1 * day for day in range(20)], "stock": "VALE3.SA"}
+PAYLOAD = {**with_bars([60.0 + 0.1 * day for day in range(20)]), "stock": "VALE3.SA"}
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 

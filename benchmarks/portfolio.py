@@ -28,6 +28,7 @@ import psutil
 
 from stockcast import ROOT
 from stockcast.cli import user_errors_exit
+from stockcast.serving.client import with_bars
 
 PRICES = [60.0 * (1 + 0.01 * ((day * 7919) % 11 - 5) / 5) for day in range(100)]  # 100 closes: the context
 
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> str:
     client = existing_store(uri)
     symbols = (trained_symbols(client, args.experiment) if args.stock == "all"
                else [normalize_symbol(stock) for stock in args.stock.split(",")])
-    single = {"stock": symbols[0], "prices": PRICES}
-    portfolio = {"instances": [{"stock": symbol, "prices": PRICES} for symbol in symbols]}
+    single = {"stock": symbols[0], **with_bars(PRICES)}
+    portfolio = {"instances": [{"stock": symbol, **with_bars(PRICES)} for symbol in symbols]}
     figures: dict[str, object] = {"tickers": len(symbols), "first": symbols[0]}
 
     def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int) -> dict[str, Load]:

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
-from stockcast.eval.report import SECTION, comparison_table
+from stockcast.eval.report import SECTION, comparison_table, pooled_tests
 from stockcast.markdown import replace_section
 
 
@@ -27,8 +27,14 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config("evaluate", args.overrides)
     with user_errors_exit():
-        table = comparison_table(MlflowClient(cfg.logger.tracking_uri), cfg.experiment_name)
-        markdown = table.to_markdown(index=False, floatfmt=".4g")
+        client = MlflowClient(cfg.logger.tracking_uri)
+        table = comparison_table(client, cfg.experiment_name)
+        pooled = pooled_tests(client, table)
+        markdown = table.drop(columns="evaluation run").to_markdown(index=False, floatfmt=".4g")
+        if len(pooled):
+            markdown += ("\n\nThe per-ticker LSTMs' CRPS against each baseline, pooled over the ticker-years above "
+                         "(per-origin differences scaled by the naive-empirical CRPS, summed per date, "
+                         "Driscoll-Kraay errors with lag 9):\n\n" + pooled.to_markdown(index=False, floatfmt=".4g"))
         print(markdown)
         if args.doc:
             replace_section(args.doc, SECTION, markdown)

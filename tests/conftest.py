@@ -86,9 +86,13 @@ def compose_config(config_name: str, tmp_path: Path, *overrides: str, keep_hydra
 
 
 def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
-    """`configs/train.yaml`, made fast: 2 epochs of a small LSTM, no progress bar."""
-    return compose_config("train", tmp_path, "trainer.max_epochs=2", "+trainer.enable_progress_bar=false",
-                          "~callbacks.progress_bar", "model.net.hidden=16", "model.net.layers=1", *overrides)
+    """`configs/train.yaml`, made fast: 2 epochs of a small LSTM, no progress bar; the net of closes (so request
+    bodies are `prices` alone; tests/test_pipeline.py trains the default's bars too)."""
+    return compose_config("train", tmp_path, *FAST, "data.features=[Close]", "model.net.volatility=close", *overrides)
+
+
+FAST = ("trainer.max_epochs=2", "+trainer.enable_progress_bar=false", "~callbacks.progress_bar", "model.net.hidden=16",
+        "model.net.layers=1")
 
 
 @pytest.fixture(scope="session")

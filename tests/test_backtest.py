@@ -11,7 +11,7 @@ from stockcast.data.prices import read_price_csv
 from stockcast.eval.backtest import walk_forward
 from stockcast.eval.baselines import EmpiricalNaive, Ewma, Garch, NetMethod, Refit, StatsForecastModel
 from stockcast.eval.evaluation import evaluate
-from stockcast.eval.report import SECTION, comparison_table
+from stockcast.eval.report import SECTION, comparison_table, pooled_tests
 from stockcast.markdown import replace_section
 from stockcast.models.net import ForecastNet
 from tests.conftest import compose_config, compose_train
@@ -133,6 +133,12 @@ def test_report_gathers_evaluations_into_the_readme(evaluated, tmp_path):
     replace_section(readme, SECTION, table.to_markdown(index=False))
     text = readme.read_text()
     assert "PLACEHOLDER" not in text and "| VALE3.SA" in text and text.endswith("<!-- results:end -->\nafter\n")
+    pooled = pooled_tests(MlflowClient(result.tracking_uri), table).set_index("vs")
+    assert {"ewma", "range_ewma", "har", "garch", "ets"} <= set(pooled.index)  # the per-origin CRPS was logged
+    ranges = evaluation.ranges  # one ticker-year: its gain over EWMA is the difference of the skills
+    gained = ranges.loc["lstm", "skill_crps"] - ranges.loc["ewma", "skill_crps"]
+    assert pooled.loc["ewma", "mean skill gained"] == pytest.approx(gained, rel=1e-5)
+    assert pooled.loc["ewma", "ticker-years"] == 1 and 0 <= pooled.loc["ewma", "p"] <= 1
 
 
 @pytest.mark.slow

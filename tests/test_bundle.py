@@ -19,7 +19,8 @@ def test_bundle_has_weights_model_file_and_metadata(trained_run):
     # The config node model.net, as written once: what load_bundle rebuilds the net from.
     levels = [round(0.05 * k, 2) for k in range(1, 20)]
     assert metadata["net"] == {"features": ["Close"], "horizon": 10, "window": 20, "context": 100, "hidden": 16,
-                               "layers": 1, "dropout": 0.1, "target": "volatility", "quantiles": levels}
+                               "layers": 1, "dropout": 0.1, "target": "volatility", "quantiles": levels,
+                               "volatility": "close", "decay": 0.94, "spans": []}
     assert metadata["metrics"]["test_mape"] == result.metrics["test_mape"]
     assert "import stockcast" not in (bundle / MODEL_FILE).read_text()
 

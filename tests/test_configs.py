@@ -23,7 +23,8 @@ def names(group: str) -> list[str]:
 
 
 def test_the_model_node_builds_the_net_it_records(tmp_path):
-    cfg = compose_config("train", tmp_path, "model.net.hidden=32", "data.features=[Close,Volume]")
+    cfg = compose_config("train", tmp_path, "model.net.hidden=32", "data.features=[Close,Volume]",
+                         "model.net.volatility=close")
     model = instantiate(cfg.model, _convert_="all")
     assert isinstance(model, Forecaster) and isinstance(model.net, ForecastNet)
     assert model.net.lstm.hidden_size == 32 and model.net.lstm.num_layers == 2

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stockcast.serving.client import call, post_json
+from stockcast.serving.client import call, post_json, with_bars
 from stockcast.serving.private_server import free_ports
 from tests.serving import PRICES, ROOT
 
@@ -157,7 +157,7 @@ def container(image) -> Iterator[dict]:
             keys = sh("exec", cid, "cat", f"{RUN_DIR}/key_file.json", check=False)
             key = json.loads(keys.stdout)["inference"]["key"] if keys.returncode == 0 and keys.stdout else None
             try:
-                if key and post_json(f"{url}/predictions/lstm", {"prices": PRICES}, key).status == 200:
+                if key and post_json(f"{url}/predictions/lstm", with_bars(PRICES), key).status == 200:
                     break
             except OSError:
                 pass
@@ -171,12 +171,12 @@ def container(image) -> Iterator[dict]:
 def test_ping_and_a_forecast_with_the_inference_key(container):
     key = container["keys"]["inference"]["key"]
     assert call("GET", f"{container['url']}/ping", key).json() == {"status": "Healthy"}
-    answer = post_json(f"{container['url']}/predictions/lstm", {"prices": PRICES, "stock": "VALE3"}, key)
+    answer = post_json(f"{container['url']}/predictions/lstm", {**with_bars(PRICES), "stock": "VALE3"}, key)
     assert answer.status == 200 and answer.json()["stock"] == "VALE3.SA" and len(answer.json()["forecast"]) == 10
 
 
 def test_a_request_without_a_token_is_refused(container):
-    answer = post_json(f"{container['url']}/predictions/lstm", {"prices": PRICES})
+    answer = post_json(f"{container['url']}/predictions/lstm", with_bars(PRICES))
     assert answer.status == 400 and answer.json()["type"] == "InvalidKeyException"  # TorchServe's refusal
 
 

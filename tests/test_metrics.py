@@ -1,6 +1,7 @@
 """Metrics, the naive baseline and the Diebold-Mariano test, on cases worked by hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -12,6 +13,7 @@ from stockcast.metrics import (
     move_spread,
     naive_forecast,
     percentage_errors,
+    pooled_test,
     step_errors,
 )
 
@@ -97,3 +99,18 @@ def test_equal_forecasts_are_not_significant_and_a_clearly_better_one_is():
     assert same.pvalue > 0.05
     better = diebold_mariano((0.5 * errors) ** 2, errors**2, horizon=1)
     assert better.statistic < 0 and better.pvalue < 1e-6
+
+
+def test_pooled_test_sums_per_date_and_uses_newey_west_errors():
+    """Two series on partly shared dates: the sum per date, its mean over its Newey-West (Bartlett) error."""
+    dates = pd.date_range("2024-01-01", periods=6)
+    a = pd.Series([1.0, -0.5, 0.25, 0.5, -1.0, 0.75], index=dates)
+    b = pd.Series([0.5, 0.5, -0.25], index=dates[2:5])
+    sums = np.array([1.0, -0.5, 0.75, 1.0, -1.25, 0.75])
+    centered, n = sums - sums.mean(), 6
+    gamma0, gamma1 = centered @ centered / n, centered[1:] @ centered[:-1] / n
+    statistic = sums.mean() / np.sqrt((gamma0 + 2 * 0.5 * gamma1) / n)
+    test = pooled_test([a, b], lag=1)
+    assert test.statistic == pytest.approx(statistic)
+    assert test.pvalue == pytest.approx(2 * stats.norm.sf(abs(statistic)))
+    assert np.isnan(pooled_test([a * 0 + 1], lag=1).pvalue)  # no variance: the data cannot decide

@@ -1,5 +1,8 @@
 """pipeline.run in process: deterministic, and the served computation is the tested one."""
 
+import tempfile
+
+import mlflow
 import numpy as np
 import pytest
 import torch
@@ -9,8 +12,8 @@ from stockcast.bundle import load_bundle
 from stockcast.errors import StockcastError
 from stockcast.eval.evaluation import evaluate
 from stockcast.metrics import Quantiles, compare_with_naive, distribution_metrics
-from stockcast.pipeline import run
-from tests.conftest import compose_config, compose_train
+from stockcast.pipeline import BUNDLE_PATH, run
+from tests.conftest import FAST, compose_config, compose_train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_data")]  # every test trains on real prices
 
@@ -20,6 +23,30 @@ def test_same_config_and_seed_give_same_metrics(tmp_path):
     second = run(compose_train(tmp_path / "b", "end=2024-12-31"))
     assert first.run_id != second.run_id
     assert first.metrics == second.metrics
+
+
+def test_the_default_net_reads_the_days_bars_and_its_bundle_reproduces_its_metrics(tmp_path):
+    """The default configuration: Open, High, Low beside the close, a Garman-Klass volatility; scored against the
+    range baselines too, and the bundle alone gives the logged test CRPS."""
+    cfg = compose_config("train", tmp_path, *FAST, "end=2025-11-07")
+    result = run(cfg)
+    assert result.metadata["features"] == ["Close", "Open", "High", "Low"]
+    assert result.metadata["net"]["volatility"] == "garman_klass"
+    for name in ("range_ewma_crps", "range_ewma_skill_crps", "range_ewma_coverage_80", "har_crps", "har_skill_crps",
+                 "har_coverage_80", "val_range_ewma_skill_crps", "val_har_skill_crps"):
+        assert np.isfinite(result.metrics[name]), name
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=BUNDLE_PATH, dst_path=folder,
+                                                     tracking_uri=result.tracking_uri)
+        net, _ = load_bundle(bundle)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    with torch.no_grad():
+        quantiles = net(datamodule.test.inputs).double().numpy()
+    split = datamodule.test
+    scores = distribution_metrics(Quantiles(quantiles, np.asarray(cfg.model.quantiles)), split.targets.double().numpy(),
+                                  split.inputs[:, -1, 0].double().numpy(), "test")
+    assert scores["test_crps"] == pytest.approx(result.metrics["test_crps"], rel=1e-6)
 
 
 def test_level_target_trains_too(tmp_path):

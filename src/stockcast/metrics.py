@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import special, stats
 
 from stockcast.errors import StockcastError
@@ -237,6 +238,22 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> Sig
     correction = np.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
     statistic = float(dm * correction)
     return Significance(statistic, float(2 * stats.t.sf(abs(statistic), df=n - 1)))
+
+
+def pooled_test(differences: Sequence[pd.Series], lag: int) -> Significance:
+    """Test a zero mean of loss differences pooled over many series (e.g. per-origin CRPS differences of several
+    ticker-years, each indexed by its origin dates): summed per date, then the mean of the sums tested with
+    Newey-West errors of `lag` lags (Driscoll-Kraay: dates are correlated across tickers and, for h-step
+    forecasts, across h - 1 days). Two-sided, normal."""
+    sums = pd.concat(differences, axis=1).fillna(0.0).sum(axis=1).sort_index().to_numpy()  # [T]
+    n = len(sums)
+    centered = sums - sums.mean()
+    gammas = [centered[k:] @ centered[:n - k] / n for k in range(lag + 1)]
+    long_run_variance = gammas[0] + 2 * sum((1 - k / (lag + 1)) * gamma for k, gamma in enumerate(gammas) if k)
+    if n < 2 or long_run_variance <= 0:
+        return Significance(float("nan"), float("nan"))
+    statistic = float(sums.mean() / np.sqrt(long_run_variance / n))
+    return Significance(statistic, float(2 * stats.norm.sf(abs(statistic))))
 
 
 def _likelihood_ratio(statistic: float) -> Significance:

@@ -22,11 +22,13 @@ from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
 from stockcast.eval.baselines import MeanOf, Method, NetMethod
 from stockcast.eval.scoring import MODEL, RANGE_PEER, range_table, step_metrics, step_table, summary_table
+from stockcast.metrics import crps
 from stockcast.plots import error_by_step_figure, forecasts_figure, ranges_figure
 from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
+CRPS_BY_ORIGIN = "crps_by_origin.csv"  # each quantile method's CRPS per origin (mean over steps), % of the close
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
             for index, level in enumerate(backtest.levels):
                 rows[f"{name}_q{level:g}_h{step + 1}"] = quantiles[:, step, index]
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
+    if backtest.quantiles:  # per origin, for tests pooled over ticker-years (make report)
+        scores = {name: crps(quantiles, backtest.actual, backtest.last_close, backtest.levels).mean(axis=1)
+                  for name, quantiles in backtest.quantiles.items()}
+        pd.DataFrame({"origin": backtest.origin_dates, **scores}).to_csv(output_dir / CRPS_BY_ORIGIN, index=False,
+                                                                        float_format="%.8g")
 
 
 def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], per_step: dict[str, np.ndarray],

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+
+import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
+from stockcast.eval.evaluation import CRPS_BY_ORIGIN
+from stockcast.eval.scoring import MODEL, RANGE_REFERENCE
+from stockcast.metrics import pooled_test
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
 
@@ -45,16 +52,44 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
             "actual move spread %": metrics["actual_move_spread"],
             "skill_crps": metrics.get("lstm_skill_crps", nan),
             "EWMA skill_crps": metrics.get("ewma_skill_crps", nan),
+            "range EWMA skill_crps": metrics.get("range_ewma_skill_crps", nan),
+            "HAR skill_crps": metrics.get("har_skill_crps", nan),
             "coverage 80": metrics.get("lstm_coverage_80", nan),
             "coverage 90": metrics.get("lstm_coverage_90", nan),
             "width 80 %": metrics.get("lstm_width_80", nan),
             "DM p (CRPS vs naive-emp.)": metrics.get("lstm_dm_p_vs_naive_empirical", nan),
             "DM p (CRPS vs EWMA)": metrics.get("lstm_dm_p_vs_ewma", nan),
             "trained run": run.data.tags.get("evaluated_run_id", "")[:8],
+            "evaluation run": run.info.run_id,
         })
     if not rows:
         raise StockcastError(f"no finished evaluations in experiment {experiment_name!r}")
     return pd.DataFrame(rows).sort_values(["ticker", "test period", "LSTM"], ignore_index=True)
+
+
+def pooled_tests(client: MlflowClient, table: pd.DataFrame, model: str = "per ticker",
+                 horizon: int = 10) -> pd.DataFrame:
+    """The LSTM's CRPS against each baseline pooled over the ticker-years of one kind of model: per origin, the
+    difference scaled by the ticker-year's mean naive-empirical CRPS (so its mean is the skill gained), summed
+    per date, tested with Driscoll-Kraay errors (lag horizon - 1); one row per baseline."""
+    scaled: dict[str, list[pd.Series]] = {}
+    gains: dict[str, list[float]] = {}
+    for run_id in table.loc[table["LSTM"] == model, "evaluation run"]:
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CRPS_BY_ORIGIN, dst_path=folder,
+                                                       tracking_uri=client.tracking_uri)
+            scores = pd.read_csv(path, index_col="origin", parse_dates=True)
+        reference = scores[RANGE_REFERENCE].mean()
+        for peer in (name for name in scores.columns if name not in (MODEL, RANGE_REFERENCE)):
+            scaled.setdefault(peer, []).append((scores[MODEL] - scores[peer]) / reference)
+            gains.setdefault(peer, []).append(float((scores[peer] - scores[MODEL]).mean() / reference))
+    rows = []
+    for peer, differences in scaled.items():
+        test = pooled_test(differences, lag=horizon - 1)
+        rows.append({"vs": peer, "ticker-years": len(differences), "mean skill gained": float(np.mean(gains[peer])),
+                     "better in": sum(gain > 0 for gain in gains[peer]), "statistic": test.statistic,
+                     "p": test.pvalue})
+    return pd.DataFrame(rows)
 
 
 def _ranges(steps: list[int]) -> str:

@@ -64,3 +64,11 @@ def healthy(inference_url: str, key: str | None, timeout: float = 5.0) -> bool:
         return answer.status == 200 and answer.json().get("status") == "Healthy"
     except (OSError, ValueError):
         return False
+
+
+def with_bars(closes: list[float]) -> dict[str, list[float]]:
+    """A forecast body for synthetic closes (load tests, examples): `prices` and a made-up bar around each close,
+    opening at the previous close and ranging 0.5 % beyond both, for the models that read the day's range."""
+    opens = closes[:1] + closes[:-1]
+    return {"prices": closes, "open": opens, "high": [max(o, c) * 1.005 for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) * 0.995 for o, c in zip(opens, closes, strict=True)]}
