@@ -75,6 +75,8 @@ def pooled_tests(client: MlflowClient, table: pd.DataFrame, model: str = "per ti
     scaled: dict[str, list[pd.Series]] = {}
     gains: dict[str, list[float]] = {}
     for run_id in table.loc[table["LSTM"] == model, "evaluation run"]:
+        if CRPS_BY_ORIGIN not in {artifact.path for artifact in client.list_artifacts(run_id)}:
+            continue  # an evaluation logged before the per-origin scores were: evaluate it again to count it
         with tempfile.TemporaryDirectory() as folder:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CRPS_BY_ORIGIN, dst_path=folder,
                                                        tracking_uri=client.tracking_uri)
