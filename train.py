@@ -35,6 +35,8 @@ def main(cfg: DictConfig) -> float:
     else:
         with user_errors_exit():
             result = run(cfg)
+    if not result.run_id:  # a DDP rank other than 0: rank 0 logged the run and prints it
+        return result.metrics[cfg.optimized_metric]
     print(f"run {result.run_id} ({result.symbol}): " + ", ".join(
         f"{name}={result.metrics[name]:.4f}"
         for name in ("test_mape", "naive_mape", "skill_mape", "test_crps", "naive_crps", "skill_crps",

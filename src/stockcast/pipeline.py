@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import lightning as L
 import numpy as np
@@ -27,6 +29,7 @@ from stockcast.tracking import prepare_store
 log = logging.getLogger(__name__)
 
 BUNDLE_PATH = "bundle"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ def run(cfg: DictConfig) -> RunResult:
         callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
-        _restore_best(model, trainer)
-        metrics, forecast = _test(model, datamodule, cfg.model.quantiles)
+        metrics, forecast = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
+        if not trainer.is_global_zero:  # DDP: rank 0 alone logs the run; the others' work ends with the fit
+            return RunResult("", tracking_uri, datamodule.symbol, metrics, {})
         logger.log_metrics(metrics)
         symbol = datamodule.symbols[0]  # the plot shows the first ticker
         split = datamodule.by_symbol[symbol]["test"]
@@ -92,6 +96,39 @@ def run(cfg: DictConfig) -> RunResult:
              run_id, metrics["test_crps"], metrics["naive_crps"], metrics["skill_crps"], metrics["ewma_skill_crps"],
              metrics["test_coverage_80"])
     return RunResult(run_id, tracking_uri, datamodule.symbol, metrics, metadata)
+
+
+class RankFailed(RuntimeError):
+    """Another DDP rank failed after training: the run is not logged, and this rank fails too."""
+
+
+def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModule,
+               levels: list[float]) -> tuple[dict[str, float], Quantiles]:
+    _restore_best(model, trainer)
+    return _test(model, datamodule, levels)
+
+
+def _agreed(trainer: L.Trainer, work: Callable[[], T]) -> T:
+    """`work()` on every rank, then the ranks agree on the outcome: where any rank failed, every rank raises (its
+    own error, or `RankFailed` naming the ranks), so rank 0 marks the run FAILED and exits non-zero. Under
+    srun or submitit each task is its own process, and Hydra's SLURM launcher reads task 0's result alone:
+    without this a failing rank 1 left a FINISHED run and a job that exited 0. With one process, just `work()`."""
+    error: BaseException | None = None
+    try:
+        result = work()
+    except Exception as err:
+        error = err
+    if trainer.world_size > 1:
+        flags = torch.zeros(trainer.world_size, device=trainer.strategy.root_device)
+        flags[trainer.global_rank] = error is not None
+        ranks = [rank for rank, flag in enumerate(trainer.strategy.reduce(flags, reduce_op="sum").tolist()) if flag]
+        if ranks and error is None:
+            raise RankFailed(f"DDP rank(s) {ranks} of {trainer.world_size} failed after training (their logs say "
+                             f"why; every rank reloads the best checkpoint, from a disk all must see: "
+                             f"docs/training.md)")
+    if error is not None:
+        raise error
+    return result
 
 
 def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:

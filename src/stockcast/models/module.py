@@ -62,7 +62,9 @@ class Forecaster(L.LightningModule):
         prices, targets = batch  # [B, W, F], [B, H]
         sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
         loss = self.loss(self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma))
-        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(prices))
+        # sync_dist: under DDP every rank gets the mean over ranks, so all name and pick the same best checkpoint
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(prices),
+                 sync_dist=True)
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
