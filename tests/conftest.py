@@ -23,6 +23,7 @@ from stockcast.data.download import DATA_DIRS_ENV, PRICES_DIR
 TRAINING_FIXTURES = {"trained_run"}
 # Skip reasons the end-of-run line groups: "needs WHAT: HOW TO GET IT".
 PROMETHEUS = "needs Prometheus: apt-get install prometheus, as .ci/run does"
+SLURM = "needs SLURM: apt-get install slurm-wlm munge slurmdbd mariadb-server, as .ci/run does"
 
 
 def shared_data_dir() -> Path:

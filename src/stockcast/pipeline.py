@@ -119,6 +119,8 @@ def _agreed(trainer: L.Trainer, work: Callable[[], T]) -> T:
     except Exception as err:
         error = err
     if trainer.world_size > 1:
+        if error is not None:  # here, in this rank's own log: under SLURM's launcher only task 0's result is read
+            log.error("DDP rank %d failed after training", trainer.global_rank, exc_info=error)
         flags = torch.zeros(trainer.world_size, device=trainer.strategy.root_device)
         flags[trainer.global_rank] = error is not None
         ranks = [rank for rank, flag in enumerate(trainer.strategy.reduce(flags, reduce_op="sum").tolist()) if flag]
