@@ -101,6 +101,8 @@ def test_retrain_adds_the_ticker_and_leaves_the_other_unchanged(server, swap):
     store = server.model_store
     assert {path.name: archive_version(path) for path in store.glob("*.mar")} == {
         "lstm.mar": 2, "lstm-v1.mar": 1, "lstm-v2.mar": 2}  # lstm.mar: what a restart serves
+    (passed,) = [line for line in swap.said if "quality gate passed" in line]
+    assert "baselines' skill_crps: EWMA" in passed and "range EWMA" in passed and "HAR" in passed  # shown, not gated
 
 
 def test_mlflow_has_the_new_version_as_the_tickers_champion(swap):

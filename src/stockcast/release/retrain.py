@@ -136,8 +136,16 @@ def gate_run(client: MlflowClient, result: RunResult, policy: Policy, say: Say) 
         f"{policy.min_skill:+.4f}" + (f", test_coverage_80 {result.metrics['test_coverage_80']:.3f} in "
                                       f"[{policy.min_coverage:.2f}, {policy.max_coverage:.2f}], skill_crps "
                                       f"{result.metrics['skill_crps']:+.4f} >= {policy.min_skill_crps:+.4f}"
-                                      if ranges else ""))
+                                      if ranges else "") + _beside(result.metrics))
     return None
+
+
+def _beside(metrics: dict[str, float]) -> str:
+    """The baselines' CRPS skills on the same test windows, shown beside the gate's figures (not gated)."""
+    shown = [f"{label} {metrics[key]:+.4f}" for label, key in (("EWMA", "ewma_skill_crps"),
+                                                                ("range EWMA", "range_ewma_skill_crps"),
+                                                                ("HAR", "har_skill_crps")) if key in metrics]
+    return f" (baselines' skill_crps: {', '.join(shown)})" if shown else ""
 
 
 def _train(cfgs: list[DictConfig], steps: Journal) -> tuple[list[RunResult], dict[str, str]]:
