@@ -30,10 +30,13 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def server_config(folder: Path) -> Path:
-    """The committed config.properties with free ports instead of 8080-8082 and 7070-7071."""
+def server_config(folder: Path, source: Path = ROOT / "config.properties") -> Path:
+    """A committed config.properties (the root one unless `source`) with free loopback ports instead of its
+    own; a management API sharing the inference port (deploy/kserve's) keeps sharing it."""
     inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-    text = (ROOT / "config.properties").read_text()
+    text = source.read_text()
+    if _address(text, "management") == _address(text, "inference"):
+        management = inference
     for key, value in {"inference_address": f"http://127.0.0.1:{inference}",
                        "management_address": f"http://127.0.0.1:{management}",
                        "metrics_address": f"http://127.0.0.1:{metrics}",
@@ -46,6 +49,11 @@ def server_config(folder: Path) -> Path:
     return path
 
 
+def _address(text: str, api: str) -> str | None:
+    found = re.search(rf"^{api}_address=(.*)$", text, flags=re.MULTILINE)
+    return found.group(1).strip() if found else None
+
+
 def _leftovers(server: Server) -> list[psutil.Process]:
     """Processes of this server only: the frontend names its config, workers their socket in its temp folder."""
     marks = (str(server.config), str(server.temp_dir))
@@ -54,12 +62,15 @@ def _leftovers(server: Server) -> list[psutil.Process]:
 
 
 @contextmanager
-def private_server(model_store: Path, folder: Path) -> Iterator[Server]:
-    """TorchServe serving `model_store`'s lstm.mar, its config and run folder under `folder`."""
+def private_server(model_store: Path, folder: Path, config: Path = ROOT / "config.properties",
+                   auth: bool = True) -> Iterator[Server]:
+    """TorchServe serving `model_store`'s lstm.mar, its config (`config` on free ports) and run folder under
+    `folder`; `auth=False` for a config that turns token authorization off."""
     temp_dir = Path(tempfile.mkdtemp(prefix="ts-", dir="/tmp"))  # short: it holds the workers' unix sockets
-    server = Server(server_config(folder), folder / "run", model_store, ROOT / "log4j2.xml", temp_dir=temp_dir)
+    server = Server(server_config(folder, config), folder / "run", model_store, ROOT / "log4j2.xml",
+                    temp_dir=temp_dir)
     try:
-        server.start(timeout=180)
+        server.start(auth=auth, timeout=180)
         yield server
     finally:
         server.stop(timeout=30)
