@@ -3,6 +3,7 @@ against (its forward passes without any server), and the body of the peer server
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import statistics
@@ -36,10 +37,16 @@ class Worker:
     routing: Any  # the archive's routing module (parse, forecast), as the handler imported it
     folder: Path
 
+    @functools.cached_property
+    def _settings(self) -> tuple[dict, dict]:
+        """The manifest and model-config.yaml, read once (a worker reads them once, at load)."""
+        return (json.loads((self.folder / "MAR-INF" / "MANIFEST.json").read_text()),
+                yaml.safe_load((self.folder / "model-config.yaml").read_text()))
+
     def context(self, count: int) -> Context:
-        manifest = json.loads((self.folder / "MAR-INF" / "MANIFEST.json").read_text())
+        manifest, settings = self._settings
         context = Context("lstm", str(self.folder), manifest, count, None, "0.12.0", metrics=_Metrics(),
-                          model_yaml_config=yaml.safe_load((self.folder / "model-config.yaml").read_text()))
+                          model_yaml_config=settings)
         context.request_processor = [RequestProcessor({}) for _ in range(count)]
         return context
 

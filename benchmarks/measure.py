@@ -1,13 +1,16 @@
 """What `make bench` measures besides the load itself: the CPU the rest of the machine used during a run,
-the in-process forward time of the archived module, the server's log volume, config and machine.
+the in-process floors (the archived net's and handler's, and the bare peer's LSTM, on the requests the load
+sends), the server's log volume, config and machine.
 
-Each connection count runs several times and reports medians, since a single run on a small shared
-machine varies up to 2x; the CPU other processes used is reported beside it, so a noisy run can be told
-from a slow server.
+Each cell runs several times and reports medians, since a single run on a small shared machine varies up to 2x;
+the CPU other processes used is reported beside it, so a noisy run can be told from a slow server.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import os
 import platform
 import shutil
@@ -20,12 +23,12 @@ from typing import Any
 import psutil
 import torch
 
+from benchmarks.bare_peer import BareNet, first_bundle
 from benchmarks.inprocess import forward_ms, worker
 from benchmarks.load import PAYLOAD, Load, python_run, wrk_run
 from stockcast.serving.client import call
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME, read_properties
-from stockcast.serving.versions import startup_archive
 
 
 @dataclass(frozen=True)
@@ -44,26 +47,60 @@ class Level:
         return statistics.median(getattr(run, field) for run in self.runs)
 
 
-def measure(server: Server, connections: int, seconds: int, use_wrk: bool, payload: Any = PAYLOAD) -> Run:
+@dataclass(frozen=True)
+class Target:
+    """A server under load: its predictions URL, its key, and its top process (its CPU is its process tree's)."""
+
+    url: str
+    key: str | None
+    pid: int | None
+
+    @classmethod
+    def torchserve(cls, server: Server) -> Target:
+        return cls(f"{server.url('inference')}/predictions/{MODEL_NAME}", server.key("inference"), server.pid())
+
+
+def measure(target: Target, connections: int, seconds: int, use_wrk: bool, payload: Any = PAYLOAD) -> Run:
     """One run, with the CPU the rest of the machine used meanwhile."""
-    served = _process_tree(server)
+    served = _process_tree(target.pid)
     before_total, before_served = _busy_seconds(), _cpu_seconds(served)
-    url = f"{server.url('inference')}/predictions/{MODEL_NAME}"
     load = wrk_run if use_wrk else python_run
     client_before = _cpu_seconds([psutil.Process()]) + _children_cpu()
-    figures = load(url, server.key("inference"), connections, seconds, payload)
+    figures = load(target.url, target.key, connections, seconds, payload)
     client = _cpu_seconds([psutil.Process()]) + _children_cpu() - client_before
     other = _busy_seconds() - before_total - (_cpu_seconds(served) - before_served) - client
     return Run(**vars(figures), other_cpu=max(0.0, 100 * other / (seconds * psutil.cpu_count())))
 
 
-def forward_floor(model_store: Path, batch: int) -> float:
-    """Median in-process forward time (ms) of the startup archive's (first) net on `batch` windows."""
-    with worker(startup_archive(model_store)) as loaded:
+@dataclass(frozen=True)
+class Floors:
+    """In-process medians (ms, one torch thread as in a worker) on the requests the load sends."""
+
+    net: dict[int, float]  # batch -> the archived net's forward pass
+    bare: dict[int, float]  # batch -> the bare peer's LSTM forward pass
+    handler: float  # one request through the archived handler: parse, forward, answer, JSON
+
+
+def floors(archive: Path, bodies: list[dict], batches: tuple[int, ...] = (1, 32)) -> Floors:
+    """The floors of the archive's (first) net, its handler and the bare peer's net, over `bodies` in turn."""
+    encoded = [json.dumps(body).encode() for body in bodies]
+    with worker(archive) as loaded:
         net = next(iter(loaded.handler.models.values()))
-        spec = next(iter(loaded.handler.portfolio.specs.values()))
-        window = 60 + torch.rand(batch, spec.window, len(spec.features))
-        return forward_ms(lambda: net(window))
+        rows = torch.stack([torch.as_tensor(loaded.routing.parse({"body": body}, {}, loaded.handler.portfolio)
+                                            .items[0].history, dtype=torch.float32) for body in encoded])
+        turn = itertools.cycle(encoded)
+        handler = forward_ms(lambda: loaded.handle([next(turn)]))
+        net_ms = {batch: forward_ms(functools.partial(net, _cycled(rows, batch))) for batch in batches}
+    torch.manual_seed(0)
+    bare = BareNet(first_bundle(archive)).eval()
+    bare_rows = torch.cat([bare.rows(body) for body in bodies])
+    bare_ms = {batch: forward_ms(functools.partial(bare, _cycled(bare_rows, batch))) for batch in batches}
+    return Floors(net_ms, bare_ms, handler)
+
+
+def _cycled(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch of `size` of the windows, cycling through them."""
+    return rows[torch.arange(size) % len(rows)]
 
 
 def log_bytes(server: Server) -> int:
@@ -95,8 +132,7 @@ def served_config(server: Server) -> dict[str, str]:
     }
 
 
-def _process_tree(server: Server) -> list[psutil.Process]:
-    pid = server.pid()
+def _process_tree(pid: int | None) -> list[psutil.Process]:
     if pid is None:
         return []
     frontend = psutil.Process(pid)

@@ -7,21 +7,16 @@ servers do the same parsing, forward pass and JSON per request and differ only i
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from benchmarks.inprocess import worker
+from benchmarks.peers import arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archive", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     torch.set_num_threads(1)
     app = FastAPI()
     with worker(args.archive) as loaded:

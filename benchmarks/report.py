@@ -3,34 +3,116 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from benchmarks.measure import Level
+from benchmarks.measure import Floors, Level
+
+TORCHSERVE, BARE, HANDLER = "TorchServe", "bare peer", "same-handler peer"
+FULL, SHORT = "context", "window"  # the request make predict sends; the same cut to the model's window
 
 
-def report(levels: list[Level], floor: dict[int, float], config: dict[str, str], host: dict[str, str],
-           log_mb_per_minute: float, seconds: int, client: str) -> str:
-    """Medians per connection count, the in-process floor beside them, log volume, config and machine."""
-    runs = len(levels[0].runs)
-    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench`: {client}, {runs} runs of {seconds} s "
-             "per connection count, medians (errors: total over the runs).", "",
-             "| connections | req/s | p50 ms | p99 ms | errors | other load % | req/s per run |",
-             "|---:|---:|---:|---:|---:|---:|---|"]
-    for level in levels:
-        per_run = ", ".join(f"{run.rps:,.0f}" for run in level.runs)
-        lines.append(f"| {level.connections} | {level.median('rps'):,.0f} | {level.median('p50'):.2f} | "
-                     f"{level.median('p99'):.2f} | {sum(run.errors for run in level.runs)} | "
-                     f"{level.median('other_cpu'):.0f} | {per_run} |")
-    single = next(level for level in levels if level.connections == 1)
-    busiest = max(levels, key=lambda level: level.median("rps"))
-    per_core = 1e3 * 32 / floor[32]
-    lines += ["", "In-process floor (the archived module, `torch.set_num_threads(1)` as in a worker):", "",
-              "| batch | forward ms | per request ms | server / floor |", "|---:|---:|---:|---|",
-              f"| 1 | {floor[1]:.3f} | {floor[1]:.3f} | single-client p50 is {single.median('p50') / floor[1]:.1f}x "
-              "the forward pass |",
-              f"| 32 | {floor[32]:.3f} | {floor[32] / 32:.4f} | best throughput ({busiest.median('rps'):,.0f} req/s at "
-              f"{busiest.connections} connections) is {100 * busiest.median('rps') / (2 * per_core):.0f} % of "
-              f"2 cores x {per_core:,.0f} req/s |", "",
+@dataclass(frozen=True)
+class Cell:
+    request: str  # FULL or SHORT
+    connections: int
+    servers: Sequence[str]
+
+
+# What the comparison needs: a single client, 32 connections (both requests), 128 (errors).
+CELLS = (Cell(FULL, 1, (TORCHSERVE, BARE, HANDLER)), Cell(FULL, 32, (TORCHSERVE, BARE, HANDLER)),
+         Cell(SHORT, 32, (TORCHSERVE, BARE)), Cell(FULL, 128, (TORCHSERVE, BARE)))
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One run's figures: each (server, cell)'s runs, the in-process floors, and what the request was."""
+
+    levels: dict[tuple[str, Cell], Level]
+    floors: Floors
+    symbol: str
+    days: int  # rows of the full request
+    window: int  # rows of the short one
+    windows: int  # different windows sent in turn
+
+    def level(self, server: str, request: str, connections: int) -> Level:
+        return next(level for (name, cell), level in self.levels.items()
+                    if (name, cell.request, cell.connections) == (server, request, connections))
+
+
+def report(compared: Compared, config: dict[str, str], host: dict[str, str], log_mb_per_minute: float,
+           seconds: int, client: str) -> str:
+    """Every cell's medians, the comparison with the peers against the goals, the in-process floors, log volume,
+    config and machine."""
+    runs = len(next(iter(compared.levels.values())).runs)
+    rows = {FULL: f"{compared.days} days", SHORT: f"{compared.window} days"}
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `make bench`: {client}, {runs} runs of {seconds} s per "
+             "cell, the cells taken in turns, medians (errors: total over the runs). The request: what `make predict` "
+             f"sends ({compared.symbol}: {compared.days} days of closes with the day's open, high and low, the "
+             f"ticker, the last date), {compared.windows} windows ending on {compared.windows} different days, sent "
+             f"in turn; \"{compared.window} days\": the same windows cut to the model's window.", "",
+             "| server | connections | request | req/s | p50 ms | p99 ms | errors | other load % | req/s per run |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    for server in (TORCHSERVE, BARE, HANDLER):
+        for cell in CELLS:
+            if server in cell.servers:
+                level = compared.levels[server, cell]
+                lines.append(f"| {server} | {cell.connections} | {rows[cell.request]} | {level.median('rps'):,.0f} | "
+                             f"{level.median('p50'):.2f} | {level.median('p99'):.2f} | "
+                             f"{sum(run.errors for run in level.runs)} | {level.median('other_cpu'):.0f} | "
+                             f"{', '.join(f'{run.rps:,.0f}' for run in level.runs)} |")
+    lines += ["", *_against_peers(compared, rows), "", *_floors(compared), "",
               f"Log volume under load: {log_mb_per_minute:.2f} MB per minute (all files in the server's logs/).", "",
               "Config: " + "; ".join(f"{key} {value}" for key, value in config.items()) + ".", "",
               "Machine: " + "; ".join(f"{key} {value}" for key, value in host.items()) + "."]
     return "\n".join(lines)
+
+
+def _against_peers(compared: Compared, rows: dict[str, str]) -> list[str]:
+    def median(server: str, request: str, connections: int, field: str) -> float:
+        return compared.level(server, request, connections).median(field)
+
+    def errors(server: str) -> str:
+        counts = [sum(run.errors for run in compared.level(server, FULL, n).runs) for n in (32, 128)]
+        return f"{counts[0]}, {counts[1]} ({median(server, FULL, 128, 'rps'):,.0f} req/s at 128)"
+
+    lines = ["Against the peers, from the medians above:", "",
+             f"| | {TORCHSERVE} (shipped) | {BARE} | ratio | goal | {HANDLER} | ratio |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for request in (SHORT, FULL):
+        shown = rows[request] + (f", {compared.windows} windows in turn" if request == FULL else "")
+        ts, bare = median(TORCHSERVE, request, 32, "rps"), median(BARE, request, 32, "rps")
+        same = median(HANDLER, FULL, 32, "rps")
+        peer = f"{same:,.0f} | {ts / same:.2f}x" if request == FULL else " | "
+        lines.append(f"| req/s at 32 connections, {shown} | {ts:,.0f} | {bare:,.0f} | {ts / bare:.2f}x | "
+                     f"{_mark(ts >= 2 * bare)} >= 2x | {peer} |")
+    ts, bare, same = (median(server, FULL, 1, "p50") for server in (TORCHSERVE, BARE, HANDLER))
+    lines += [f"| single-client p50, {rows[FULL]} | {ts:.2f} ms | {bare:.2f} ms | {ts / bare:.1f}x | "
+              f"{_mark(ts < 3 * bare)} < 3x | {same:.2f} ms | {ts / same:.1f}x |",
+              f"| errors at 32 and 128 connections | {errors(TORCHSERVE)} | {errors(BARE)} | | "
+              f"{_mark(errors(TORCHSERVE).startswith('0, 0 '))} 0 | | |"]
+    return lines
+
+
+def _floors(compared: Compared) -> list[str]:
+    floors = compared.floors
+    per_core = 1e3 * 32 / floors.net[32]
+    best = max(level.median("rps") for (name, _), level in compared.levels.items() if name == TORCHSERVE)
+    single = compared.level(TORCHSERVE, FULL, 1).median("p50")
+    lines = ["In-process floors (one torch thread, as in a worker; medians of 300 calls over the same windows):", "",
+             "| what | ms | against | ms | ratio | goal |", "|---|---:|---|---:|---:|---|"]
+    for batch, goal in ((1, 2.0), (32, 1.5)):
+        net, bare = floors.net[batch], floors.bare[batch]
+        lines.append(f"| the served net's forward pass, batch {batch} | {net:.3f} | the bare peer's LSTM, batch "
+                     f"{batch} | {bare:.3f} | {net / bare:.2f}x | {_mark(net <= goal * bare)} within {goal}x |")
+    ratio = floors.handler / floors.net[1]
+    lines += [f"| the handler, one request (parse, forward, answer, JSON) | {floors.handler:.3f} | the served net's "
+              f"forward pass, batch 1 | {floors.net[1]:.3f} | {ratio:.2f}x | {_mark(ratio <= 1.5)} within 1.5x |", "",
+              f"TorchServe's single-client p50 is {single / floors.handler:.1f}x the handler's in-process time; its "
+              f"best throughput ({best:,.0f} req/s) is {100 * best / (2 * per_core):.0f} % of 2 cores x "
+              f"{per_core:,.0f} forward passes a second (batch 32)."]
+    return lines
+
+
+def _mark(met: bool) -> str:
+    return "met:" if met else "missed:"

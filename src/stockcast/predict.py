@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from stockcast.bundle import BAR_FIELDS
+from stockcast.bundle import BAR_FIELDS, Described
 from stockcast.data.download import Downloader
 from stockcast.errors import StockcastError
 from stockcast.plots import served_figure
@@ -43,29 +44,44 @@ def latest(server: Server, data_dir: Path, stock: str | None = None) -> tuple[Fo
     """The served forecast for `stock` (default: the served default ticker, else the first) from its newest
     prices (the cache in `data_dir`, a download, or a local copy, with a warning), and the closes of the
     last `HISTORY_DAYS` before it."""
-    served = Management(server).description()
-    symbol = normalize_symbol(stock) if stock else served["default_stock"] or next(iter(served["stocks"]))
-    if symbol not in served["stocks"]:
-        raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(served['stocks'])}")
-    description = served["stocks"][symbol]
-    prices = Downloader(data_dir).load(symbol, description["training_data"]["start"], None)
-    window, features = description["window"], description["features"]
-    if len(prices) < window:
-        raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
-    rows = prices.tail(description["context"])  # all the rows the model reads
-    last_date = f"{prices.index[-1]:%Y-%m-%d}"
-    payload = {"prices": rows["Close"].tolist(), "stock": symbol, "last_date": last_date}
-    if set(features) <= {"Close", *BAR_FIELDS.values()}:  # the day's bar beside the closes, where the model reads it
-        payload |= {field: rows[name].tolist() for field, name in BAR_FIELDS.items() if name in features}
-    else:  # other columns (Volume): one row of the model's features per day
-        payload["prices"] = rows[features].to_numpy().tolist()
+    symbol, described, prices = served_prices(server, data_dir, stock)
+    payload = request_body(prices, symbol, described)
     answer = post_json(f"{server.url('inference')}/predictions/{MODEL_NAME}", payload, server.key("inference"))
     if answer.status != 200:
         raise StockcastError(f"TorchServe answered HTTP {answer.status}: {answer.body.decode()[:300]}")
     body = answer.json()
-    forecast = Forecast(body["stock"], body["model_version"], last_date, float(prices["Close"].iloc[-1]),
+    forecast = Forecast(body["stock"], body["model_version"], payload["last_date"], float(prices["Close"].iloc[-1]),
                         body["dates"], body["forecast"], body.get("intervals"), body.get("p_up"))
     return forecast, prices["Close"].loc[prices.index[-1] - pd.Timedelta(days=HISTORY_DAYS):]
+
+
+def served_prices(server: Server, data_dir: Path, stock: str | None = None,
+                  online: bool = True) -> tuple[str, Described, pd.DataFrame]:
+    """The served ticker `stock` names (default: the served default, else the first), how the server describes
+    its model, and its prices from the model's first training day (`online=False`: local files only)."""
+    served = Management(server).description()
+    symbol = normalize_symbol(stock) if stock else served["default_stock"] or next(iter(served["stocks"]))
+    if symbol not in served["stocks"]:
+        raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(served['stocks'])}")
+    described = served["stocks"][symbol]
+    prices = Downloader(data_dir, online=online).load(symbol, described["training_data"]["start"], None)
+    return symbol, described, prices
+
+
+def request_body(prices: pd.DataFrame, symbol: str, described: Described) -> dict[str, Any]:
+    """The body `make predict` posts for the window ending at the last row of `prices`: the last `context` closes
+    with the day's bars where the model reads them (else one row of its features per day), the ticker and the
+    last date."""
+    window, features = described["window"], described["features"]
+    if len(prices) < window:
+        raise StockcastError(f"only {len(prices)} days of {symbol} prices; the model needs {window}")
+    rows = prices.tail(described["context"])  # all the rows the model reads
+    payload = {"prices": rows["Close"].tolist(), "stock": symbol, "last_date": f"{prices.index[-1]:%Y-%m-%d}"}
+    if set(features) <= {"Close", *BAR_FIELDS.values()}:  # the day's bar beside the closes, where the model reads it
+        payload |= {field: rows[name].tolist() for field, name in BAR_FIELDS.items() if name in features}
+    else:  # other columns (Volume): one row of the model's features per day
+        payload["prices"] = rows[features].to_numpy().tolist()
+    return payload
 
 
 def table(forecast: Forecast) -> str:
