@@ -1,18 +1,20 @@
 """Forecasts -> JSON answers, errors in TorchServe's shape, and the management API's description.
 
-Shipped in the archive beside `forecast_handler.py` (the standard library only, and the archive's
-`bundle.py` for the description's schema). No answer carries a number JSON cannot hold (NaN, Infinity):
-a forecast that is not finite becomes its request's own 400.
+Shipped in the archive beside `forecast_handler.py` (torch, the standard library, and the archive's `bundle.py`
+for the description's schema). No answer carries a number JSON cannot hold (NaN, Infinity): a forecast that is
+not finite becomes its request's own 400.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import torch
 from body import BadRequest
 from bundle import Described, Description
 from fields import MAX_PRICES
@@ -21,7 +23,7 @@ from routing import MAX_INSTANCES, Instance, Parsed, Portfolio, Spec
 RANGE_METRICS = ("crps", "coverage_80", "coverage_90", "width_80")
 
 
-def reply(parsed: Parsed | BadRequest, outputs: Iterator[list[Any]]) -> tuple[HTTPStatus, dict[str, Any]]:
+def reply(parsed: Parsed | BadRequest, outputs: Iterator[Any]) -> tuple[HTTPStatus, dict[str, Any]]:
     """A request's status and JSON answer; `outputs` yields the model outputs of its Instances in order."""
     if isinstance(parsed, BadRequest):
         return parsed.status, error(parsed)
@@ -38,8 +40,9 @@ def reply(parsed: Parsed | BadRequest, outputs: Iterator[list[Any]]) -> tuple[HT
     return results[0]
 
 
-def answer(instance: Instance, output: Sequence[Any]) -> dict[str, Any]:
-    """The JSON answer to one instance from its model output; raises BadRequest if it is not finite.
+def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str, Any]:
+    """The JSON answer to one instance from its model output ([H], or [H, Q]); raises BadRequest if it is not
+    finite.
 
     A quantile model's answer adds `quantiles` (level -> [H] prices), `intervals` (the central 80 and
     90 % ranges) and `p_up` (per step, the probability of closing above the last close, read off the
@@ -47,27 +50,39 @@ def answer(instance: Instance, output: Sequence[Any]) -> dict[str, Any]:
     is the median.
     """
     meta = instance.spec.meta
-    steps = [list(step) if meta.levels else [step] for step in output]  # [H][Q]
-    if not all(math.isfinite(value) for step in steps for value in step):
+    values = output.tolist() if isinstance(output, torch.Tensor) else list(output)  # [H], or [H][Q]
+    # NaN and infinities survive a sum, and no sum of float32 values overflows a float
+    if not math.isfinite(sum(map(sum, values)) if meta.levels else sum(values)):
         raise BadRequest("the forecast for these prices is not a finite number: they are too far from the prices "
                          "this model was trained on")
     body = {"stock": instance.symbol, "model_version": meta.version, "window": meta.window, "horizon": meta.horizon}
     if meta.levels is None:
-        body["forecast"] = [step[0] for step in steps]
+        body["forecast"] = values
     else:
-        body["forecast"] = [step[meta.levels.index(0.5)] for step in steps]
-        body["quantiles"] = {f"{level:g}": [step[q] for step in steps] for q, level in enumerate(meta.levels)}
-        body["intervals"] = {}
-        for coverage in (80, 90):
-            lower, upper = (f"{(100 + sign * coverage) / 200:g}" for sign in (-1, 1))  # 80 -> "0.1", "0.9"
-            quantiles = body["quantiles"]
-            if lower in quantiles and upper in quantiles:
-                body["intervals"][f"{coverage}"] = {"lower": quantiles[lower], "upper": quantiles[upper]}
-        last_close = instance.history[-1][0]
-        body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in steps]
+        labels, median, intervals = _labelled(meta.levels)
+        columns = [list(column) for column in zip(*values, strict=True)]  # [Q][H]
+        body["forecast"] = columns[median]
+        body["quantiles"] = dict(zip(labels, columns, strict=True))
+        body["intervals"] = {coverage: {"lower": columns[lower], "upper": columns[upper]}
+                             for coverage, lower, upper in intervals}
+        last_close = float(instance.history[-1][0])
+        body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in values]
     if instance.dates is not None:
         body["dates"] = instance.dates
     return body
+
+
+@functools.lru_cache(maxsize=64)
+def _labelled(levels: tuple[float, ...]) -> tuple[list[str], int, list[tuple[str, int, int]]]:
+    """A bundle's constants, computed once: each level's label, the median's index, and the central 80 and 90 %
+    intervals (name, lower index, upper index) its levels hold."""
+    labels = [f"{level:g}" for level in levels]
+    intervals = []
+    for coverage in (80, 90):
+        lower, upper = (f"{(100 + sign * coverage) / 200:g}" for sign in (-1, 1))  # 80 -> "0.1", "0.9"
+        if lower in labels and upper in labels:
+            intervals.append((f"{coverage}", labels.index(lower), labels.index(upper)))
+    return labels, levels.index(0.5), intervals
 
 
 def _cdf(value: float, quantiles: Sequence[float], levels: Sequence[float]) -> float:

@@ -1,6 +1,7 @@
 """One forecast's fields, checked: its keys, `prices` (closes) with the optional `open`, `high` and `low` of the
 same days -> rows of finite float32-sized values, `last_date` -> the next trading sessions. Everything wrong
-raises `BadRequest` naming the first thing wrong.
+raises `BadRequest` naming the first thing wrong. Valid columns are checked with a few tensor operations at once;
+anything else value by value, for the message.
 
 Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). The rows'
 shape comes from the bundle answering the forecast (`routing.Spec`), handed over as plain values.
@@ -8,8 +9,10 @@ shape comes from the bundle answering the forecast (`routing.Spec`), handed over
 
 from __future__ import annotations
 
+import array
 import bisect
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -46,8 +49,8 @@ def check_forecast(body: Any) -> dict[str, Any]:
 
 
 def read_prices(body: dict[str, Any], window: int, features: Sequence[str],
-                is_price: Sequence[bool]) -> list[list[float]]:
-    """A forecast's `prices` (and `open`, `high`, `low`) -> [L] rows of `features`, at least `window` of them.
+                is_price: Sequence[bool]) -> torch.Tensor:
+    """A forecast's `prices` (and `open`, `high`, `low`) -> [L, F] float64 rows of `features`, L >= `window`.
 
     `prices` holds the closes, or (the older form, for any model) one list of the model's feature values per
     day. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume). A day's
@@ -59,6 +62,44 @@ def read_prices(body: dict[str, Any], window: int, features: Sequence[str],
         raise BadRequest(f"'prices' has {len(prices)} values; at most {MAX_PRICES} are accepted")
     if len(prices) < window:
         raise BadRequest(f"'prices' has {len(prices)} values; this model needs at least {window} (its window)")
+    rows = _columns_at_once(body, prices, features)
+    if rows is None:  # the rows form, or a value is wrong: each checked on its own, the first wrong one named
+        rows = torch.tensor(_checked_rows(body, prices, features, is_price), dtype=torch.float64)
+    return rows
+
+
+def _columns_at_once(body: dict[str, Any], prices: list[Any], features: Sequence[str]) -> torch.Tensor | None:
+    """The columns form checked at once: [L, F] where every column sent holds numbers, as many as `prices`,
+    positive, within float32's range, and high is never below low; else None."""
+    sent = {"Close": prices} | {name: body[field] for field, name in BAR_FIELDS.items() if body.get(field) is not None}
+    lists = list(sent.values())
+    if any(name not in sent for name in features) or not all(
+            isinstance(values, list) and len(values) == len(prices) for values in lists):
+        return None
+    try:  # C's conversion of each number, as float() does it; anything but a number fails (a boolean passes)
+        flat = array.array("d", sum(lists, []))
+    except (TypeError, OverflowError):
+        return None
+    values = torch.frombuffer(flat, dtype=torch.float64).view(len(lists), -1)  # [K, L], sharing the array
+    if bool((values == 1).any()) and any(value is True for values in lists for value in values):
+        return None
+    lowest, highest = torch.aminmax(values)
+    if not (bool(lowest > 0) and bool(highest <= FLOAT32_MAX)):  # NaN fails too
+        return None
+    columns = dict(zip(sent, values, strict=True))
+    if "High" in columns and "Low" in columns and not bool((columns["High"] >= columns["Low"]).all()):
+        return None
+    known = [columns[name] for name in ("Close", "Open") if name in columns]
+    if "High" in columns:  # the range holds the day's open and close, as below
+        columns["High"] = functools.reduce(torch.maximum, known, columns["High"])
+    if "Low" in columns:
+        columns["Low"] = functools.reduce(torch.minimum, known, columns["Low"])
+    return torch.stack([columns[name] for name in features], dim=-1)
+
+
+def _checked_rows(body: dict[str, Any], prices: list[Any], features: Sequence[str],
+                  is_price: Sequence[bool]) -> list[list[float]]:
+    """`read_prices` value by value: raises BadRequest naming the first thing wrong."""
     bars = _bars(body, len(prices))
     if len(features) > 1 and prices and all(isinstance(value, list) for value in prices):
         return _rows(prices, features, is_price)

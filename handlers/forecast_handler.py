@@ -26,7 +26,7 @@ from typing import Any
 import answers
 import routing
 import torch
-from body import BadRequest
+from body import BadRequest, dumps
 from bundle import BUNDLES, PORTFOLIO, Description, load_bundle
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
@@ -56,7 +56,7 @@ class ForecastHandler(BaseHandler):
                                                          str(self.manifest["model"].get("modelVersion")))
         self.initialized = True
 
-    def handle(self, data: list[dict[str, Any]], context: Any) -> list[str]:
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         """One JSON body per request, in order; a description where the management API asked for one."""
         started = time.time()
         parsed: list[routing.Parsed | BadRequest | Description] = []
@@ -75,7 +75,7 @@ class ForecastHandler(BaseHandler):
             status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, outputs)
             context.set_response_status(status.value, status.phrase, idx)
             context.set_response_content_type(idx, "application/json")
-            bodies.append(json.dumps(body))
+            bodies.append(json.dumps(body) if isinstance(request, dict) else dumps(body))  # a description: json's
         record_metrics(context.metrics, [instance.symbol for instance in instances], time.time() - started)
         return bodies
 

@@ -93,7 +93,7 @@ class Portfolio:
 class Instance:
     """One forecast to make: the rows the model reads and what its answer is labelled with."""
 
-    history: list[list[float]]  # [L, F] raw values, oldest first: the last `context` rows sent (window <= L)
+    history: torch.Tensor  # [L, F] raw values (float64), oldest first: the last `context` rows sent (window <= L)
     symbol: str
     spec: Spec  # the bundle answering it
     dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
@@ -138,16 +138,17 @@ def parse(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfol
     return Parsed(items, many=True)
 
 
-def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance]) -> list[list[Any]]:
-    """Each instance's model output as lists ([H], or [H][Q] for a quantile model), in order: one forward
-    pass per bundle and distinct number of rows (requests send between `window` and `context` of them)."""
-    outputs: list[list[Any]] = [[] for _ in instances]
+def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance]) -> list[torch.Tensor]:
+    """Each instance's model output ([H], or [H, Q] for a quantile model), in order: one forward pass per bundle
+    and distinct number of rows (requests send between `window` and `context` of them)."""
+    outputs: list[torch.Tensor] = [torch.empty(0)] * len(instances)
     groups: dict[tuple[str, int], list[int]] = {}
     for index, instance in enumerate(instances):
         groups.setdefault((instance.spec.name, len(instance.history)), []).append(index)
     with torch.inference_mode():
         for (name, _), indices in groups.items():
-            batch = torch.tensor([instances[index].history for index in indices], dtype=torch.float32)  # [B, L, F]
-            for index, output in zip(indices, models[name](batch).tolist(), strict=True):
+            batch = torch.stack([torch.as_tensor(instances[index].history, dtype=torch.float64)
+                                 for index in indices]).float()  # [B, L, F]
+            for index, output in zip(indices, models[name](batch), strict=True):
                 outputs[index] = output
     return outputs

@@ -395,7 +395,7 @@ def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
     portfolio = routing.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None,
                                                 "3")
     instance = routing.read_instance({"prices": PRICES}, portfolio)
-    assert len(instance.history) == 20 and instance.history[-1] == [PRICES[-1]]
+    assert len(instance.history) == 20 and instance.history[-1].tolist() == [PRICES[-1]]
 
 
 def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer_in_order(module, tmp_path):

@@ -135,6 +135,38 @@ def test_any_bytes_parse_or_are_a_bad_request(api, specs, body, content_type):
     assert _outcome(api, specs[1], {"body": body}, {"Content-Type": content_type}) in ("ok", "400")
 
 
+def _same(a: Any, b: Any) -> bool:
+    """The same JSON value of the same Python types (floats to the bit, NaN included)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return math.isnan(a) and math.isnan(b) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[key], b[key]) for key in a)
+    return a == b
+
+
+_LITERAL = (st.integers() | st.integers(min_value=-2**70, max_value=2**70) | st.floats() | st.floats(width=32)
+            ).map(json.dumps) | st.from_regex(r"-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?",
+                                               fullmatch=True)
+
+
+@settings(max_examples=600, deadline=None, database=None, derandomize=True)
+@given(text=st.lists(_LITERAL | _JSON.map(json.dumps), max_size=6).map(lambda items: f"[{', '.join(items)}]"))
+def test_the_body_reads_any_json_text_as_the_standard_library_does(api, text):
+    """body.py reads with orjson where it is installed: the same values of the same types as json.loads, numbers
+    beyond 64 bits and a float's range included, or json's own error."""
+    try:
+        expected = json.loads(text)
+    except ValueError as err:
+        with pytest.raises(type(err)):
+            api.body._loads(text)
+        return
+    assert _same(api.body._loads(text), expected), text
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
     instance = api.routing.Instance([[60.0]] * 20, "VALE3.SA", specs[0].specs["VALE3.SA-v1"], None)

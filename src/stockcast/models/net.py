@@ -7,6 +7,7 @@ The daily variance estimators live here too, so the baselines (eval/baselines.py
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,10 +32,10 @@ def daily_variance(bars: torch.Tensor, estimator: str = "close") -> torch.Tensor
     if estimator == "close":
         closes = bars[..., 0].log()
         return (closes[..., 1:] - closes[..., :-1]).square()
-    rows = bars[..., 1:, :].log()
-    close, open_ = rows[..., 0], rows[..., 1]
-    high = torch.maximum(rows[..., 2], torch.maximum(open_, close))
-    low = torch.minimum(rows[..., 3], torch.minimum(open_, close))
+    # One copy makes each column contiguous: the arithmetic below then runs vectorised, with the same results.
+    close, open_, high, low = bars[..., 1:, :4].log().movedim(-1, 0).contiguous()
+    high = torch.maximum(high, torch.maximum(open_, close))
+    low = torch.minimum(low, torch.minimum(open_, close))
     if estimator == "parkinson":
         return (high - low).square() / (4 * math.log(2))
     if estimator == "garman_klass":
@@ -51,8 +52,23 @@ def ewma_variance(variances: torch.Tensor, initial: torch.Tensor, decay: float =
     that any N costs one pass and no weight overflows.
     """
     count = variances.shape[-1]
-    powers = decay ** torch.arange(count - 1, -1, -1, dtype=variances.dtype, device=variances.device)
+    powers = _ewma_weights(decay, count, variances.dtype, variances.device)
     return decay ** count * initial + (1 - decay) * (variances * powers).sum(-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _ewma_weights(decay: float, count: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """decay ** (count - 1 .. 0), made once per length: a constant each forward pass would otherwise make again
+    (outside inference mode, so training can use what serving made)."""
+    with torch.inference_mode(False):
+        return decay ** torch.arange(count - 1, -1, -1, dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=16)
+def _root_steps(horizon: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """sqrt(1 .. horizon), the growth of a step's spread, made once likewise."""
+    with torch.inference_mode(False):
+        return torch.arange(1, horizon + 1, dtype=dtype, device=device).sqrt()
 
 
 class ForecastNet(nn.Module):
@@ -104,14 +120,18 @@ class ForecastNet(nn.Module):
             raise ValueError(f"context ({context}) must cover the window ({window}) and at least 2 closes")
         self.target, self.horizon, self.window, self.context = target, horizon, window, context
         self.estimator, self.decay = volatility, decay
-        # Where the bar's columns sit among the features; the close estimator reads column 0 alone.
+        # Where the bar's columns sit among the features; the close estimator reads column 0 alone. A view of the
+        # leading columns where they are the bar in order (the default features), not a copy.
         self.bars = [features.index(name) for name in BARS] if volatility != "close" else [0, 0, 0, 0]
+        self._bar_columns = slice(0, 1) if volatility == "close" else (slice(0, 4) if self.bars == [0, 1, 2, 3]
+                                                                      else self.bars)
         n_features = len(features)
         extra = 1 + len(self.spans) if target == "volatility" else 0
         self.lstm = nn.LSTM(n_features + extra, hidden, num_layers=layers, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Linear(hidden, horizon * len(quantiles or [None]))
         is_price = [name in PRICE_FEATURES for name in features]
+        self._all_prices = all(is_price)  # then every input is a log ratio: no min-max scaling to compute
         self.register_buffer("is_price", torch.tensor(is_price, dtype=torch.bool))
         self.register_buffer("feature_min", torch.zeros(n_features))
         self.register_buffer("feature_max", torch.ones(n_features))
@@ -183,7 +203,7 @@ class ForecastNet(nn.Module):
     def daily_variances(self, prices: torch.Tensor) -> torch.Tensor:
         """[B, L, F] raw prices -> [B, C - 1] the estimator's daily variances over the last `context` rows."""
         rows = prices[:, -(self.context or prices.shape[1]):]  # [B, C, F]
-        return daily_variance(rows[..., self.bars], self.estimator)
+        return daily_variance(rows[..., self._bar_columns], self.estimator)
 
     def volatility(self, prices: torch.Tensor) -> torch.Tensor:
         """[B, L, F] raw prices -> [B] daily EWMA volatility at the last close, over the last `context` rows."""
@@ -192,24 +212,33 @@ class ForecastNet(nn.Module):
 
     def _step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
         """[B] sigma -> [B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
-        steps = torch.arange(1, self.horizon + 1, dtype=sigma.dtype, device=sigma.device)
-        return sigma[:, None] * steps.sqrt()
+        return sigma[:, None] * _root_steps(self.horizon, sigma.dtype, sigma.device)
 
     def encode_inputs(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, F] raw -> [B, W, F] network inputs ([B, W - 1, F + 1] for target="volatility").
 
         `sigma` ([B], target="volatility"): `volatility(prices)` when the caller has it already."""
         rows = self._rows(prices)
-        scaled = (rows - self.feature_min) / self._span()  # [B, W, F]
-        if self.target == "level":
-            return scaled
-        if self.target == "relative":
-            relative = (rows / rows[:, -1:, :1] - 1) / self.change_std  # [B, W, F]
-            return torch.where(self.is_price, relative, scaled)
-        sigma = (self.volatility(prices) if sigma is None else sigma)[:, None, None]  # [B, 1, 1]
-        logs = torch.where(self.is_price, rows, 1.0).log()  # [B, W, F]; non-price columns unused
-        returns = (logs[:, 1:, :1] - logs[:, :-1, :1]) / sigma  # [B, W - 1, 1]
-        spreads = torch.where(self.is_price, (logs - logs[..., :1]) / sigma, scaled)[:, 1:, 1:]  # [B, W - 1, F - 1]
+        if self.target == "volatility" and self._all_prices:  # the default: the same values, fewer operations
+            sigma = (self.volatility(prices) if sigma is None else sigma)[:, None, None]  # [B, 1, 1]
+            logs = rows.log()  # [B, W, F]
+            # Day t >= 1 against its reference: the close against day t - 1's close, every other price against
+            # day t's close.
+            reference = logs[:, :-1, :1] if rows.shape[-1] == 1 else torch.cat(
+                [logs[:, :-1, :1], logs[:, 1:, :1].expand(-1, -1, rows.shape[-1] - 1)], dim=-1)
+            changes = (logs[:, 1:] - reference) / sigma  # [B, W - 1, F]: returns, then spreads
+        else:
+            scaled = (rows - self.feature_min) / self._span()  # [B, W, F]
+            if self.target == "level":
+                return scaled
+            if self.target == "relative":
+                relative = (rows / rows[:, -1:, :1] - 1) / self.change_std  # [B, W, F]
+                return torch.where(self.is_price, relative, scaled)
+            sigma = (self.volatility(prices) if sigma is None else sigma)[:, None, None]  # [B, 1, 1]
+            logs = torch.where(self.is_price, rows, 1.0).log()  # [B, W, F]; non-price columns unused
+            returns = (logs[:, 1:, :1] - logs[:, :-1, :1]) / sigma  # [B, W - 1, 1]
+            spreads = torch.where(self.is_price, (logs - logs[..., :1]) / sigma, scaled)[:, 1:, 1:]  # [B, W - 1, F - 1]
+            changes = torch.cat([returns, spreads], dim=-1)
         typical = (self.variance_ratio * self.median_variance).sqrt()
         level = [(sigma / typical).log()]  # [B, 1, 1] each, the same on every row
         if self.spans:
@@ -217,8 +246,8 @@ class ForecastNet(nn.Module):
             floor = FLOOR * typical.square()
             level += [(variances[:, -n:].mean(-1).clamp_min(floor)[:, None, None] / sigma.square()).log()
                       for n in self.spans]
-        scale = torch.cat(level, dim=-1).expand(-1, returns.shape[1], -1)  # [B, W - 1, 1 + spans]
-        return torch.cat([returns, spreads, scale], dim=-1)
+        scale = (level[0] if len(level) == 1 else torch.cat(level, dim=-1)).expand(-1, changes.shape[1], -1)
+        return torch.cat([changes, scale], dim=-1)  # [B, W - 1, F + 1 + spans]
 
     def encode_target(self, targets: torch.Tensor, prices: torch.Tensor,
                       sigma: torch.Tensor | None = None) -> torch.Tensor:
@@ -248,7 +277,7 @@ class ForecastNet(nn.Module):
         if self.levels is None:
             return outputs
         outputs = outputs.reshape(len(outputs), self.horizon, -1)  # [B, H, Q]
-        steps = F.softplus(outputs[..., 1:]).cumsum(-1)  # [B, H, Q - 1], non-decreasing
+        steps = F.softplus(outputs)[..., 1:].cumsum(-1)  # [B, H, Q - 1], non-decreasing (all of it: contiguous, fast)
         return torch.cat([outputs[..., :1], outputs[..., :1] + steps], dim=-1)
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
