@@ -26,7 +26,7 @@ from typing import Any
 import answers
 import routing
 import torch
-from body import BadRequest, dumps
+from body import BadRequest, MetricLines, dumps
 from bundle import BUNDLES, PORTFOLIO, Description, load_bundle
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
@@ -43,7 +43,7 @@ class ForecastHandler(BaseHandler):
         settings = (context.model_yaml_config or {}).get("handler", {})
         if settings.get("log_level"):  # model-config.yaml's handler.log_level: see there
             logging.getLogger().setLevel(settings["log_level"])
-        logging.getLogger("ts.metrics").setLevel(logging.INFO)  # custom metrics are INFO lines the frontend reads
+        MetricLines.install(logging.getLogger("ts.metrics"))  # custom metrics are INFO lines the frontend reads
         self.context, self.manifest = context, context.manifest
         model_dir = Path(context.system_properties["model_dir"])
         portfolio = json.loads((model_dir / PORTFOLIO).read_text())
@@ -77,6 +77,7 @@ class ForecastHandler(BaseHandler):
             context.set_response_content_type(idx, "application/json")
             bodies.append(json.dumps(body) if isinstance(request, dict) else dumps(body))  # a description: json's
         record_metrics(context.metrics, [instance.symbol for instance in instances], time.time() - started)
+        MetricLines.write()
         return bodies
 
 
