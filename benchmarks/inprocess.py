@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,17 +76,29 @@ def worker(archive: Path) -> Iterator[Worker]:
             sys.path.remove(folder)
 
 
-def forward_ms(call: Any, repeats: int = 300) -> float:
-    """Median time (ms) of `call()` with one torch thread, as in a worker, after a warm-up."""
+def forward_ms(call: Callable[[], Any], repeats: int = 300) -> float:
+    """Median time (ms) of `call()` with one torch thread, as in a worker (see `interleaved_ms`)."""
+    return interleaved_ms({"call": call}, repeats)["call"]
+
+
+def interleaved_ms(calls: Mapping[Hashable, Callable[[], Any]], repeats: int = 300, rounds: int = 10) -> dict:
+    """Median time (ms) of each call with one torch thread, as in a worker, after a warm-up: the CPU time of this
+    thread (what the machine gave other processes meanwhile is not counted), the calls taking turns in `rounds`,
+    so that what is left of a change in the machine's load reaches each alike."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    times = []
+    times: dict = {name: [] for name in calls}
     try:
         with torch.inference_mode():
-            for _ in range(repeats + 30):
-                start = time.perf_counter()
-                call()
-                times.append((time.perf_counter() - start) * 1e3)
+            for call in calls.values():
+                for _ in range(30):
+                    call()
+            for _ in range(rounds):
+                for name, call in calls.items():
+                    for _ in range(max(1, repeats // rounds)):
+                        start = time.thread_time()
+                        call()
+                        times[name].append((time.thread_time() - start) * 1e3)
     finally:
         torch.set_num_threads(threads)
-    return statistics.median(times[30:])
+    return {name: statistics.median(found) for name, found in times.items()}

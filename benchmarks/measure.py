@@ -24,7 +24,7 @@ import psutil
 import torch
 
 from benchmarks.bare_peer import BareNet, first_bundle
-from benchmarks.inprocess import forward_ms, worker
+from benchmarks.inprocess import interleaved_ms, worker
 from benchmarks.load import PAYLOAD, Load, python_run, wrk_run
 from stockcast.serving.client import call
 from stockcast.serving.server import Server
@@ -82,20 +82,24 @@ class Floors:
 
 
 def floors(archive: Path, bodies: list[dict], batches: tuple[int, ...] = (1, 32)) -> Floors:
-    """The floors of the archive's (first) net, its handler and the bare peer's net, over `bodies` in turn."""
+    """The floors of the archive's (first) net, its handler and the bare peer's net over `bodies` in turn, timed
+    in turns."""
     encoded = [json.dumps(body).encode() for body in bodies]
+    torch.manual_seed(0)
+    bare = BareNet(first_bundle(archive)).eval()
+    bare_rows = torch.cat([bare.rows(body) for body in bodies])
     with worker(archive) as loaded:
         net = next(iter(loaded.handler.models.values()))
         rows = torch.stack([torch.as_tensor(loaded.routing.parse({"body": body}, {}, loaded.handler.portfolio)
                                             .items[0].history, dtype=torch.float32) for body in encoded])
         turn = itertools.cycle(encoded)
-        handler = forward_ms(lambda: loaded.handle([next(turn)]))
-        net_ms = {batch: forward_ms(functools.partial(net, _cycled(rows, batch))) for batch in batches}
-    torch.manual_seed(0)
-    bare = BareNet(first_bundle(archive)).eval()
-    bare_rows = torch.cat([bare.rows(body) for body in bodies])
-    bare_ms = {batch: forward_ms(functools.partial(bare, _cycled(bare_rows, batch))) for batch in batches}
-    return Floors(net_ms, bare_ms, handler)
+        calls = {"handler": lambda: loaded.handle([next(turn)])}
+        for batch in batches:
+            calls["net", batch] = functools.partial(net, _cycled(rows, batch))
+            calls["bare", batch] = functools.partial(bare, _cycled(bare_rows, batch))
+        found = interleaved_ms(calls)
+    return Floors({batch: found["net", batch] for batch in batches}, {batch: found["bare", batch] for batch in batches},
+                  found["handler"])
 
 
 def _cycled(rows: torch.Tensor, size: int) -> torch.Tensor:

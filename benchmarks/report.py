@@ -99,7 +99,8 @@ def _floors(compared: Compared) -> list[str]:
     per_core = 1e3 * 32 / floors.net[32]
     best = max(level.median("rps") for (name, _), level in compared.levels.items() if name == TORCHSERVE)
     single = compared.level(TORCHSERVE, FULL, 1).median("p50")
-    lines = ["In-process floors (one torch thread, as in a worker; medians of 300 calls over the same windows):", "",
+    lines = ["In-process floors (one torch thread, as in a worker; CPU time, medians of 300 calls each over the same "
+             "windows, the calls taking turns):", "",
              "| what | ms | against | ms | ratio | goal |", "|---|---:|---|---:|---:|---|"]
     for batch, goal in ((1, 2.0), (32, 1.5)):
         net, bare = floors.net[batch], floors.bare[batch]

@@ -149,6 +149,6 @@ def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance
         for (name, _), indices in groups.items():
             batch = torch.stack([torch.as_tensor(instances[index].history, dtype=torch.float64)
                                  for index in indices]).float()  # [B, L, F]
-            for index, output in zip(indices, models[name](batch), strict=True):
+            for index, output in zip(indices, models[name](batch).unbind(), strict=True):
                 outputs[index] = output
     return outputs
