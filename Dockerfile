@@ -28,11 +28,12 @@ COPY configs/ configs/
 COPY handlers/ handlers/
 COPY scripts/ scripts/
 COPY train.py evaluate.py config.properties model-config.yaml log4j2.xml ./
-# The served model: the default configuration on the packaged sample, which ends on 2025-11-07.
+# The served model: the default configuration on the packaged sample, which ends on 2025-11-07. data/ is the
+# download cache (compose.yaml's `prices` volume), owned by `app` so the volume is writable.
 RUN GIT_PYTHON_REFRESH=quiet python train.py end=2025-11-07 data.downloader.online=false \
         +trainer.enable_progress_bar=false "~callbacks.progress_bar" \
     && python scripts/archive.py \
-    && mkdir -p serve /home/app/mlflow/db /home/app/mlflow/artifacts && chown -R app:app . /home/app/mlflow
+    && mkdir -p data serve /home/app/mlflow/db /home/app/mlflow/artifacts && chown -R app:app . /home/app/mlflow
 USER 10001:10001
 
 FROM python AS serve

@@ -9,6 +9,7 @@
     scripts/admin.py refresh [--stock PETR4,VALE3]
     scripts/admin.py monitor [--stock PETR4,VALE3] [--window 20] [--retrain] [--pushgateway URL]
     scripts/admin.py replay --stock VALE3,PETR4 --start 2024-01-01 --end 2025-11-07 [--retrain] [overrides]
+    scripts/admin.py daily [--cron "30 22 * * mon-fri"] [--now]
 
 retrain: train each ticker with configs/train.yaml (overrides as for train.py), gate each on its own,
 and deploy those that passed as the next version of the served set (every other ticker's model
@@ -23,19 +24,23 @@ whose closes arrived (coverage, CRPS and MAPE skill over the last 20 and 60 of t
 push them to a Pushgateway, print a table; drift (coverage outside its band, CRPS skill below the retrain
 gate, the served volatility far outside the training range) exits 1, and --retrain retrains exactly the
 drifted tickers. replay: the same loop, with the daily refresh, over stored history through a fake clock
-(watch/replay.py). Exit status: 0 done, 2 refused or failed (nothing changed), 3 retrain or deploy deployed some
-tickers and refused others, 1 status found the server down or a command half done, or refresh
-failed for a ticker (its cache kept) or found Yahoo behind, or monitor found drift.
+(watch/replay.py). daily: refresh, then monitor, at the times a cron line names (UTC), or --now once
+(watch/daily.py; compose.yaml's `daily` service). Exit status: 0 done, 2 refused or failed (nothing
+changed), 3 retrain or deploy deployed some tickers and refused others, 1 status found the server down or
+a command half done, or refresh failed for a ticker (its cache kept) or found Yahoo behind, or monitor
+found drift; daily --now: the highest of its steps'.
 """
 
 import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from stockcast import ROOT
 from stockcast.cli import user_errors_exit
 from stockcast.release.policy import Policy
+from stockcast.watch.daily import SCHEDULE
 from stockcast.watch.drift import DriftRules
 
 
@@ -117,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--start", required=True, help="first replayed day, YYYY-MM-DD (the first model is trained "
                                                        "on the days before)")
     replay.add_argument("--end", required=True, help="last replayed day, YYYY-MM-DD")
+    daily = commands.add_parser("daily", help="refresh, then monitor, on a cron schedule (UTC) or once now",
+                                description="Each step runs as its own admin process; with --now the exit status "
+                                            "is the highest of the steps'.")
+    daily.add_argument("--cron", default=SCHEDULE, help="minute hour day month weekday, in UTC (default '%(default)s')")
+    daily.add_argument("--now", action="store_true", help="run the steps once now and exit")
     for command in (monitor, replay):
         command.add_argument("--window", type=int, default=rules.window,
                              help="scored forecasts the coverage and skill drift rules look at (default %(default)s)")
@@ -142,6 +152,16 @@ def main() -> None:
         from stockcast.release.status import status
         from stockcast.serving.server import Server
 
+        if args.command == "daily":
+            from stockcast.watch.daily import run_on, run_once, trigger
+
+            if args.now:
+                sys.exit(run_once(Path(__file__).resolve()))
+            try:
+                trigger(args.cron)
+            except ValueError as err:
+                parser.error(f"--cron {args.cron!r}: {err}")
+            run_on(args.cron, Path(__file__).resolve())
         server = Server.default(ROOT)
         stores = train_groups("paths", "logger")  # where prices and MLflow runs are kept
         if args.command == "refresh":  # the price caches: a running server only names the tickers

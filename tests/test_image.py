@@ -9,137 +9,35 @@ a Docker engine; where the base image cannot be pulled, a stand-in made from Deb
 from __future__ import annotations
 
 import json
-import os
-import re
-import shlex
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from stockcast.serving.client import call, post_json, with_bars
 from stockcast.serving.private_server import free_ports
+from tests.containers import Built, build_settings, only_with, sh
 from tests.serving import PRICES, ROOT
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("STOCKCAST_IMAGE_TEST") != "1",
-                                 reason="needs the container image build: make image-test, many minutes")]
+pytestmark = only_with("STOCKCAST_IMAGE_TEST", "needs the container image build: make image-test, many minutes")
 
-PODMAN = "podman --runtime runc --cgroup-manager=cgroupfs --storage-driver=overlay"  # vfs copies every layer
-STAND_IN = "localhost/stockcast-base:bookworm"
-SUITE = "bookworm"  # python:3.11-slim-bookworm's Debian release
-APT = Path("/etc/apt")
 RUN_DIR = "/home/app/stockcast/serve"
-
-
-def engine() -> list[str]:
-    configured = os.environ.get("STOCKCAST_CONTAINER_ENGINE")
-    if configured:
-        return shlex.split(configured)
-    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
-        return ["docker"]
-    return shlex.split(PODMAN)
-
-
-def sh(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run([*engine(), *args], capture_output=True, text=True, timeout=timeout)
-    assert not check or done.returncode == 0, f"{args}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
-    return done
-
-
-def apt_sources(apt: Path = APT) -> list[tuple[str, list[str]]]:
-    """(URI, suites) of every `deb` entry in this machine's apt configuration: the one-line format of
-    sources.list and sources.list.d/*.list, and the deb822 stanzas of sources.list.d/*.sources."""
-    entries = []
-    for path in [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]:
-        for line in path.read_text().splitlines() if path.is_file() else []:
-            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()  # without [options]
-            if len(words) >= 3 and words[0] == "deb":
-                entries.append((words[1], [words[2]]))
-    for path in sorted((apt / "sources.list.d").glob("*.sources")):
-        for stanza in re.split(r"\n\s*\n", path.read_text()):
-            fields = {}
-            for line in stanza.splitlines():
-                key, colon, value = line.partition(":")
-                if colon and not line.startswith(("#", " ", "\t")):
-                    fields[key.strip().lower()] = value.split()
-            if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"]) != ["no"]:
-                entries += [(uri, fields.get("suites", [])) for uri in fields.get("uris", [])]
-    return entries
-
-
-def debian_mirror(apt: Path = APT) -> str:
-    """The mirror this machine's apt reads Debian's release `SUITE` from (no host written down here)."""
-    found = [uri for uri, suites in apt_sources(apt) if SUITE in suites]
-    assert found, f"no apt source for Debian {SUITE} in {apt}: set STOCKCAST_BASE_IMAGE to a Python 3.11 image"
-    return found[0]
-
-
-def pip_index() -> str:
-    """The index pip installs from on this machine: PIP_INDEX_URL, else pip's configured `index-url`, else
-    pip's own default."""
-    if os.environ.get("PIP_INDEX_URL"):
-        return os.environ["PIP_INDEX_URL"]
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-    for line in listed.splitlines():
-        key, _, value = line.partition("=")
-        if key.rsplit(".", 1)[-1] == "index-url":
-            return value.strip().strip("'\"")
-    from pip._internal.models.index import PyPI  # pip's built-in default index
-
-    return PyPI.simple_url
-
-
-def base_image(work: Path) -> str:
-    """python:3.11-slim-bookworm where Docker can pull it; else a stand-in with Python 3.11 from Debian."""
-    if os.environ.get("STOCKCAST_BASE_IMAGE"):
-        return os.environ["STOCKCAST_BASE_IMAGE"]
-    if engine() == ["docker"]:
-        return "python:3.11-slim-bookworm"
-    if sh("image", "exists", STAND_IN, check=False).returncode != 0:
-        rootfs = work / "rootfs"
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                        SUITE, str(rootfs), debian_mirror()], check=True, capture_output=True)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run([*engine(), "import", "-", STAND_IN], stdin=tar.stdout, check=True, capture_output=True)
-        assert tar.wait() == 0
-    return STAND_IN
-
-
-def build_settings(work: Path) -> list[str]:
-    """podman: pip's CA bundle and find-links of this machine (a TLS proxy, the CPU torch wheel) mounted into the
-    build; torch then comes from find-links and the rest from pip's index, as `make install` gets them here."""
-    if engine() == ["docker"]:
-        return []
-    settings = ["--isolation=chroot", "--network", "host", "--format", "docker"]  # docker format keeps HEALTHCHECK
-    conf = ["[global]"]
-    for key, env in (("cert", "PIP_CERT"), ("find-links", "PIP_FIND_LINKS")):
-        if os.environ.get(env):
-            conf.append(f"{key} = {os.environ[env]}")
-            settings += ["-v", f"{os.environ[env]}:{os.environ[env]}:ro"]
-    (work / "pip.conf").write_text("\n".join(conf) + "\n")
-    settings += ["-v", f"{work / 'pip.conf'}:/etc/pip.conf:ro"]
-    if os.environ.get("PIP_FIND_LINKS"):
-        settings += ["--build-arg", f"TORCH_INDEX_URL={pip_index()}"]
-    return settings
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory) -> Iterator[str]:
+    """The image built from a fresh clone of HEAD; it, its stages and layers are removed afterwards."""
     work = tmp_path_factory.mktemp("image")
     clone = work / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     name = "localhost/stockcast:image-test"
-    settings = [*build_settings(work), "--build-arg", f"BASE_IMAGE={base_image(work)}"]
-    started = time.monotonic()
-    sh("build", *settings, "-t", name, str(clone), timeout=5400)
-    size = int(sh("image", "inspect", "--format", "{{.Size}}", name).stdout.strip())
-    print(f"\nbuild: {time.monotonic() - started:.0f} s; image {name}: {size / 1e6:.0f} MB")
-    yield name
+    with Built():
+        started = time.monotonic()
+        sh("build", *build_settings(work), "-t", name, str(clone), timeout=5400)
+        size = int(sh("image", "inspect", "--format", "{{.Size}}", name).stdout.strip())
+        print(f"\nbuild: {time.monotonic() - started:.0f} s; image {name}: {size / 1e6:.0f} MB")
+        yield name
 
 
 @pytest.fixture(scope="module")

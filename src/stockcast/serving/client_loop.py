@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,18 +24,22 @@ def headers(key: str | None) -> dict[str, str]:
 class ClientLoop:
     """Clients posting one request in a loop on keep-alive connections until the block ends, counting
     answers by status (exceptions by name), 200s by the model version that answered ("portfolio" for a
-    portfolio request's), the distinct 200 bodies, and each latency (ms). The counts are complete once
-    the block has ended."""
+    portfolio request's), the distinct 200 bodies, each latency (ms) and each outcome with the monotonic time
+    it arrived (`timeline`). With `rekey`, a refused key (a restarted TorchServe has new ones) is read again
+    from it. The counts are complete once the block has ended."""
 
-    def __init__(self, url: str, key: str | None, payload: Any, clients: int = 4, pause: float = 0.0) -> None:
+    def __init__(self, url: str, key: str | None, payload: Any, clients: int = 4, pause: float = 0.0,
+                 rekey: Callable[[], str | None] | None = None) -> None:
         self._target = urlparse(url)
         self._body = json.dumps(payload).encode()
         self._headers = headers(key)
+        self._rekey = rekey
         self.clients, self.pause = clients, pause  # pause: seconds each client sleeps between requests
         self.statuses: collections.Counter = collections.Counter()
         self.versions: collections.Counter = collections.Counter()
         self.bodies: set[bytes] = set()
         self.latencies: list[float] = []
+        self.timeline: list[tuple[float, int | str]] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -54,7 +59,7 @@ class ClientLoop:
         statuses: collections.Counter = collections.Counter()
         versions: collections.Counter = collections.Counter()
         bodies: set[bytes] = set()
-        latencies = []
+        latencies, timeline = [], []
         connection = self._connect()
         while not self._stop.is_set():
             start = time.perf_counter()
@@ -66,11 +71,14 @@ class ClientLoop:
                 if answer.status == 200:
                     version = json.loads(data).get("model_version", "portfolio")
                     bodies.add(data)
+                elif self._rekey and b"InvalidKeyException" in data:
+                    self._headers = headers(self._rekey())
             except (OSError, http.client.HTTPException, ValueError) as err:
                 outcome, version = type(err).__name__, None
                 connection.close()
                 connection = self._connect()
             latencies.append((time.perf_counter() - start) * 1e3)
+            timeline.append((time.monotonic(), outcome))
             statuses[outcome] += 1
             if version:
                 versions[version] += 1
@@ -81,6 +89,7 @@ class ClientLoop:
             self.versions.update(versions)
             self.bodies |= bodies
             self.latencies.extend(latencies)
+            self.timeline.extend(timeline)
 
     def __enter__(self) -> ClientLoop:
         self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
