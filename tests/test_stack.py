@@ -260,7 +260,7 @@ def test_3_the_daily_job_reaches_the_pushgateway_and_prometheus_scrapes_it(stack
     pushed = sh("exec", stack.container("pushgateway"), "wget", "-q", "-O", "-",
                 "http://127.0.0.1:9091/metrics").stdout
     coverage = [line for line in pushed.splitlines() if line.startswith("stockcast_coverage_80")]
-    assert coverage, pushed[-2000:]
+    assert coverage, done.stdout[-4000:] + done.stderr[-2000:]
     scraped = until("stockcast_coverage_80 in Prometheus", lambda: prometheus("stockcast_coverage_80"), 120, 5)
     up = {sample["metric"]["job"]: sample["value"][1] for sample in prometheus("up")}
     assert up.get("torchserve") == "1" and up.get("pushgateway") == "1", up
