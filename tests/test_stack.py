@@ -253,7 +253,18 @@ def runs(client: MlflowClient) -> set[str]:
             for run in client.search_runs([experiment.experiment_id])}
 
 
+def backdate_deploys(stack: Stack) -> list:
+    """The stack's clock says today, and the offline prices end in November 2025: deploys recorded today leave
+    the monitor no served day with closes after it. The deploy history (`deployed.json`, in the serve volume)
+    is set back to the evening of PETR4's model's last day, in the same order, as if deployed then."""
+    script = ("import json; h = json.load(open('deployed.json')); "
+              f"h['defaults'] = [[v, '{EARLIER_END}T21:%02d:00+00:00' % (20 + i)] for i, (v, _) in "
+              "enumerate(h['defaults'])]; json.dump(h, open('deployed.json', 'w')); print(json.dumps(h['defaults']))")
+    return json.loads(stack.compose("exec", "-T", "torchserve", "python", "-c", script).stdout)
+
+
 def test_3_the_daily_job_reaches_the_pushgateway_and_prometheus_scrapes_it(stack):
+    backdated = backdate_deploys(stack)
     done = stack.compose("run", "--rm", "daily", "--now", check=False, timeout=1800)
     lines = done.stdout.strip().splitlines()
     assert "daily: monitor exited" in done.stdout, done.stdout[-4000:] + done.stderr[-4000:]
@@ -264,6 +275,7 @@ def test_3_the_daily_job_reaches_the_pushgateway_and_prometheus_scrapes_it(stack
     scraped = until("stockcast_coverage_80 in Prometheus", lambda: prometheus("stockcast_coverage_80"), 120, 5)
     up = {sample["metric"]["job"]: sample["value"][1] for sample in prometheus("up")}
     assert up.get("torchserve") == "1" and up.get("pushgateway") == "1", up
+    say(f"step 3: deploy history set back to {backdated}")
     say(f"step 3: daily --now: exit {done.returncode} (refresh offline: the CSVs' last day; monitor as drift "
         f"says); the Pushgateway holds {'; '.join(coverage)}; Prometheus has {len(scraped)} series of it; up: {up}")
     say("step 3: daily --now printed (last lines):\n    " + "\n    ".join(lines[-14:]))
