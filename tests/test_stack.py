@@ -113,7 +113,9 @@ def overrides(work: Path) -> Path:
 
 
 def build(clone: Path, work: Path) -> None:
-    settings = build_settings(work)
+    started = time.monotonic()
+    settings = build_settings(work)  # makes the stand-in base where it has to
+    say(f"base image and build settings: {time.monotonic() - started:.0f} s")
     for name, (tag, dockerfile, target, _) in IMAGES.items():
         if pulls_images() and name in ("prometheus", "pushgateway"):
             continue  # prom/ images from the registry, as compose.yaml names them
