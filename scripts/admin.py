@@ -143,16 +143,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with user_errors_exit():
-        from stockcast.config import train_groups
-        from stockcast.release.command import repair
-        from stockcast.release.lock import LOCK, exclusive
-        from stockcast.release.remove import remove
-        from stockcast.release.retrain import deploy_runs, retrain, served_stocks, summary, train_config
-        from stockcast.release.rollback import rollback
-        from stockcast.release.status import status
-        from stockcast.serving.server import Server
-
-        if args.command == "daily":
+        if args.command == "daily":  # each step is an admin process of its own, which imports what it needs
             from stockcast.watch.daily import run_on, run_once, trigger
 
             if args.now:
@@ -162,6 +153,16 @@ def main() -> None:
             except ValueError as err:
                 parser.error(f"--cron {args.cron!r}: {err}")
             run_on(args.cron, Path(__file__).resolve())
+            return
+        from stockcast.config import train_groups
+        from stockcast.release.command import repair
+        from stockcast.release.lock import LOCK, exclusive
+        from stockcast.release.remove import remove
+        from stockcast.release.retrain import deploy_runs, retrain, served_stocks, summary, train_config
+        from stockcast.release.rollback import rollback
+        from stockcast.release.status import status
+        from stockcast.serving.server import Server
+
         server = Server.default(ROOT)
         stores = train_groups("paths", "logger")  # where prices and MLflow runs are kept
         if args.command == "refresh":  # the price caches: a running server only names the tickers

@@ -152,14 +152,14 @@ def healthy(cid: str) -> bool:
     return not has_check or sh("healthcheck", "run", cid, check=False).returncode == 0
 
 
-def running_services(stack: Stack) -> list[str]:
+def running_services() -> list[str]:
     found = sh("ps", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
                '{{index .Labels "com.docker.compose.service"}}').stdout.split()
     return sorted(found)
 
 
 def all_healthy(stack: Stack, timeout: float = 300) -> list[str]:
-    services = running_services(stack)
+    services = running_services()
     until("every service healthy", lambda: all(healthy(stack.container(s)) for s in services), timeout, 5)
     return services
 
