@@ -3,8 +3,11 @@ where one is installed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,10 +27,11 @@ def compose_command() -> list[str] | None:
     """`docker compose`, or a podman-compose recent enough to have `config` (Debian 12's 1.0.3 has not)."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
-    if shutil.which("podman-compose") and shutil.which("podman"):
-        usage = subprocess.run(["podman-compose", "--help"], capture_output=True, text=True).stdout
+    found = shutil.which("podman-compose", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if found and shutil.which("podman"):  # this venv's first: the `dev` extra pins it
+        usage = subprocess.run([found, "--help"], capture_output=True, text=True).stdout
         if "config" in usage:
-            return ["podman-compose"]
+            return [found]
     return None
 
 
