@@ -8,6 +8,7 @@ builds is removed afterwards (`Built`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -39,7 +40,9 @@ def engine() -> list[str]:
     return ["podman", *PODMAN_FLAGS]
 
 
+@functools.cache
 def docker_answers() -> bool:
+    """Whether a Docker engine answers (asked once: every engine command would ask again)."""
     return bool(shutil.which("docker")) and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 

@@ -88,8 +88,8 @@ class Stack:
         """The inference key, read as docs/containers.md says: `docker compose exec torchserve python -c ...`."""
         return self.compose("exec", "-T", "torchserve", "python", "-c", KEY_COMMAND).stdout.strip()
 
-    def forecast(self, stock: str, key: str | None = None) -> Response:
-        return post_json(f"{INFERENCE}/predictions/lstm", body(self.clone, stock), key or self.key())
+    def forecast(self, stock: str) -> Response:
+        return post_json(f"{INFERENCE}/predictions/lstm", body(self.clone, stock), self.key())
 
     def admin(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
         return self.compose("--profile", "admin", "run", "--rm", "admin", *args, check=False, timeout=timeout)
