@@ -1,7 +1,8 @@
 """One forecast's fields, checked: its keys, `prices` (closes) with the optional `open`, `high` and `low` of the
 same days -> rows of finite float32-sized values, `last_date` -> the next trading sessions. Everything wrong
-raises `BadRequest` naming the first thing wrong. Valid columns are checked with a few tensor operations at once;
-anything else value by value, for the message.
+raises `BadRequest` naming the first thing wrong. Valid columns are checked with a few tensor operations, a whole
+batch's forecasts at once (`sent_columns`, then `rows_at_once`); anything else value by value (`checked_rows`), for
+the message.
 
 Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). The rows'
 shape comes from the bundle answering the forecast (`routing.Spec`), handed over as plain values.
@@ -16,6 +17,7 @@ import functools
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,13 +50,20 @@ def check_forecast(body: Any) -> dict[str, Any]:
     return body
 
 
-def read_prices(body: dict[str, Any], window: int, features: Sequence[str],
-                is_price: Sequence[bool]) -> torch.Tensor:
-    """A forecast's `prices` (and `open`, `high`, `low`) -> [L, F] float64 rows of `features`, L >= `window`.
+@dataclass(frozen=True)
+class Columns:
+    """A forecast's columns as sent (Close, then the bars sent), each a list as long as `prices`: checked with the
+    batch's other forecasts at once (`rows_at_once`)."""
 
-    `prices` holds the closes, or (the older form, for any model) one list of the model's feature values per
-    day. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume). A day's
-    open or close outside its [low, high] widens the range, as training's data checks do."""
+    names: tuple[str, ...]
+    lists: tuple[list[Any], ...]
+
+
+def sent_columns(body: dict[str, Any], window: int, features: Sequence[str]) -> Columns | None:
+    """A forecast's `prices` (the closes) and `open`, `high`, `low`, once their count is checked (raises BadRequest):
+    its Columns where every column the model reads is sent and every column sent is a list as long as `prices`; None
+    for anything else (the older form, one list of the model's feature values per day, or a column amiss), which
+    `checked_rows` reads value by value."""
     prices = body["prices"]
     if not isinstance(prices, list):
         raise BadRequest(f"'prices' must be a list, got {json_type(prices)}")
@@ -62,47 +71,74 @@ def read_prices(body: dict[str, Any], window: int, features: Sequence[str],
         raise BadRequest(f"'prices' has {len(prices)} values; at most {MAX_PRICES} are accepted")
     if len(prices) < window:
         raise BadRequest(f"'prices' has {len(prices)} values; this model needs at least {window} (its window)")
-    rows = _columns_at_once(body, prices, features)
-    if rows is None:  # the rows form, or a value is wrong: each checked on its own, the first wrong one named
-        rows = torch.tensor(_checked_rows(body, prices, features, is_price), dtype=torch.float64)
+    sent = {"Close": prices} | {name: body[field] for field, name in BAR_FIELDS.items() if body.get(field) is not None}
+    if any(name not in sent for name in features) or not all(
+            isinstance(values, list) and len(values) == len(prices) for values in sent.values()):
+        return None
+    return Columns(tuple(sent), tuple(sent.values()))
+
+
+def rows_at_once(sent: Sequence[Columns], features: Sequence[Sequence[str]]) -> list[torch.Tensor | None]:
+    """Each forecast's [L, F] float64 rows of its model's `features`, its columns checked with those of every other
+    forecast of the same shape in a few tensor operations: numbers, positive, within float32's range, high never
+    below low; the day's range widened to its open and close, as training's data checks do. None where a value is
+    wrong: `checked_rows` then names the first."""
+    rows: list[torch.Tensor | None] = [None] * len(sent)
+    groups: dict[tuple, list[int]] = {}
+    for index, (columns, wanted) in enumerate(zip(sent, features, strict=True)):
+        groups.setdefault((columns.names, len(columns.lists[0]), tuple(wanted)), []).append(index)
+    for (names, length, wanted), indices in groups.items():
+        lists = [sent[index].lists for index in indices]
+        values = _values(lists, len(names), length)
+        if values is None and len(indices) > 1:  # some forecast sent a value that is no number: each on its own
+            for index in indices:
+                rows[index] = rows_at_once([sent[index]], [wanted])[0]
+        elif values is not None:
+            for index, checked in zip(indices, _checked(values, names, wanted, lists), strict=True):
+                rows[index] = checked
     return rows
 
 
-def _columns_at_once(body: dict[str, Any], prices: list[Any], features: Sequence[str]) -> torch.Tensor | None:
-    """The columns form checked at once: [L, F] where every column sent holds numbers, as many as `prices`,
-    positive, within float32's range, and high is never below low; else None."""
-    sent = {"Close": prices} | {name: body[field] for field, name in BAR_FIELDS.items() if body.get(field) is not None}
-    lists = list(sent.values())
-    if any(name not in sent for name in features) or not all(
-            isinstance(values, list) and len(values) == len(prices) for values in lists):
-        return None
-    try:  # C's conversion of each number, as float() does it; anything but a number fails (a boolean passes)
-        flat = array.array("d", sum(lists, []))
-    except (TypeError, OverflowError):
-        return None
-    values = torch.frombuffer(flat, dtype=torch.float64).view(len(lists), -1)  # [K, L], sharing the array
-    if bool((values == 1).any()) and any(value is True for values in lists for value in values):
-        return None
-    lowest, highest = torch.aminmax(values)
-    if not (bool(lowest > 0) and bool(highest <= FLOAT32_MAX)):  # NaN fails too
-        return None
-    columns = dict(zip(sent, values, strict=True))
-    if "High" in columns and "Low" in columns and not bool((columns["High"] >= columns["Low"]).all()):
-        return None
+def _checked(values: torch.Tensor, names: Sequence[str], features: Sequence[str],
+             lists: Sequence[Sequence[list[Any]]]) -> list[torch.Tensor | None]:
+    """N forecasts' [N, K, L] columns `names` -> each one's [L, F] rows of `features`, or None where one of its values
+    is not positive, beyond float32's range (NaN fails both) or sent as true (which the conversion reads as 1), or
+    its high is below its low."""
+    lowest, highest = values.flatten(1).aminmax(dim=1)
+    good = (lowest > 0) & (highest <= FLOAT32_MAX)
+    columns = dict(zip(names, values.unbind(1), strict=True))  # name -> [N, L]
+    if "High" in columns and "Low" in columns:
+        good &= (columns["High"] >= columns["Low"]).all(dim=1)
     known = [columns[name] for name in ("Close", "Open") if name in columns]
-    if "High" in columns:  # the range holds the day's open and close, as below
+    if "High" in columns:  # the range holds the day's open and close, as `checked_rows` widens it
         columns["High"] = functools.reduce(torch.maximum, known, columns["High"])
     if "Low" in columns:
         columns["Low"] = functools.reduce(torch.minimum, known, columns["Low"])
-    return torch.stack([columns[name] for name in features], dim=-1)
+    rows = torch.stack([columns[name] for name in features], dim=-1).unbind()  # [N] of [L, F]
+    ones = (values == 1).flatten(1).any(dim=1).tolist()
+    return [checked if ok and not (one and any(value is True for column in sent for value in column)) else None
+            for checked, ok, one, sent in zip(rows, good.tolist(), ones, lists, strict=True)]
 
 
-def _checked_rows(body: dict[str, Any], prices: list[Any], features: Sequence[str],
-                  is_price: Sequence[bool]) -> list[list[float]]:
-    """`read_prices` value by value: raises BadRequest naming the first thing wrong."""
+def _values(forecasts: Sequence[Sequence[list[Any]]], count: int, length: int) -> torch.Tensor | None:
+    """[N, K, L] float64 of N forecasts' K columns of L values each; None if any value is no number."""
+    flat = array.array("d")
+    try:  # C's conversion of each number, as float() does it; anything but a number fails (a boolean passes)
+        for lists in forecasts:
+            for values in lists:
+                flat.fromlist(values)
+    except (TypeError, OverflowError):
+        return None
+    return torch.frombuffer(flat, dtype=torch.float64).view(len(forecasts), count, length)  # sharing the array
+
+
+def checked_rows(body: dict[str, Any], features: Sequence[str], is_price: Sequence[bool]) -> torch.Tensor:
+    """[L, F] float64 rows as `rows_at_once` makes them, checked value by value: raises BadRequest naming the first
+    thing wrong. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume)."""
+    prices = body["prices"]
     bars = _bars(body, len(prices))
     if len(features) > 1 and prices and all(isinstance(value, list) for value in prices):
-        return _rows(prices, features, is_price)
+        return torch.tensor(_rows(prices, features, is_price), dtype=torch.float64)
     columns = {"Close": [_positive(value, f"prices[{day}]") for day, value in enumerate(prices)]} | bars
     missing = [name for name in features if name not in columns]
     if missing:
@@ -118,7 +154,8 @@ def _checked_rows(body: dict[str, Any], prices: list[Any], features: Sequence[st
             columns["High"] = [max(values) for values in zip(columns["High"], *known, strict=True)]
         if "Low" in columns:
             columns["Low"] = [min(values) for values in zip(columns["Low"], *known, strict=True)]
-    return [list(row) for row in zip(*(columns[name] for name in features), strict=True)]
+    return torch.tensor([list(row) for row in zip(*(columns[name] for name in features), strict=True)],
+                        dtype=torch.float64)
 
 
 def _bars(body: dict[str, Any], count: int) -> dict[str, list[float]]:

@@ -26,8 +26,8 @@ from typing import Any
 import answers
 import routing
 import torch
-from body import BadRequest, MetricLines, dumps
-from bundle import BUNDLES, PORTFOLIO, Description, load_bundle
+from body import MetricLines, dumps
+from bundle import BUNDLES, PORTFOLIO, load_bundle
 from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
@@ -59,20 +59,18 @@ class ForecastHandler(BaseHandler):
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         """One JSON body per request, in order; a description where the management API asked for one."""
         started = time.time()
-        parsed: list[routing.Parsed | BadRequest | Description] = []
-        for idx, row in enumerate(data):
-            headers = context.request_processor[idx].get_request_properties()
-            try:
-                parsed.append(answers.describe(self.portfolio) if headers.get("describe") == "True"
-                              else routing.parse(row, headers, self.portfolio))
-            except BadRequest as err:
-                parsed.append(err)
+        headers = [context.request_processor[idx].get_request_properties() for idx in range(len(data))]
+        described = [properties.get("describe") == "True" for properties in headers]
+        forecasts = iter(routing.parse_batch([(row, properties) for row, properties, describe
+                                              in zip(data, headers, described, strict=True) if not describe],
+                                             self.portfolio))
+        parsed = [answers.describe(self.portfolio) if describe else next(forecasts) for describe in described]
         instances = [item for request in parsed if isinstance(request, routing.Parsed)
                      for item in request.items if isinstance(item, routing.Instance)]
-        outputs = iter(routing.forecast(self.models, instances))
+        answered = iter(answers.answered(instances, routing.forecast(self.models, instances)))
         bodies = []
         for idx, request in enumerate(parsed):
-            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, outputs)
+            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, answered)
             context.set_response_status(status.value, status.phrase, idx)
             context.set_response_content_type(idx, "application/json")
             bodies.append(json.dumps(body) if isinstance(request, dict) else dumps(body))  # a description: json's

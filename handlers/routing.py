@@ -2,9 +2,10 @@
 
 Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). A request is a
 single forecast, `{"stock": "PETR4", "prices": [...]}`, or a portfolio in the KServe v1 shape,
-`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. `parse` reads the body
-(`body.read_body`), then each forecast on its own (`read_instance`): a bad instance of a portfolio gets its
-own error, never failing the rest. `forecast` batches the valid forecasts of a whole TorchServe batch.
+`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. `parse_batch` reads each body
+(`body.read_body`) and each forecast on its own, then checks the columns of the whole batch's forecasts at once: a
+bad instance of a portfolio gets its own error, never failing the rest. `forecast` batches the valid forecasts of
+a whole TorchServe batch.
 """
 
 from __future__ import annotations
@@ -103,39 +104,90 @@ class Instance:
 class Parsed:
     """One request's forecasts: a single one, or a portfolio's in order (each an Instance or its own error)."""
 
-    items: list[Instance | BadRequest]
+    items: list[Instance | BadRequest]  # (while `parse_batch` reads them, also what was Sent)
     many: bool  # the portfolio shape: answered {"predictions": [...]}
 
 
-def read_instance(body: Any, portfolio: Portfolio) -> Instance:
-    """One forecast's fields -> its Instance; raises BadRequest naming the first thing wrong."""
-    body = fields.check_forecast(body)
-    symbol, spec = portfolio.member(body.get("stock"))
-    meta = spec.meta
-    rows = fields.read_prices(body, meta.window, meta.features, spec.is_price)
-    dates = None if body.get("last_date") is None else fields.read_dates(body["last_date"],
-                                                                         portfolio.sessions(symbol), meta.horizon)
-    return Instance(rows[-meta.context:], symbol, spec, dates)
+@dataclass(frozen=True)
+class Sent:
+    """A forecast whose fields are read, its columns to be checked with the rest of the batch's."""
+
+    body: dict[str, Any]
+    columns: fields.Columns
+    symbol: str
+    spec: Spec
 
 
 def parse(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio) -> Parsed:
+    """One request (see `parse_batch`); raises its BadRequest."""
+    [parsed] = parse_batch([(row, headers)], portfolio)
+    if isinstance(parsed, BadRequest):
+        raise parsed
+    return parsed
+
+
+def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+                portfolio: Portfolio) -> list[Parsed | BadRequest]:
+    """A batch's requests (TorchServe's row and headers each) -> each one's forecasts, or its BadRequest. Each body
+    and each forecast's fields are read on their own, then the columns of every forecast of the batch are checked
+    at once (`fields.rows_at_once`): a wrong value is found again value by value, for its own message."""
+    parsed: list[Parsed | BadRequest] = []
+    for row, headers in requests:
+        try:
+            parsed.append(_read_request(row, headers, portfolio))
+        except BadRequest as err:
+            parsed.append(err)
+    waiting = [(request.items, index) for request in parsed if isinstance(request, Parsed)
+               for index, item in enumerate(request.items) if isinstance(item, Sent)]
+    sent: list[Sent] = [items[index] for items, index in waiting]
+    checked = fields.rows_at_once([item.columns for item in sent], [item.spec.meta.features for item in sent])
+    for (items, index), item, rows in zip(waiting, sent, checked, strict=True):
+        try:
+            if rows is None:
+                rows = fields.checked_rows(item.body, item.spec.meta.features, item.spec.is_price)
+            items[index] = _instance(item.body, rows, item.symbol, item.spec, portfolio)
+        except BadRequest as err:
+            items[index] = err
+    return parsed
+
+
+def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio) -> Parsed:
     """One request: {"prices": [...], "stock": ..., "last_date": ...}, or {"instances": [such objects]}."""
     body = read_body(row, headers)
     if "instances" not in body:
-        return Parsed([read_instance(body, portfolio)], many=False)
+        return Parsed([_read_forecast(body, portfolio)], many=False)
     instances = body["instances"]
     if set(body) != {"instances"}:
         raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(shown, sorted(body)[:10]))}")
     if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
         raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
                          f'{{"stock": "VALE3", "prices": [...]}}, got {shown(instances)}')
-    items: list[Instance | BadRequest] = []
+    items: list[Instance | Sent | BadRequest] = []
     for instance in instances:
         try:
-            items.append(read_instance(instance, portfolio))
+            items.append(_read_forecast(instance, portfolio))
         except BadRequest as err:
             items.append(err)
     return Parsed(items, many=True)
+
+
+def _read_forecast(body: Any, portfolio: Portfolio) -> Instance | Sent:
+    """One forecast's fields -> its Instance, or where its columns can be checked at once, what was Sent; raises
+    BadRequest naming the first thing wrong."""
+    body = fields.check_forecast(body)
+    symbol, spec = portfolio.member(body.get("stock"))
+    columns = fields.sent_columns(body, spec.meta.window, spec.meta.features)
+    if columns is not None:
+        return Sent(body, columns, symbol, spec)
+    return _instance(body, fields.checked_rows(body, spec.meta.features, spec.is_price), symbol, spec, portfolio)
+
+
+def _instance(body: dict[str, Any], rows: torch.Tensor, symbol: str, spec: Spec, portfolio: Portfolio) -> Instance:
+    """The forecast of checked `rows`, with its dates where it gave `last_date` (raises BadRequest if it is wrong)."""
+    meta = spec.meta
+    dates = None if body.get("last_date") is None else fields.read_dates(body["last_date"],
+                                                                         portfolio.sessions(symbol), meta.horizon)
+    return Instance(rows[-meta.context:], symbol, spec, dates)
 
 
 def forecast(models: Mapping[str, torch.nn.Module], instances: Sequence[Instance]) -> list[torch.Tensor]:

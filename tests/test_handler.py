@@ -341,6 +341,43 @@ def test_a_range_model_reads_open_high_and_low_beside_the_closes(module, tmp_pat
     assert answers[4][1]["quantiles"]["0.5"] == pytest.approx(expected[1, :, 1].tolist(), rel=1e-6)
 
 
+def test_a_batch_s_columns_are_checked_at_once_and_a_wrong_value_is_named_as_if_sent_alone(module, tmp_path):
+    """The handler checks the columns of all a batch's forecasts (its requests' and their instances') in one pass:
+    each answer equals the one its request gets alone, each wrong value gets the message it gets alone, whatever
+    else the batch holds (other lengths, other columns, a value that is no number)."""
+    handler, _, context = _synthetic(module, tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
+                                     scaler=([50.0] * 4, [70.0] * 4, 0.02), features=["Close", "Open", "High", "Low"],
+                                     volatility="garman_klass", quantiles=[0.1, 0.5, 0.9], window=5, context=8)
+    closes = [60.0 + 0.3 * day for day in range(8)]
+    bars = {"open": [c - 0.2 for c in closes], "high": [c + 0.5 for c in closes], "low": [c - 0.6 for c in closes]}
+
+    def changed(field: str, day: int, value) -> dict:
+        sent = {"prices": closes, **bars}
+        return {**sent, field: [*sent[field][:day], value, *sent[field][day + 1:]]}
+
+    bodies = [{"prices": closes, **bars}, changed("high", 2, "61"), {"prices": [c * 1.1 for c in closes],
+              **{k: [v * 1.1 for v in values] for k, values in bars.items()}}, changed("low", 4, 99.0),
+              changed("open", 1, True), {"prices": closes[1:], **{k: values[1:] for k, values in bars.items()}},
+              changed("prices", 6, -1.0), changed("high", 0, 1e39), {"prices": closes, **bars, "last_date": "x"},
+              {"instances": [changed("low", 3, None), {"prices": closes, **bars}, changed("open", 5, 0)]}]
+    together = _handle_synthetic(handler, context, bodies)
+    alone = [_handle_synthetic(handler, context, [body])[0] for body in bodies]
+    assert [status for status, _ in together] == [200, 400, 200, 400, 400, 200, 400, 400, 400, 200]
+    for (status, got), (_, expected) in zip(together, alone, strict=True):
+        if status == 400:
+            assert got == expected
+        elif "predictions" in got:
+            assert [p.get("message") for p in got["predictions"]] == [p.get("message") for p in expected["predictions"]]
+            assert_same_answer(got["predictions"][1], expected["predictions"][1])
+        else:
+            assert_same_answer(got, expected)
+    messages = [got.get("message", "") for _, got in together]
+    assert "high[2] is not a number" in messages[1] and "high[4] (61.7) is below low[4] (99)" in messages[3]
+    assert "open[1] is not a number: True" in messages[4] and "prices[6] must be positive" in messages[6]
+    assert "beyond float32" in messages[7] and "last_date 'x'" in messages[8]
+    assert [p.get("code") for p in together[9][1]["predictions"]] == [400, None, 400]
+
+
 def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp_path):
     """One model of several tickers: `stock` picks the ticker, and with it the exchange's calendar."""
     import datetime as dt
@@ -394,7 +431,7 @@ def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
     assert (spec.meta.window, spec.meta.context, spec.meta.levels, spec.meta.version) == (20, 20, None, "3")
     portfolio = routing.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None,
                                                 "3")
-    instance = routing.read_instance({"prices": PRICES}, portfolio)
+    [instance] = routing.parse({"body": json.dumps({"prices": PRICES})}, {}, portfolio).items
     assert len(instance.history) == 20 and instance.history[-1].tolist() == [PRICES[-1]]
 
 
