@@ -2,12 +2,14 @@
 
 Shipped in the archive beside `forecast_handler.py` (torch, the standard library, and the archive's `bundle.py`
 for the description's schema). No answer carries a number JSON cannot hold (NaN, Infinity): a forecast that is
-not finite becomes its own 400.
+not finite becomes its request's own 400.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import math
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,60 +23,53 @@ from routing import MAX_INSTANCES, Instance, Parsed, Portfolio, Spec
 RANGE_METRICS = ("crps", "coverage_80", "coverage_90", "width_80")
 
 
-def reply(parsed: Parsed | BadRequest, answered: Iterator[dict[str, Any] | BadRequest]) -> tuple[HTTPStatus, dict]:
-    """A request's status and JSON answer; `answered` yields the answers of its Instances in order (`answered`)."""
+def reply(parsed: Parsed | BadRequest, outputs: Iterator[Any]) -> tuple[HTTPStatus, dict[str, Any]]:
+    """A request's status and JSON answer; `outputs` yields the model outputs of its Instances in order."""
     if isinstance(parsed, BadRequest):
         return parsed.status, error(parsed)
     results: list[tuple[HTTPStatus, dict[str, Any]]] = []
     for item in parsed.items:
-        found = item if isinstance(item, BadRequest) else next(answered)
-        results.append((found.status, error(found)) if isinstance(found, BadRequest) else (HTTPStatus.OK, found))
+        try:
+            if isinstance(item, BadRequest):
+                raise item
+            results.append((HTTPStatus.OK, answer(item, next(outputs))))
+        except BadRequest as err:
+            results.append((err.status, error(err)))
     if parsed.many:
         return HTTPStatus.OK, {"predictions": [body for _, body in results]}
     return results[0]
 
 
-def answered(instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> list[dict[str, Any] | BadRequest]:
-    """Each instance's JSON answer from its model output ([H], or [H, Q] for a quantile model), or a BadRequest where
-    the output is not finite; a few tensor operations per bundle, whatever the number of instances.
+def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str, Any]:
+    """The JSON answer to one instance from its model output ([H], or [H, Q]); raises BadRequest if it is not
+    finite.
 
     A quantile model's answer adds `quantiles` (level -> [H] prices), `intervals` (the central 80 and
     90 % ranges) and `p_up` (per step, the probability of closing above the last close, read off the
     quantiles: linear between levels, so within [1 - highest level, 1 - lowest level]); its `forecast`
     is the median.
     """
-    found: list[dict[str, Any] | BadRequest] = [NOT_FINITE] * len(instances)
-    bundles: dict[str, list[int]] = {}
-    for index, instance in enumerate(instances):
-        bundles.setdefault(instance.spec.name, []).append(index)
-    for indices in bundles.values():
-        meta = instances[indices[0]].spec.meta
-        stacked = torch.stack([outputs[index] for index in indices])  # [B, H], or [B, H, Q]
-        finite = torch.isfinite(stacked).flatten(1).all(dim=1).tolist()
-        if meta.levels is None:
-            bodies = [{"forecast": values} for values in stacked.tolist()]
-        else:
-            labels, median, intervals = _labelled(meta.levels)
-            closes = torch.stack([instances[index].history[-1, 0] for index in indices]).double()
-            bodies = [{"forecast": columns[median], "quantiles": dict(zip(labels, columns, strict=True)),
-                       "intervals": {coverage: {"lower": columns[lower], "upper": columns[upper]}
-                                     for coverage, lower, upper in intervals},
-                       "p_up": p_up}
-                      for columns, p_up in zip(stacked.transpose(1, 2).tolist(),  # [B][Q][H]
-                                               _p_up(closes, stacked.double(), meta.levels).tolist(), strict=True)]
-        for index, ok, body in zip(indices, finite, bodies, strict=True):
-            if ok:
-                instance = instances[index]
-                found[index] = {"stock": instance.symbol, "model_version": meta.version, "window": meta.window,
-                                "horizon": meta.horizon, **body}
-                if instance.dates is not None:
-                    found[index]["dates"] = instance.dates
-    return found
-
-
-# An output JSON could not hold (NaN, Infinity) is never answered: its forecast gets this instead.
-NOT_FINITE = BadRequest("the forecast for these prices is not a finite number: they are too far from the prices "
-                        "this model was trained on")
+    meta = instance.spec.meta
+    values = output.tolist() if isinstance(output, torch.Tensor) else list(output)  # [H], or [H][Q]
+    # NaN and infinities survive a sum, and no sum of float32 values overflows a float
+    if not math.isfinite(sum(map(sum, values)) if meta.levels else sum(values)):
+        raise BadRequest("the forecast for these prices is not a finite number: they are too far from the prices "
+                         "this model was trained on")
+    body = {"stock": instance.symbol, "model_version": meta.version, "window": meta.window, "horizon": meta.horizon}
+    if meta.levels is None:
+        body["forecast"] = values
+    else:
+        labels, median, intervals = _labelled(meta.levels)
+        columns = [list(column) for column in zip(*values, strict=True)]  # [Q][H]
+        body["forecast"] = columns[median]
+        body["quantiles"] = dict(zip(labels, columns, strict=True))
+        body["intervals"] = {coverage: {"lower": columns[lower], "upper": columns[upper]}
+                             for coverage, lower, upper in intervals}
+        last_close = float(instance.history[-1][0])
+        body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in values]
+    if instance.dates is not None:
+        body["dates"] = instance.dates
+    return body
 
 
 @functools.lru_cache(maxsize=64)
@@ -90,18 +85,15 @@ def _labelled(levels: tuple[float, ...]) -> tuple[list[str], int, list[tuple[str
     return labels, levels.index(0.5), intervals
 
 
-def _p_up(closes: torch.Tensor, quantiles: torch.Tensor, levels: Sequence[float]) -> torch.Tensor:
-    """[B, H]: 1 - P(close <= the last close) from [B, H, Q] increasing quantiles and the [B] last closes: the CDF
-    linear between the quantiles, held at the end levels outside (float64)."""
-    count = len(levels)
-    level = torch.tensor(levels, dtype=torch.float64)
-    value = closes[:, None, None].expand(*quantiles.shape[:2], 1).contiguous()
-    above = torch.searchsorted(quantiles.contiguous(), value, right=True)  # [B, H, 1], in 0..Q
-    lower, upper = (above - 1).clamp(min=0), above.clamp(max=count - 1)
-    low, high = quantiles.gather(-1, lower), quantiles.gather(-1, upper)
-    between = level[lower] + (level[upper] - level[lower]) * (value - low) / (high - low)
-    cdf = torch.where(above == 0, level[0], torch.where(above == count, level[-1], between))
-    return 1 - cdf.squeeze(-1)
+def _cdf(value: float, quantiles: Sequence[float], levels: Sequence[float]) -> float:
+    """P(close <= value) from increasing quantiles: linear between them, held at the end levels outside."""
+    above = bisect.bisect_right(quantiles, value)
+    if above == 0:
+        return levels[0]
+    if above == len(quantiles):
+        return levels[-1]
+    low, high = quantiles[above - 1], quantiles[above]
+    return levels[above - 1] + (levels[above] - levels[above - 1]) * (value - low) / (high - low)
 
 
 def error(err: BadRequest) -> dict[str, Any]:

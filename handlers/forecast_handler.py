@@ -67,10 +67,10 @@ class ForecastHandler(BaseHandler):
         parsed = [answers.describe(self.portfolio) if describe else next(forecasts) for describe in described]
         instances = [item for request in parsed if isinstance(request, routing.Parsed)
                      for item in request.items if isinstance(item, routing.Instance)]
-        answered = iter(answers.answered(instances, routing.forecast(self.models, instances)))
+        outputs = iter(routing.forecast(self.models, instances))
         bodies = []
         for idx, request in enumerate(parsed):
-            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, answered)
+            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, outputs)
             context.set_response_status(status.value, status.phrase, idx)
             context.set_response_content_type(idx, "application/json")
             bodies.append(json.dumps(body) if isinstance(request, dict) else dumps(body))  # a description: json's
