@@ -43,6 +43,11 @@ class Worker:
         return (json.loads((self.folder / "MAR-INF" / "MANIFEST.json").read_text()),
                 yaml.safe_load((self.folder / "model-config.yaml").read_text()))
 
+    @property
+    def batch_size(self) -> int:
+        """The archive's model-config.yaml batchSize: the most requests TorchServe hands a worker at once."""
+        return int(self._settings[1].get("batchSize", 1))
+
     def context(self, count: int) -> Context:
         manifest, settings = self._settings
         context = Context("lstm", str(self.folder), manifest, count, None, "0.12.0", metrics=_Metrics(),

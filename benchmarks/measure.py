@@ -79,11 +79,13 @@ class Floors:
     net: dict[int, float]  # batch -> the archived net's forward pass
     bare: dict[int, float]  # batch -> the bare peer's LSTM forward pass
     handler: float  # one request through the archived handler: parse, forward, answer, JSON
+    handler_batch: float  # the same per request, in a full batch (`batch` requests of the bodies in turn)
+    batch: int  # the archive's batchSize
 
 
 def floors(archive: Path, bodies: list[dict], batches: tuple[int, ...] = (1, 32)) -> Floors:
-    """The floors of the archive's (first) net, its handler and the bare peer's net over `bodies` in turn, timed
-    in turns."""
+    """The floors of the archive's (first) net, its handler (one request, and a full batch of its batchSize) and the
+    bare peer's net over `bodies` in turn, timed in turns."""
     encoded = [json.dumps(body).encode() for body in bodies]
     torch.manual_seed(0)
     bare = BareNet(first_bundle(archive)).eval()
@@ -93,13 +95,15 @@ def floors(archive: Path, bodies: list[dict], batches: tuple[int, ...] = (1, 32)
         rows = torch.stack([torch.as_tensor(loaded.routing.parse({"body": body}, {}, loaded.handler.portfolio)
                                             .items[0].history, dtype=torch.float32) for body in encoded])
         turn = itertools.cycle(encoded)
-        calls = {"handler": lambda: loaded.handle([next(turn)])}
+        full = loaded.batch_size
+        calls = {"handler": lambda: loaded.handle([next(turn)]),
+                 "handler_batch": lambda: loaded.handle([next(turn) for _ in range(full)])}
         for batch in batches:
             calls["net", batch] = functools.partial(net, _cycled(rows, batch))
             calls["bare", batch] = functools.partial(bare, _cycled(bare_rows, batch))
         found = interleaved_ms(calls)
     return Floors({batch: found["net", batch] for batch in batches}, {batch: found["bare", batch] for batch in batches},
-                  found["handler"])
+                  found["handler"], found["handler_batch"] / full, full)
 
 
 def _cycled(rows: torch.Tensor, size: int) -> torch.Tensor:

@@ -108,7 +108,10 @@ def _floors(compared: Compared) -> list[str]:
                      f"{batch} | {bare:.3f} | {net / bare:.2f}x | {_mark(net <= goal * bare)} within {goal}x |")
     ratio = floors.handler / floors.net[1]
     lines += [f"| the handler, one request (parse, forward, answer, JSON) | {floors.handler:.3f} | the served net's "
-              f"forward pass, batch 1 | {floors.net[1]:.3f} | {ratio:.2f}x | {_mark(ratio <= 1.5)} within 1.5x |", "",
+              f"forward pass, batch 1 | {floors.net[1]:.3f} | {ratio:.2f}x | {_mark(ratio <= 1.5)} within 1.5x |",
+              f"| the handler, per request of a full batch ({floors.batch} requests) | {floors.handler_batch:.3f} | "
+              f"the handler, one request | {floors.handler:.3f} | {floors.handler_batch / floors.handler:.2f}x | |",
+              "",
               f"TorchServe's single-client p50 is {single / floors.handler:.1f}x the handler's in-process time; its "
               f"best throughput ({best:,.0f} req/s) is {100 * best / (2 * per_core):.0f} % of 2 cores x "
               f"{per_core:,.0f} forward passes a second (batch 32)."]
