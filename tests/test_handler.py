@@ -341,7 +341,7 @@ def test_a_range_model_reads_open_high_and_low_beside_the_closes(module, tmp_pat
     assert answers[4][1]["quantiles"]["0.5"] == pytest.approx(expected[1, :, 1].tolist(), rel=1e-6)
 
 
-def test_a_batch_s_columns_are_checked_at_once_and_a_wrong_value_is_named_as_if_sent_alone(module, tmp_path):
+def test_a_batch_is_checked_at_once_and_each_wrong_value_named_as_if_sent_alone(module, tmp_path):
     """The handler checks the columns of all a batch's forecasts (its requests' and their instances') in one pass:
     each answer equals the one its request gets alone, each wrong value gets the message it gets alone, whatever
     else the batch holds (other lengths, other columns, a value that is no number)."""
