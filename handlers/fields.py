@@ -87,9 +87,9 @@ def rows_at_once(sent: Sequence[Columns], features: Sequence[Sequence[str]]) -> 
     groups: dict[tuple, list[int]] = {}
     for index, (columns, wanted) in enumerate(zip(sent, features, strict=True)):
         groups.setdefault((columns.names, len(columns.lists[0]), tuple(wanted)), []).append(index)
-    for (names, length, wanted), indices in groups.items():
+    for (names, _, wanted), indices in groups.items():
         lists = [sent[index].lists for index in indices]
-        values = _values(lists, len(names), length)
+        values = _values(lists)
         if values is None and len(indices) > 1:  # some forecast sent a value that is no number: each on its own
             for index in indices:
                 rows[index] = rows_at_once([sent[index]], [wanted])[0]
@@ -120,8 +120,9 @@ def _checked(values: torch.Tensor, names: Sequence[str], features: Sequence[str]
             for checked, ok, one, sent in zip(rows, good.tolist(), ones, lists, strict=True)]
 
 
-def _values(forecasts: Sequence[Sequence[list[Any]]], count: int, length: int) -> torch.Tensor | None:
-    """[N, K, L] float64 of N forecasts' K columns of L values each; None if any value is no number."""
+def _values(forecasts: Sequence[Sequence[list[Any]]]) -> torch.Tensor | None:
+    """[N, K, L] float64 of N forecasts' K columns of L values each (the same K and L for all); None if any value
+    is no number."""
     flat = array.array("d")
     try:  # C's conversion of each number, as float() does it; anything but a number fails (a boolean passes)
         for lists in forecasts:
@@ -129,7 +130,7 @@ def _values(forecasts: Sequence[Sequence[list[Any]]], count: int, length: int) -
                 flat.fromlist(values)
     except (TypeError, OverflowError):
         return None
-    return torch.frombuffer(flat, dtype=torch.float64).view(len(forecasts), count, length)  # sharing the array
+    return torch.frombuffer(flat, dtype=torch.float64).view(len(forecasts), len(forecasts[0]), -1)  # sharing it
 
 
 def checked_rows(body: dict[str, Any], features: Sequence[str], is_price: Sequence[bool]) -> torch.Tensor:
