@@ -9,7 +9,7 @@ export STOCKCAST_ROOT := $(CURDIR)
 .DEFAULT_GOAL := help
 TICKERS ?= VALE3,PETR4,ITUB4,BBAS3,AAPL,MSFT
 
-.PHONY: help install train sweep evaluate report results test test-fast lint mlflow-ui clean
+.PHONY: help install train sweep evaluate report results test test-fast lint mlflow-ui clean universe universe-data
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,3 +62,4 @@ clean: ## remove generated outputs (keeps data/ cache and mlruns/)
 
 include make/serve.mk
 include make/admin.mk
+include make/universe.mk

@@ -54,6 +54,18 @@ def sp100(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "sp100"
 
 
+@pytest.fixture(scope="session")
+def universe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The market universe (us/, b3/, index/): prices/universe/ where `make universe-data` extracted it, else
+    prices/universe.tar.xz extracted for this session."""
+    if (PRICES_DIR / "universe" / "us").is_dir():
+        return PRICES_DIR / "universe"
+    folder = tmp_path_factory.mktemp("universe")
+    with tarfile.open(PRICES_DIR / "universe.tar.xz") as archive:
+        archive.extractall(folder, filter="data")
+    return folder / "universe"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env() -> Iterator[None]:
     """No test touches the user's MLflow server or TorchServe. Session-scoped, so it is in place before every
