@@ -27,6 +27,9 @@ SPLIT_TOLERANCE = 0.03
 # Rows whose Open or Close lies outside [Low, High] (or High below Low): isolated ones are repaired, a file
 # with more than this share of them is refused (its columns are probably not what their names say).
 MAX_INCONSISTENT = 0.01
+# A placeholder stretch: days repeating the previous close where at least half of some STALE_SESSIONS sessions
+# around them do (a quote nobody traded: AMCR's years before its listing, a B3 unit frozen for months).
+STALE_SESSIONS = 20
 ROUNDING = 1e-6  # relative
 # An ISO date, optionally with the time and UTC offset that yfinance writes for tz-aware indexes.
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -265,6 +268,30 @@ def check_prices(frame: pd.DataFrame, columns: list[str], symbol: str) -> None:
             raise StockcastError(
                 f"{symbol}: {int(bad.sum())} {kind} {column} value(s), first on {', '.join(dates)}"
             )
+
+
+def cut_placeholders(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows after `frame`'s last placeholder day (see STALE_SESSIONS; the newest clean stretch, the one a
+    forecast reads), and a warning naming the ticker and the dates cut; a file ending in placeholders is refused.
+    A repeated close here and there (a quiet day) is real data and kept."""
+    stale = frame["Close"].diff().eq(0)
+    crowded = stale.rolling(STALE_SESSIONS).mean().ge(0.5)  # at a window's last day
+    # A day inside any crowded window: the reversed rolling max carries a window's flag back over its days.
+    inside = crowded[::-1].rolling(STALE_SESSIONS, min_periods=1).max()[::-1].astype(bool)
+    placeholder = stale & inside
+    if not placeholder.any():
+        return frame, []
+    last = placeholder[placeholder].index[-1]
+    kept = frame[frame.index > last]
+    span = f"{frame.index[0]:%Y-%m-%d}..{last:%Y-%m-%d}"
+    if kept.empty:
+        raise StockcastError(f"{symbol}: its last sessions ({span}) are placeholder quotes (at least half of "
+                             f"{STALE_SESSIONS} sessions repeat the previous close): no trading to learn from")
+    message = (f"{symbol}: cut {len(frame) - len(kept)} of {len(frame)} rows ({span}) ending in placeholder "
+               f"quotes (at least half of {STALE_SESSIONS} sessions repeat the previous close: no trading); "
+               f"kept {kept.index[0]:%Y-%m-%d}..{kept.index[-1]:%Y-%m-%d}")
+    log.warning(message)
+    return kept, [message]
 
 
 def find_split_jumps(close: pd.Series) -> list[tuple[pd.Timestamp, float]]:
