@@ -13,7 +13,7 @@ served net's own (`stockcast.models.net.daily_variance`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -126,21 +126,25 @@ class EmpiricalNaive:
 class Scaled:
     """sigma_h at the origin times sqrt(h) times the quantiles of the standardized h-step changes
     log(c[t+h] / c[t]) / (sigma_h sqrt(h)) seen in the fitting windows: the volatility baselines differ
-    only in `_fit_sigma` and `_sigma` ([N, C, 4] bars -> [N, H] daily volatility per step)."""
+    only in `_fit_sigma` and `_sigma` ([N, C, 4] bars -> [N, H] daily volatility per step). A window's sigma is
+    at least sqrt(FLOOR) times the fitting windows' median: months without a range (a frozen quote) would
+    otherwise standardize changes by almost nothing and put the quantiles out of floating-point range."""
 
     def __init__(self, levels: list[float]) -> None:
         self.levels = np.asarray(levels, dtype=float)
 
     def fit(self, bars: np.ndarray, targets: np.ndarray) -> Scaled:
         self._fit_sigma(bars, targets)
+        sigma = self._sigma(bars, targets.shape[1])  # [N, H]
+        self.least = max(np.sqrt(FLOOR) * float(np.median(sigma)), 1e-6)
         steps = np.sqrt(np.arange(1, targets.shape[1] + 1))
-        z = np.log(targets / bars[:, -1, :1]) / (self._sigma(bars, targets.shape[1]) * steps)  # [N, H]
+        z = np.log(targets / bars[:, -1, :1]) / (np.maximum(sigma, self.least) * steps)  # [N, H]
         self.z = np.quantile(z, self.levels, axis=0).T  # [H, Q]
         return self
 
     def predict(self, bars: np.ndarray) -> np.ndarray:
         steps = np.sqrt(np.arange(1, self.z.shape[0] + 1))  # [H]
-        scale = (self._sigma(bars, len(steps)) * steps)[..., None]  # [N, H, 1]
+        scale = (np.maximum(self._sigma(bars, len(steps)), self.least) * steps)[..., None]  # [N, H, 1]
         return bars[:, -1, 0, None, None] * np.exp(self.z * scale)  # [N, H, Q]
 
     def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
@@ -185,27 +189,72 @@ class Har(Scaled):
         means = [np.log(np.maximum(variances[:, -n:].mean(axis=1), self.floor)) for n in self.spans]
         return np.stack([np.ones(len(variances)), *means], axis=1)
 
-    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+    def regressions(self, bars: np.ndarray, horizon: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per step h = 1..horizon, from consecutive windows of one ticker: the regressors of windows 0..N-h-1
+        [N - h, 1 + spans] and the log mean variance of each one's next h days [N - h]. Sets the ticker's floor."""
         variances = _variances(bars, self.estimator).numpy()  # [N, C - 1]
         self.floor = max(FLOOR * float(np.median(variances)), 1e-12)  # no log of zero, even on a flat series
-        design, horizon = self._design(variances), targets.shape[1]
-        self.coefficients = []
+        design = self._design(variances)
         for step in range(1, horizon + 1):
             ahead = np.log(np.maximum(variances[step:, -step:].mean(axis=1), self.floor))  # window i + h's last h days
-            fit, *_ = np.linalg.lstsq(design[:-step], ahead, rcond=None)
-            self.coefficients.append(fit)
-        self.coefficients = np.stack(self.coefficients, axis=1)  # [1 + spans, H]
+            yield design[:-step], ahead
+
+    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+        self.coefficients = np.stack([np.linalg.lstsq(design, ahead, rcond=None)[0]
+                                      for design, ahead in self.regressions(bars, targets.shape[1])], axis=1)
 
     def _sigma(self, bars: np.ndarray, horizon: int) -> np.ndarray:
         design = self._design(_variances(bars, self.estimator).numpy())
         return np.sqrt(np.exp(design @ self.coefficients))  # [N, H]
 
 
-def window_baselines(levels: list[float]) -> dict[str, EmpiricalNaive | Scaled]:
+class PanelHar(Har):
+    """HAR with its slopes pooled over a panel of tickers and a level of each ticker's own (Bollerslev, Hood,
+    Huss and Pedersen 2018): `pooled` estimates the slopes [spans, H] once, within tickers (each ticker's
+    regressors and targets less their means: the fixed-effects regression), on the training tickers' training
+    windows; `fit` on one ticker's windows keeps them and sets that ticker's intercept per step to its mean log
+    variance ahead less the slopes times its mean regressors. A ticker the slopes never saw fits its level the
+    same way, from its own history up to the origin."""
+
+    def __init__(self, levels: list[float], slopes: list[list[float]], estimator: str = "garman_klass",
+                 spans: tuple[int, ...] = (1, 5, 22)) -> None:
+        super().__init__(levels, estimator, spans)
+        self.slopes = np.asarray(slopes, dtype=float)  # [spans, H]
+        if self.slopes.shape[0] != len(self.spans):
+            raise ValueError(f"slopes need one row per span {self.spans}, got shape {self.slopes.shape}")
+
+    @classmethod
+    def pooled(cls, levels: list[float], panel: Iterable[np.ndarray], horizon: int, estimator: str = "garman_klass",
+               spans: tuple[int, ...] = (1, 5, 22)) -> PanelHar:
+        """The slopes of every ticker's consecutive fitting windows [N, C, 4] in `panel`, pooled."""
+        width = len(spans)
+        gram, moment = np.zeros((horizon, width, width)), np.zeros((horizon, width))
+        reader = Har(levels, estimator, spans)
+        for bars in panel:
+            for step, (design, ahead) in enumerate(reader.regressions(bars, horizon)):
+                centered = design[:, 1:] - design[:, 1:].mean(axis=0)
+                gram[step] += centered.T @ centered
+                moment[step] += centered.T @ (ahead - ahead.mean())
+        slopes = np.stack([np.linalg.lstsq(gram[step], moment[step], rcond=None)[0] for step in range(horizon)], axis=1)
+        return cls(levels, slopes.tolist(), estimator, spans)
+
+    def _fit_sigma(self, bars: np.ndarray, targets: np.ndarray) -> None:
+        intercepts = [ahead.mean() - design[:, 1:].mean(axis=0) @ self.slopes[:, step]
+                      for step, (design, ahead) in enumerate(self.regressions(bars, targets.shape[1]))]
+        self.coefficients = np.vstack([intercepts, self.slopes])  # [1 + spans, H]
+
+
+def window_baselines(levels: list[float], panel_slopes: list[list[float]] | None = None
+                     ) -> dict[str, EmpiricalNaive | Scaled]:
     """The baselines training and the monitor score every model against, by metric prefix: naive-empirical
-    (the reference of skill_crps), RiskMetrics, the range EWMA (Garman-Klass) and HAR."""
-    return {"naive": EmpiricalNaive(levels), "ewma": Ewma(levels), "range_ewma": Ewma(levels, "garman_klass"),
-            "har": Har(levels)}
+    (the reference of skill_crps), RiskMetrics, the range EWMA (Garman-Klass), HAR and, given slopes pooled
+    over a panel of tickers (`PanelHar.pooled`), panel HAR."""
+    baselines: dict[str, EmpiricalNaive | Scaled] = {
+        "naive": EmpiricalNaive(levels), "ewma": Ewma(levels), "range_ewma": Ewma(levels, "garman_klass"),
+        "har": Har(levels)}
+    if panel_slopes is not None:
+        baselines["panel_har"] = PanelHar(levels, panel_slopes)
+    return baselines
 
 
 class Refit:
