@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from stockcast.data.download import Downloader
-from stockcast.data.prices import REPAIRS, check_prices, warn_split_jumps
+from stockcast.data.prices import REPAIRS, check_prices, cut_placeholders, warn_split_jumps
 from stockcast.errors import StockcastError
 from stockcast.models.net import BARS
 from stockcast.symbols import normalize_symbol, parse_date, parse_range
@@ -41,16 +41,26 @@ class Split:
 
     inputs: torch.Tensor
     targets: torch.Tensor
-    target_dates: list[pd.DatetimeIndex]
+    target_dates: np.ndarray  # [N, horizon] datetime64: a million DatetimeIndex objects would take gigabytes
     bars: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    def rows(self, first: int, stop: int) -> Split:
+        """Windows first..stop-1, as views: no copy."""
+        shares = self.bars is self.inputs
+        inputs = self.inputs[first:stop]
+        return Split(inputs, self.targets[first:stop], self.target_dates[first:stop],
+                     inputs if shares else self.bars[first:stop])
+
     @staticmethod
     def concat(splits: list[Split]) -> Split:
-        return Split(torch.cat([s.inputs for s in splits]), torch.cat([s.targets for s in splits]),
-                     [dates for s in splits for dates in s.target_dates], torch.cat([s.bars for s in splits]))
+        """One split of several, in order; each part's tensors become views of the whole (so they are held once)."""
+        inputs = torch.cat([s.inputs for s in splits])
+        shares = all(s.bars is s.inputs for s in splits)
+        return Split(inputs, torch.cat([s.targets for s in splits]), np.concatenate([s.target_dates for s in splits]),
+                     inputs if shares else torch.cat([s.bars for s in splits]))
 
 
 def make_windows(values: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,19 +96,27 @@ class PriceDataModule(L.LightningDataModule):
     dates at `val_fraction`/`test_fraction` of the trading days.
 
     `stock` may be a list: one pooled model over several tickers, split at the same dates, with
-    windows never crossing tickers and one scaler fit on all tickers' training rows.
+    windows never crossing tickers and one scaler fit on all tickers' training rows. `unseen` (a subset
+    of `stock`) are tickers the model never learns from: their windows are made and scored, but `train`,
+    the scaler and the validation loss (`val_seen`) hold none of them.
     """
 
     def __init__(self, stock: str | list[str], start: str | None, end: str | None, downloader: Downloader,
                  window: int = 20, horizon: int = 10, features: list[str] | None = None,
                  val_fraction: float = 0.15, test_fraction: float = 0.15,
                  val_start: str | None = None, test_start: str | None = None,
-                 batch_size: int = 64, context: int | None = None) -> None:
+                 batch_size: int = 64, context: int | None = None, unseen: list[str] | None = None) -> None:
         super().__init__()
         stocks = [stock] if isinstance(stock, str) else list(stock)
         self.symbols = list(dict.fromkeys(normalize_symbol(s) for s in stocks))
         if not self.symbols:
             raise StockcastError("stock is empty: give a ticker or a list of tickers")
+        self.unseen = [normalize_symbol(s) for s in unseen or []]
+        strangers = sorted(set(self.unseen) - set(self.symbols))
+        if strangers:
+            raise StockcastError(f"unseen ticker(s) {strangers} are not among stock: list them there too")
+        if set(self.unseen) >= set(self.symbols):
+            raise StockcastError("every ticker is unseen: the model would have nothing to learn from")
         self.start, self.end = parse_range(start, end)
         self.downloader = downloader
         if window < 1 or horizon < 1:
@@ -153,13 +171,30 @@ class PriceDataModule(L.LightningDataModule):
                 splits[name].append(split)
         self._check_some_left(prices)
         self.symbols = list(prices)
-        self.train, self.val, self.test = (Split.concat(splits[name]) for name in ("train", "val", "test"))
-        self.scaler = self._fit_scaler(train_values, self.train)
+        self.unseen = [symbol for symbol in self.unseen if symbol in prices]
+        seen = [symbol not in self.unseen for symbol in self.symbols]
+        if not any(seen):
+            raise StockcastError("no seen ticker is left to learn from: " + "; ".join(self.skipped.values()))
+        self.train = self._joined(splits["train"], seen)
+        self.val, self.test = self._joined(splits["val"]), self._joined(splits["test"])
         # Per symbol, in `self.symbols` order (the concatenated splits' order): baselines fit per ticker.
         self.by_symbol = {symbol: {name: splits[name][i] for name in splits} for i, symbol in enumerate(self.symbols)}
+        self.val_seen = self.val if all(seen) else Split.concat(
+            [split for split, keep in zip(splits["val"], seen, strict=True) if keep])
+        self.scaler = self._fit_scaler([rows for rows, keep in zip(train_values, seen, strict=True) if keep],
+                                       self.train)
         self.prices = prices
-        log.info("%s: windows train/val/test = %d/%d/%d", self.symbol, len(self.train), len(self.val),
-                 len(self.test))
+        log.info("%s: windows train/val/test = %d/%d/%d (%d unseen ticker(s) scored, never trained on)",
+                 self.symbol, len(self.train), len(self.val), len(self.test), len(self.unseen))
+
+    @staticmethod
+    def _joined(splits: list[Split], keep: list[bool] | None = None) -> Split:
+        """The kept tickers' windows as one split; each kept entry of `splits` is replaced by its view of it."""
+        kept = [index for index in range(len(splits)) if keep is None or keep[index]]
+        joined, first = Split.concat([splits[index] for index in kept]), 0
+        for index in kept:
+            splits[index], first = joined.rows(first, first + len(splits[index])), first + len(splits[index])
+        return joined
 
     def _periods(self, symbol: str, frame: pd.DataFrame, val_date: pd.Timestamp,
                  test_date: pd.Timestamp) -> tuple[np.ndarray, dict[str, Split]]:
@@ -195,6 +230,7 @@ class PriceDataModule(L.LightningDataModule):
     def _load(self, symbol: str) -> pd.DataFrame:
         frame = self.downloader.load(symbol, self.start, self.end)
         check_prices(frame, self.features, symbol)
+        frame, cut = cut_placeholders(frame, symbol)
         needed = self.context + self.horizon
         if len(frame) < 3 * needed:
             raise StockcastError(
@@ -202,7 +238,7 @@ class PriceDataModule(L.LightningDataModule):
                 f"history for context {self.context} + horizon {self.horizon} in train, val and test "
                 f"(need at least {3 * needed})"
             )
-        self.warnings += frame.attrs.get(REPAIRS, []) + warn_split_jumps(frame, symbol)
+        self.warnings += frame.attrs.get(REPAIRS, []) + cut + warn_split_jumps(frame, symbol)
         return frame
 
     def _boundary_dates(self, dates: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -229,18 +265,34 @@ class PriceDataModule(L.LightningDataModule):
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
         lead = max(first - self.context, 0)  # the first window's targets start at row `first`
         inputs, targets = make_windows(values[lead:stop], self.context, self.horizon)
-        bar_windows, _ = make_windows(bars[lead:stop], self.context, self.horizon)
         target_start = lead + self.context
-        dates = [prices.index[target_start + i:target_start + i + self.horizon] for i in range(len(targets))]
-        return Split(torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32), dates,
-                     torch.tensor(bar_windows, dtype=torch.float32))
+        rows = target_start + np.arange(len(targets))[:, None] + np.arange(self.horizon)[None, :]
+        dates = prices.index.to_numpy()[rows]  # [N, horizon]
+        inputs = torch.tensor(inputs, dtype=torch.float32)
+        # The default features are the bars themselves: one tensor serves both (half the memory of a universe).
+        bar_windows = inputs if self.features == list(BARS) else torch.tensor(
+            make_windows(bars[lead:stop], self.context, self.horizon)[0], dtype=torch.float32)
+        return Split(inputs, torch.tensor(targets, dtype=torch.float32), dates, bar_windows)
 
     def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        return DataLoader(TensorDataset(split.inputs, split.targets), batch_size=self.batch_size,
-                          shuffle=shuffle)
+        return DataLoader(Windows(split.inputs, split.targets), batch_size=self.batch_size, shuffle=shuffle,
+                          collate_fn=_as_fetched)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val, shuffle=False)
+        return self._loader(self.val_seen, shuffle=False)
+
+
+class Windows(TensorDataset):
+    """Windows fetched a batch at a time: one index per batch, not one per window and a stack of them (the
+    data loading that dominated a pooled epoch). The loaders' samplers, DDP's included, are unchanged."""
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        return tuple(tensor[indices] for tensor in self.tensors)
+
+
+def _as_fetched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The loaders' collate function: `Windows` returns whole batches already."""
+    return batch
