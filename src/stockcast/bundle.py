@@ -49,6 +49,7 @@ class BundleMeta:
     run_id: str | None  # the MLflow run that trained it
     created: str | None  # when it was trained (ISO time)
     raw: Mapping[str, Any] = field(compare=False, repr=False)
+    any_ticker: bool = False  # a global model: it answers tickers beyond `stocks` too, from the bars sent
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> BundleMeta:
@@ -59,7 +60,7 @@ class BundleMeta:
                    metadata.get("context") or window, metadata["horizon"], tuple(metadata["features"]),
                    None if levels is None else tuple(levels), None if version is None else str(version),
                    metadata.get("data", {}), metadata.get("metrics", {}), metadata.get("mlflow_run_id"),
-                   metadata.get("created"), metadata)
+                   metadata.get("created"), metadata, bool(metadata.get("any_ticker", False)))
 
     @classmethod
     def read(cls, folder: str | Path) -> BundleMeta:
@@ -102,6 +103,7 @@ class Description(TypedDict):
     served_version: str  # the archive's version: the served set's
     default_stock: str | None  # the ticker answering requests that name none
     stocks: dict[str, Described]  # every served ticker
+    any_ticker: Described | None  # the global model answering tickers `stocks` does not list; None: only those
     calendar: dict[str, Any]  # {"exchanges": {code: {...}}, "stocks": {ticker: code}}, without the sessions
     request: dict[str, str]  # each request field, described
 

@@ -7,20 +7,25 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from stockcast.bundle import write_bundle
-from stockcast.data.datamodule import PriceDataModule
+from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
-from stockcast.eval.baselines import window_baselines
+from stockcast.eval.baselines import PanelHar, window_baselines
+from stockcast.eval.evaluation import CRPS_BY_ORIGIN
+from stockcast.eval.per_ticker import NET, score_tickers, summary
 from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive
 from stockcast.models.module import Forecaster
 from stockcast.plots import forecast_figure
@@ -29,6 +34,8 @@ from stockcast.tracking import prepare_store
 log = logging.getLogger(__name__)
 
 BUNDLE_PATH = "bundle"
+PER_TICKER = "per_ticker.csv"  # a pooled run's test scores ticker by ticker (stockcast.eval.per_ticker)
+SCORING_BATCH = 65536  # windows per forward pass when scoring: a universe's test year at once would not fit
 T = TypeVar("T")
 
 
@@ -72,19 +79,21 @@ def run(cfg: DictConfig) -> RunResult:
         model: Forecaster = instantiate(cfg.model, _convert_="all")
         model.net.set_scaler(**asdict(datamodule.scaler))
         model.net.calibrate(datamodule.train.inputs, datamodule.train.targets)
-        callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+        callbacks = [instantiate(callback) for callback in cfg.callbacks.values() if callback]  # null: left out
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
         trainer.fit(model, datamodule=datamodule)
-        metrics, forecast = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
+        metrics, tested, panel = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
         if not trainer.is_global_zero:  # DDP: rank 0 alone logs the run; the others' work ends with the fit
             return RunResult("", tracking_uri, datamodule.symbol, metrics, {})
+        if len(datamodule.symbols) > 1:
+            metrics |= _log_per_ticker(client, run_id, datamodule, tested)
         logger.log_metrics(metrics)
         symbol = datamodule.symbols[0]  # the plot shows the first ticker
-        split = datamodule.by_symbol[symbol]["test"]
+        split, forecast = datamodule.by_symbol[symbol]["test"], tested[NET]
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
-        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id)
+        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id) | panel
         with tempfile.TemporaryDirectory() as folder:
             client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
         client.set_tag(run_id, "bundle", BUNDLE_PATH)
@@ -103,7 +112,7 @@ class RankFailed(RuntimeError):
 
 
 def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModule,
-               levels: list[float]) -> tuple[dict[str, float], Quantiles]:
+               levels: list[float]) -> tuple[dict[str, float], dict[str, Quantiles], dict]:
     _restore_best(model, trainer)
     return _test(model, datamodule, levels)
 
@@ -148,18 +157,21 @@ def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
 
 
 def _test(model: Forecaster, datamodule: PriceDataModule,
-          levels: list[float]) -> tuple[dict[str, float], Quantiles]:
+          levels: list[float]) -> tuple[dict[str, float], dict[str, Quantiles], dict]:
     """Forecast the validation and test windows with the exported net itself and score them in price
     units: the point forecast (the median) against the last close, the distribution against the
-    naive-empirical and EWMA baselines fit on each ticker's training windows (a point net counts as a
-    one-value distribution). The validation period's averages are for choosing configurations."""
+    naive-empirical, EWMA, range EWMA, HAR (and, over several tickers, panel HAR) baselines fit on each ticker's
+    training windows (a point net counts as a one-value distribution). The validation period's averages are for
+    choosing configurations. Returns the metrics, the test forecasts by prefix (the net's under NET) and what the
+    bundle's metadata keeps of the baselines (panel HAR's slopes, which the backtest applies again)."""
     net = model.net.eval()
-    metrics, tested = {}, None
-    baselines = _baselines(datamodule, levels)
+    metrics, tested = {}, {}
+    slopes = _panel_slopes(datamodule, levels)
+    baselines = _baselines(datamodule, levels, slopes)
     for period in ("val", "test"):
         split = getattr(datamodule, period)
         with torch.no_grad():
-            outputs = net(split.inputs).double().numpy()  # [N, H] or [N, H, Q]
+            outputs = torch.cat([net(part).double() for part in split.inputs.split(SCORING_BATCH)]).numpy()
         forecast = Quantiles(outputs, np.asarray(levels)) if outputs.ndim == 3 else Quantiles.point(outputs)
         actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
         if period == "val":
@@ -169,26 +181,64 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
             metrics |= averages(scores)
         else:
             metrics |= compare_with_naive(forecast.median, actual, last_close)
-            metrics |= compare_distributions({"test": forecast} | baselines["test"], actual, last_close)
-            tested = forecast
-    if not all(np.isfinite(value) for value in metrics.values()):
-        raise StockcastError("training diverged: test metrics are not finite")
-    return metrics, tested
+            tested = {NET: forecast} | baselines["test"]
+            metrics |= compare_distributions(tested, actual, last_close)
+    broken = sorted(key for key, value in metrics.items() if not np.isfinite(value))
+    if broken:
+        raise StockcastError(f"training diverged: the net's forecasts score {', '.join(broken[:5])} not finite")
+    return metrics, tested, {} if slopes is None else {"panel_har": {"slopes": slopes}}
 
 
-def _baselines(datamodule: PriceDataModule, levels: list[float]) -> dict[str, dict[str, Quantiles]]:
-    """Per period ("val", "test"): the forecasts of its windows by each baseline (naive-empirical, EWMA of
-    squared returns, range EWMA, HAR), each fit once per ticker on that ticker's training windows (in the
-    order the splits concatenate tickers)."""
+def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list[float]] | None:
+    """Panel HAR's slopes, pooled over the seen tickers' training windows; None for one ticker (it is HAR)."""
+    if len(datamodule.symbols) == 1:
+        return None
+    panel = (periods["train"].bars.double().numpy() for symbol, periods in datamodule.by_symbol.items()
+             if symbol not in datamodule.unseen)
+    return PanelHar.pooled(levels, panel, datamodule.horizon).slopes.tolist()
+
+
+def _baselines(datamodule: PriceDataModule, levels: list[float],
+               slopes: list[list[float]] | None) -> dict[str, dict[str, Quantiles]]:
+    """Per period ("val", "test"): the forecasts of its windows by each baseline (`window_baselines`), each fit
+    once per ticker on that ticker's training windows (in the order the splits concatenate tickers). A baseline
+    that fails or forecasts a non-finite value is an error naming it and the ticker."""
     parts: dict[str, dict[str, list[np.ndarray]]] = {"val": {}, "test": {}}
-    for periods in datamodule.by_symbol.values():
+    for symbol, periods in datamodule.by_symbol.items():
         train = periods["train"]
-        for name, baseline in window_baselines(levels).items():
-            fitted = baseline.fit(train.bars.double().numpy(), train.targets.double().numpy())
+        for name, baseline in window_baselines(levels, slopes).items():
+            try:
+                with np.errstate(all="raise"):
+                    fitted = baseline.fit(train.bars.double().numpy(), train.targets.double().numpy())
+                    found = {period: fitted.predict(periods[period].bars.double().numpy()) for period in parts}
+            except (ArithmeticError, np.linalg.LinAlgError) as err:
+                raise StockcastError(f"baseline {name} failed on {symbol}: {err}") from err
             for period, forecasts in parts.items():
-                forecasts.setdefault(name, []).append(fitted.predict(periods[period].bars.double().numpy()))
+                if not np.isfinite(found[period]).all():
+                    raise StockcastError(f"baseline {name} forecast non-finite values on {symbol}'s {period} windows")
+                forecasts.setdefault(name, []).append(found[period])
     return {period: {name: Quantiles(np.concatenate(found), np.asarray(levels)) for name, found in forecasts.items()}
             for period, forecasts in parts.items()}
+
+
+def _log_per_ticker(client: MlflowClient, run_id: str, datamodule: PriceDataModule,
+                    tested: dict[str, Quantiles]) -> dict[str, float]:
+    """per_ticker.csv and crps_by_origin.csv as artifacts; returns their summary metrics (`per_ticker.summary`)."""
+    test = datamodule.test
+    origins = [_origin_dates(datamodule.prices[symbol], periods["test"])
+               for symbol, periods in datamodule.by_symbol.items()]
+    table, by_origin = score_tickers(tested, test.targets.double().numpy(), test.inputs[:, -1, 0].double().numpy(),
+                                     list(datamodule.by_symbol), origins, datamodule.unseen)
+    with tempfile.TemporaryDirectory() as folder:
+        table.to_csv(Path(folder) / PER_TICKER, index=False, float_format="%.6g")
+        by_origin.to_csv(Path(folder) / CRPS_BY_ORIGIN, index=False, float_format="%.8g")
+        client.log_artifacts(run_id, folder)
+    return summary(table, by_origin, datamodule.horizon)
+
+
+def _origin_dates(prices: pd.DataFrame, split: Split) -> pd.DatetimeIndex:
+    """Each window's origin: the trading day before its first target."""
+    return prices.index[prices.index.get_indexer(split.target_dates[:, 0]) - 1]
 
 
 def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module, metrics: dict[str, float],
@@ -201,6 +251,8 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module
     return {
         "symbol": datamodule.symbol,
         "stocks": datamodule.symbols,
+        "unseen": datamodule.unseen,  # scored, never trained on
+        "any_ticker": bool(cfg.serve_any_ticker),  # served, it answers tickers it does not list too
         # The net's shape, from its arguments: at the top too, where every reader finds it (`BundleMeta`).
         **{key: arguments[key] for key in ("window", "context", "horizon", "features")},
         "net": arguments,
@@ -210,8 +262,8 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module
             "end": datamodule.end.isoformat(),
             "first_date": f"{min(first_dates):%Y-%m-%d}",
             "last_date": f"{max(last_dates):%Y-%m-%d}",
-            "val_start": f"{min(d[0] for d in datamodule.val.target_dates):%Y-%m-%d}",
-            "test_start": f"{min(d[0] for d in datamodule.test.target_dates):%Y-%m-%d}",
+            "val_start": f"{pd.Timestamp(datamodule.val.target_dates[:, 0].min()):%Y-%m-%d}",
+            "test_start": f"{pd.Timestamp(datamodule.test.target_dates[:, 0].min()):%Y-%m-%d}",
             "rows": {symbol: len(frame) for symbol, frame in datamodule.prices.items()},
             "warnings": datamodule.warnings,
         },

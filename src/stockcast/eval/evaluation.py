@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from stockcast.bundle import BundleMeta, load_bundle
+from stockcast.data.prices import cut_placeholders
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
-from stockcast.eval.baselines import MeanOf, Method, NetMethod
+from stockcast.eval.baselines import MeanOf, Method, NetMethod, PanelHar, Refit
 from stockcast.eval.scoring import MODEL, RANGE_PEER, range_table, step_metrics, step_table, summary_table
 from stockcast.metrics import crps
 from stockcast.plots import error_by_step_figure, forecasts_figure, ranges_figure
@@ -28,6 +29,7 @@ from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
+PANEL_HAR = "panel_har"  # the backtest's name of the pooled run's panel HAR, as training's metrics name it
 CRPS_BY_ORIGIN = "crps_by_origin.csv"  # each quantile method's CRPS per origin (mean over steps), % of the close
 
 
@@ -45,8 +47,9 @@ class Evaluation:
 def evaluate(cfg: DictConfig) -> list[Evaluation]:
     """Walk-forward over the trained run's test period, every method on the same origins.
 
-    A pooled run is evaluated on each of its tickers (one evaluation each). `ensemble: k` averages
-    the forecasts of the newest k runs of `stock` (e.g. a sweep over seeds) as the LSTM.
+    A pooled run is evaluated on each of its tickers (one evaluation each); a global run (`run_id` of a run
+    whose bundle answers any ticker, e.g. experiment=universe2024) on the tickers of `stock`, trained on or not.
+    `ensemble: k` averages the forecasts of the newest k runs of `stock` (e.g. a sweep over seeds) as the LSTM.
     """
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.experiment_name, cfg.logger.artifact_location)
     client = MlflowClient(tracking_uri)
@@ -70,13 +73,15 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     features = list(meta.features)
     model = NetMethod(members[0][0], context, features) if len(members) == 1 else \
         MeanOf([NetMethod(net, context, features) for net, _ in members])
-    label = f"pooled ({len(meta.stocks)} tickers)" if meta.pooled else "per ticker"
+    label = (f"global ({len(meta.stocks)} tickers and any other)" if meta.any_ticker else
+             f"pooled ({len(meta.stocks)} tickers)" if meta.pooled else "per ticker")
     if len(members) > 1:
         label += f", mean of {len(members)} runs"
     trained_ids = ",".join(run.info.run_id for run in runs)
+    symbols = [normalize_symbol(stock) for stock in stocks] if meta.any_ticker and cfg.run_id else meta.stocks
     return [_evaluate_one(cfg, client, trained_ids, model, label, meta, symbol,
                           Path(cfg.paths.output_dir) / symbol if meta.pooled else Path(cfg.paths.output_dir))
-            for symbol in meta.stocks]
+            for symbol in symbols]
 
 
 def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, BundleMeta]:
@@ -93,8 +98,10 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, mo
     span = tuple(None if value is None else pd.Timestamp(value) for value in (cfg.backtest.start, cfg.backtest.end))
     # A span may reach past the training data (a served model's days): its closes come from today's prices.
     last = data["last_date"] if span == (None, None) else None
-    prices = instantiate(cfg.downloader).load(symbol, data["first_date"], last)
+    prices, _ = cut_placeholders(instantiate(cfg.downloader).load(symbol, data["first_date"], last), symbol)
     methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
+    if "panel_har" in meta.raw:  # a pooled run's slopes, applied with each origin's own level
+        methods[PANEL_HAR] = Refit(PanelHar(list(cfg.quantiles), meta.raw["panel_har"]["slopes"]), cfg.context)
     backtest = walk_forward(methods, prices, list(meta.features), pd.Timestamp(data["test_start"]),
                             meta.horizon, min_history=max(cfg.context, cfg.min_history),
                             levels=list(cfg.quantiles), span=span)
