@@ -111,6 +111,7 @@ def describe(portfolio: Portfolio) -> Description:
         served_version=portfolio.version,
         default_stock=portfolio.default,
         stocks={symbol: _described(portfolio.specs[name]) for symbol, name in portfolio.members.items()},
+        any_ticker=None if portfolio.any_ticker is None else _described(portfolio.specs[portfolio.any_ticker]),
         calendar={**calendar, "exchanges": exchanges},
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
                           "with or without .SA, any case",

@@ -11,6 +11,7 @@ a whole TorchServe batch.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,6 +24,8 @@ from bundle import BundleMeta
 # Forecasts one portfolio request may ask for: 500 instances of 100 closes take about 0.5 MB, inside the
 # frontend's 1 MiB body limit, and a worker answers them in well under a second.
 MAX_INSTANCES = 500
+# A ticker a global model answers without listing it: a Yahoo symbol's characters (BRK-B, ^GSPC, VALE3.SA, EURUSD=X).
+TICKER = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=]{0,19}")
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Portfolio:
     members: Mapping[str, str]  # ticker -> the bundle answering it
     default: str | None  # the ticker answering requests that name none; None: they must name one
     version: str  # the archive's version: the served set's
-    calendar: Mapping[str, Any]  # {"exchanges": {code: {"sessions": [...], ...}}, "stocks": {ticker: code}}
+    calendar: Mapping[str, Any]  # {"exchanges": {code: {"sessions": [...], ...}}, "stocks": {ticker: code}, ...}
+    any_ticker: str | None = None  # the global bundle answering tickers no member names; None: members only
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], specs: Mapping[str, Spec], default_stock: str | None,
@@ -56,7 +60,7 @@ class Portfolio:
         """`manifest`: the archive's portfolio.json; `default_stock`: the serving config's default ticker, which
         answers when it is served (else the only ticker, if there is one)."""
         members = dict(manifest["members"])
-        portfolio = cls(specs, members, None, version, manifest.get("calendar", {}))
+        portfolio = cls(specs, members, None, version, manifest.get("calendar", {}), manifest.get("any_ticker"))
         named = portfolio.symbol_named(default_stock) if isinstance(default_stock, str) else None
         return replace(portfolio, default=named or (next(iter(members)) if len(members) == 1 else None))
 
@@ -70,8 +74,12 @@ class Portfolio:
         return names | {symbol.upper(): symbol for symbol in self.members}
 
     def sessions(self, symbol: str) -> Sequence[str]:
-        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored)."""
-        exchange = self.calendar.get("stocks", {}).get(symbol)
+        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored); a ticker the
+        archive does not list trades where its suffix says (the calendar's `suffixes`, else `otherwise`)."""
+        calendar = self.calendar
+        exchange = calendar.get("stocks", {}).get(symbol) or next(
+            (code for suffix, code in calendar.get("suffixes", {}).items() if symbol.endswith(suffix)),
+            calendar.get("otherwise"))
         return self.calendar.get("exchanges", {}).get(exchange, {}).get("sessions", [])
 
     def member(self, stock: Any) -> tuple[str, Spec]:
@@ -82,12 +90,18 @@ class Portfolio:
             symbol = self.default
         else:
             symbol = self.symbol_named(stock) if isinstance(stock, str) else None
+            if symbol is None and self.any_ticker is not None and isinstance(stock, str) and TICKER.fullmatch(stock):
+                return stock.upper(), self.specs[self.any_ticker]
             if symbol is None:
                 raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
         return symbol, self.specs[self.members[symbol]]
 
     def _served(self) -> str:
-        return f"{len(self.members)} ticker(s): {', '.join(self.members)}"
+        listed = f"{len(self.members)} ticker(s): {', '.join(list(self.members)[:20])}"
+        more = "" if len(self.members) <= 20 else f" and {len(self.members) - 20} more"
+        anyone = "; any other Yahoo ticker (letters, digits, '.', '-', '^', '=') from the bars sent" \
+            if self.any_ticker else ""
+        return listed + more + anyone
 
 
 @dataclass(frozen=True)

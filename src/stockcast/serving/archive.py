@@ -40,18 +40,21 @@ class ServedSet:
     members: dict[str, str] = field(default_factory=dict)  # ticker -> bundle name
     bundles: dict[str, dict] = field(default_factory=dict)  # bundle name -> its metadata
     sources: dict[str, Path] = field(default_factory=dict)  # bundle name -> an archive holding it, or its folder
+    any_ticker: str | None = None  # the global bundle answering tickers no member names (`serve_any_ticker`)
 
     @classmethod
     def read(cls, archive: Path) -> ServedSet:
         """The set an archive serves."""
         try:
             with zipfile.ZipFile(archive) as mar:
-                members = json.loads(mar.read(PORTFOLIO))["members"]
-                bundles = {name: json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")) for name in set(members.values())}
+                manifest = json.loads(mar.read(PORTFOLIO))
+                members, any_ticker = manifest["members"], manifest.get("any_ticker")
+                names = set(members.values()) | ({any_ticker} if any_ticker else set())
+                bundles = {name: json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")) for name in names}
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise StockcastError(f"cannot read the served set of {archive} ({err}): an archive from before "
                                  "portfolios? archive it again (make archive)") from None
-        return cls(members, bundles, {name: archive for name in bundles})
+        return cls(members, bundles, {name: archive for name in bundles}, any_ticker)
 
     def bundle_of(self, symbol: str) -> dict:
         """The metadata of the bundle answering `symbol`."""
@@ -59,7 +62,8 @@ class ServedSet:
 
     def with_bundle(self, folder: Path, version: int) -> ServedSet:
         """The set with a newly trained bundle (a run's, downloaded to `folder`), deployed as `version`: it
-        answers its ticker, or a pooled model each of its tickers that has no model of its own."""
+        answers its ticker, or a pooled model each of its tickers that has no model of its own; a global one
+        (metadata `any_ticker`) also every ticker no member names."""
         metadata = json.loads((folder / METADATA).read_text())
         metadata["model_version"] = str(version)
         metadata["archived"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -71,7 +75,9 @@ class ServedSet:
             current = members.get(symbol)
             if len(stocks) == 1 or current is None or len(stocks_of(self.bundles[current])) > 1:
                 members[symbol] = name
-        return ServedSet(members, {**self.bundles, name: metadata}, {**self.sources, name: folder})._pruned()
+        any_ticker = name if metadata.get("any_ticker") else self.any_ticker
+        return ServedSet(members, {**self.bundles, name: metadata}, {**self.sources, name: folder},
+                         any_ticker)._pruned()
 
     def with_member(self, symbol: str, other: ServedSet) -> ServedSet:
         """The set with `symbol` answered by the bundle answering it in `other` (a rollback of one ticker)."""
@@ -91,9 +97,9 @@ class ServedSet:
 
     def _pruned(self) -> ServedSet:
         """Without bundles that answer no ticker."""
-        used = set(self.members.values())
+        used = set(self.members.values()) | ({self.any_ticker} if self.any_ticker else set())
         return ServedSet(dict(sorted(self.members.items())), {k: v for k, v in self.bundles.items() if k in used},
-                         {k: v for k, v in self.sources.items() if k in used})
+                         {k: v for k, v in self.sources.items() if k in used}, self.any_ticker)
 
 
 def write(served: ServedSet, model_store: Path, version: int, file_name: str) -> Path:
@@ -110,7 +116,7 @@ def write(served: ServedSet, model_store: Path, version: int, file_name: str) ->
             else:
                 _extract(source, f"{BUNDLES}/{name}/", target)
         first_day = min(dt.date.fromisoformat(metadata["data"]["first_date"]) for metadata in served.bundles.values())
-        manifest = {"version": str(version), "members": served.members,
+        manifest = {"version": str(version), "members": served.members, "any_ticker": served.any_ticker,
                     "calendar": trading_calendar(list(served.members), first_day)}
         (payload / PORTFOLIO).write_text(json.dumps(manifest, indent=1))
         _package(payload, version, Path(work))

@@ -11,9 +11,15 @@ import pandas as pd
 YEARS_AHEAD = 2
 
 
+# The exchange_calendars code of a ticker by its Yahoo suffix: B3 (BVMF, B3 holidays excluded) for `.SA`, the NYSE
+# otherwise. Written into the archive's calendar too, so a global model dates the forecasts of tickers it does not list.
+SUFFIXES = {".SA": "BVMF"}
+OTHERWISE = "XNYS"
+
+
 def exchange_for(symbol: str) -> str:
-    """The exchange_calendars code: B3 (BVMF, B3 holidays excluded) for `.SA` tickers, the NYSE otherwise."""
-    return "BVMF" if symbol.upper().endswith(".SA") else "XNYS"
+    """The exchange a ticker trades on, by SUFFIXES."""
+    return next((code for suffix, code in SUFFIXES.items() if symbol.upper().endswith(suffix)), OTHERWISE)
 
 
 def trading_calendar(stocks: list[str], first: dt.date, today: dt.date | None = None) -> dict:
@@ -25,12 +31,12 @@ def trading_calendar(stocks: list[str], first: dt.date, today: dt.date | None = 
     end = today + dt.timedelta(days=366 * YEARS_AHEAD)
     by_stock = {stock: exchange_for(stock) for stock in stocks}
     exchanges = {}
-    for exchange in sorted(set(by_stock.values())):
+    for exchange in sorted({*by_stock.values(), *SUFFIXES.values(), OTHERWISE}):
         calendar = exchange_calendars.get_calendar(exchange, start=first, end=end)
         sessions = [f"{day:%Y-%m-%d}" for day in calendar.sessions]
         exchanges[exchange] = {"first_session": sessions[0], "last_session": sessions[-1], "sessions": sessions}
     return {"source": f"exchange_calendars {exchange_calendars.__version__}", "computed": today.isoformat(),
-            "stocks": by_stock, "exchanges": exchanges}
+            "stocks": by_stock, "suffixes": SUFFIXES, "otherwise": OTHERWISE, "exchanges": exchanges}
 
 
 @functools.lru_cache(maxsize=32)
