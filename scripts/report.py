@@ -3,7 +3,8 @@
     python scripts/report.py [--doc docs/results.md] [hydra overrides, e.g. logger.tracking_uri=...]
 
 With --doc, the table also replaces what stands between <!-- results:start --> and <!-- results:end -->
-in that file (`make report` writes docs/results.md). --readme is the former name of --doc.
+in that file (`make report` writes docs/results.md), and where `make universe` ran, the global net's tables
+what stands between <!-- universe:start --> and <!-- universe:end -->. --readme is the former name of --doc.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from mlflow import MlflowClient
 
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
-from stockcast.eval.report import SECTION, comparison_table, pooled_tests
+from stockcast.eval.report import SECTION, UNIVERSE, comparison_table, pooled_tests, universe_section
 from stockcast.markdown import replace_section
 
 
@@ -39,6 +40,12 @@ def main() -> None:
         if args.doc:
             replace_section(args.doc, SECTION, markdown)
             print(f"updated {args.doc}")
+        if client.get_experiment_by_name(UNIVERSE) is not None:  # make universe ran
+            universe = universe_section(client)
+            print(universe)
+            if args.doc:
+                replace_section(args.doc, UNIVERSE, universe)
+                print(f"updated {args.doc}'s {UNIVERSE} section")
 
 
 if __name__ == "__main__":

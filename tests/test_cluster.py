@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.usefixtures("sh
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["end=2025-11-07", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false", "~callbacks.progress_bar",
         "model.net.hidden=16", "model.net.layers=1"]
-POOLED = ["stock=[VALE3,PETR4]", "end=2025-11-07", "trainer.max_epochs=2", "+trainer.enable_progress_bar=false",
+# A small slice of a global net: one ticker unseen, scored and never trained on.
+POOLED = ["stock=[VALE3,PETR4,AAPL]", "data.unseen=[AAPL]", "serve_any_ticker=true", "end=2025-11-07",
+          "trainer.max_epochs=2", "+trainer.enable_progress_bar=false",
           "~callbacks.progress_bar"]
 DDP_TASKS = ["trainer=ddp", "trainer.devices=2", "hydra.launcher.tasks_per_node=2", "data.batch_size=32"]
 

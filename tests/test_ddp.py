@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-POOLED = ["stock=[VALE3,PETR4]", "end=2025-11-07", "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=1",
+# A global net's shape: one ticker unseen (scored, never trained on), the per-ticker table among the artifacts.
+POOLED = ["stock=[VALE3,PETR4,AAPL]", "data.unseen=[AAPL]", "serve_any_ticker=true", "end=2025-11-07", "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=1",
           "+trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 LOSE_CHECKPOINT = "+callbacks.fault._target_=tests.ddp_faults.LoseCheckpointOnRank"
 
@@ -50,7 +51,7 @@ def test_two_processes_give_one_finished_run_with_its_bundle(tmp_path):
     done = train(tmp_path, *POOLED)
     assert done.returncode == 0, done.stderr[-3000:]
     ((status, artifacts),) = runs(tmp_path)
-    assert status == "FINISHED" and "bundle" in artifacts
+    assert status == "FINISHED" and {"bundle", "per_ticker.csv", "crps_by_origin.csv"} <= artifacts
     assert len([line for line in done.stdout.splitlines() if line.startswith("run ")]) == 1  # rank 0 alone prints
 
 

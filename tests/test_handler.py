@@ -52,8 +52,11 @@ def _unpacked(result, folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def module(archived):
+    return handler_module(archived[0])
+
+
+def handler_module(model_dir: Path):
     """The archived handler, imported as TorchServe imports it: its folder on sys.path, for its request modules."""
-    model_dir, _ = archived
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(model_dir))
         spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "forecast_handler.py")

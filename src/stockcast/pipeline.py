@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
 from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
-from stockcast.eval.per_ticker import NET, score_tickers, summary
+from stockcast.eval.per_ticker import NET, PER_TICKER, score_tickers, summary
 from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive
 from stockcast.models.module import Forecaster
 from stockcast.plots import forecast_figure
@@ -34,7 +35,6 @@ from stockcast.tracking import prepare_store
 log = logging.getLogger(__name__)
 
 BUNDLE_PATH = "bundle"
-PER_TICKER = "per_ticker.csv"  # a pooled run's test scores ticker by ticker (stockcast.eval.per_ticker)
 SCORING_BATCH = 65536  # windows per forward pass when scoring: a universe's test year at once would not fit
 T = TypeVar("T")
 
@@ -81,13 +81,18 @@ def run(cfg: DictConfig) -> RunResult:
         model.net.calibrate(datamodule.train.inputs, datamodule.train.targets)
         callbacks = [instantiate(callback) for callback in cfg.callbacks.values() if callback]  # null: left out
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+        started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule)
+        fit_seconds = time.perf_counter() - started
         metrics, tested, panel = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
         if not trainer.is_global_zero:  # DDP: rank 0 alone logs the run; the others' work ends with the fit
             return RunResult("", tracking_uri, datamodule.symbol, metrics, {})
         if len(datamodule.symbols) > 1:
             metrics |= _log_per_ticker(client, run_id, datamodule, tested)
-        logger.log_metrics(metrics)
+        windows = trainer.num_training_batches * datamodule.batch_size * trainer.current_epoch  # about: the last
+        cost = {"fit_seconds": fit_seconds, "fit_windows_per_second": windows / fit_seconds,  # batch may be short
+                "epochs": float(trainer.current_epoch), "train_windows": float(len(datamodule.train))}
+        logger.log_metrics(metrics | cost)  # the cost is logged, not kept: the same run twice has the same metrics
         symbol = datamodule.symbols[0]  # the plot shows the first ticker
         split, forecast = datamodule.by_symbol[symbol]["test"], tested[NET]
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first

@@ -16,6 +16,7 @@ import pandas as pd
 
 from stockcast.metrics import Quantiles, compare_distributions, crps, pooled_test
 
+PER_TICKER = "per_ticker.csv"  # a pooled run's artifact: one row per test ticker, COLUMNS
 NET = "test"  # the net's prefix among a run's test forecasts (`test_crps`, `skill_crps`)
 SKILLS = ("ewma", "range_ewma", "har", "panel_har")  # the baselines whose skills per_ticker.csv lists
 CONTENDERS = ("range_ewma", "har", "panel_har")  # the bar a pooled net must clear: the best of these

@@ -9,12 +9,16 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
+from stockcast.eval.per_ticker import PER_TICKER, best_baseline
 from stockcast.eval.scoring import MODEL, RANGE_REFERENCE
 from stockcast.metrics import pooled_test
+from stockcast.universe import FOLDS, SAMPLED, SHARED
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
+UNIVERSE = "universe"  # the MLflow experiment of `make universe`, and its section of docs/results.md
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
@@ -54,6 +58,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
             "EWMA skill_crps": metrics.get("ewma_skill_crps", nan),
             "range EWMA skill_crps": metrics.get("range_ewma_skill_crps", nan),
             "HAR skill_crps": metrics.get("har_skill_crps", nan),
+            "panel HAR skill_crps": metrics.get("panel_har_skill_crps", nan),
             "coverage 80": metrics.get("lstm_coverage_80", nan),
             "coverage 90": metrics.get("lstm_coverage_90", nan),
             "width 80 %": metrics.get("lstm_width_80", nan),
@@ -103,3 +108,87 @@ def _ranges(steps: list[int]) -> str:
             parts.append(f"{start}-{step}" if step != start else f"{step}")
             start = None
     return ", ".join(parts)
+
+
+def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> str:
+    """The global net's folds (`make universe`) as markdown: per fold and group of tickers (seen, unseen) the mean
+    skills over tickers and the net's standing against the best baseline; the six shared tickers' ticker-years;
+    the per-ticker default on its sample beside the global net; what each fold's training cost."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run make universe first")
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    folds = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
+    folds = {fold: run for fold, run in folds.items() if run is not None}
+    if not folds:
+        raise StockcastError(f"no finished fold run ({', '.join(FOLDS)}) in experiment {experiment_name!r}")
+    groups, shared, costs = [], [], []
+    for fold, run in folds.items():
+        metrics = run.data.metrics
+        table = _artifact_csv(client, run.info.run_id, PER_TICKER)
+        for group in ("seen", "unseen"):
+            if f"{group}_skill_crps" not in metrics:
+                continue
+            groups.append({"fold": fold, "tickers": group, "count": int((table.seen == (group == "seen")).sum()),
+                           **{label: 100 * metrics[f"{group}_{key}"] for label, key in SKILL_LABELS.items()},
+                           "best baseline": best_baseline(metrics, group),
+                           "gain vs best (points)": metrics[f"{group}_gain_vs_best"],
+                           "tickers beating it": metrics[f"{group}_share_beating_best"],
+                           "coverage 80 in 0.75..0.85": metrics[f"{group}_share_calibrated"],
+                           "pooled p (Driscoll-Kraay)": metrics[f"{group}_pooled_pvalue"]})
+        for row in table[table.ticker.isin(SHARED)].itertuples():
+            better = max(row.range_ewma_skill_crps, row.har_skill_crps)
+            shared.append({"ticker": row.ticker, "fold": fold, "global net": 100 * row.skill_crps,
+                           "range EWMA": 100 * row.range_ewma_skill_crps, "HAR": 100 * row.har_skill_crps,
+                           "gain vs the better (points)": 100 * (row.skill_crps - better),
+                           "coverage 80": row.test_coverage_80})
+        costs.append({"fold": fold, "tickers": len(table), "training windows": int(metrics.get("train_windows", 0)),
+                      "epochs": int(metrics.get("epochs", 0)), "fit minutes": metrics.get("fit_seconds", 0) / 60,
+                      "windows / s": metrics.get("fit_windows_per_second", float("nan")),
+                      "run minutes": metrics.get("run_seconds", float("nan")) / 60,
+                      "peak RSS GB": metrics.get("peak_rss_gb", float("nan")), "run": run.info.run_id[:8]})
+    shared_table = pd.DataFrame(shared)
+    text = ["Mean CRPS skills (%, vs naive-empirical, each ticker over its own test origins) over the tickers of "
+            "each fold's test year, by whether the net trained on them; the best baseline is the one of range EWMA, "
+            "HAR and panel HAR with the highest mean; the pooled test is the net's CRPS against it, per origin, "
+            "Driscoll-Kraay errors with lag 9 (two-sided).", "", pd.DataFrame(groups).to_markdown(
+                index=False, floatfmt=".3g")]
+    if len(shared_table):
+        text += ["", f"The six shared tickers' ticker-years (mean gain vs the better of range EWMA and HAR: "
+                 f"{shared_table['gain vs the better (points)'].mean():+.2f} points):", "",
+                 shared_table.to_markdown(index=False, floatfmt=".3g")]
+    sample = _per_ticker_sample(runs, folds.get(SAMPLED), client)
+    if sample is not None:
+        better = (sample["global net"] > sample["per-ticker default"]).mean()
+        text += ["", f"The per-ticker default on its {len(sample)}-ticker sample of {SAMPLED} (same origins): the "
+                 f"global net is better on {better:.0%} of them (mean skill {sample['global net'].mean():.3g} % "
+                 f"against {sample['per-ticker default'].mean():.3g} %).", "",
+                 sample.to_markdown(index=False, floatfmt=".3g")]
+    return "\n".join(text + ["", "What it cost (2-core CPU unless the run says otherwise):", "",
+                             pd.DataFrame(costs).to_markdown(index=False, floatfmt=".3g")])
+
+
+SKILL_LABELS = {"global net": "skill_crps", "range EWMA": "range_ewma_skill_crps", "HAR": "har_skill_crps",
+                "panel HAR": "panel_har_skill_crps", "coverage 80": "test_coverage_80"}
+
+
+def _per_ticker_sample(runs: list, fold_run, client: MlflowClient) -> pd.DataFrame | None:
+    """The newest per-ticker run of each sampled ticker, beside the global net's skill on that ticker."""
+    if fold_run is None:
+        return None
+    table = _artifact_csv(client, fold_run.info.run_id, PER_TICKER).set_index("ticker")
+    rows = []
+    for ticker in load_config("train", [f"experiment={SAMPLED}"]).per_ticker_sample:
+        own = next((run for run in runs if run.info.run_name == ticker), None)
+        if own is not None and ticker in table.index:
+            rows.append({"ticker": ticker, "per-ticker default": 100 * own.data.metrics["skill_crps"],
+                         "global net": 100 * table.loc[ticker, "skill_crps"],
+                         "HAR": 100 * table.loc[ticker, "har_skill_crps"]})
+    return pd.DataFrame(rows) if rows else None
+
+
+def _artifact_csv(client: MlflowClient, run_id: str, name: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as folder:
+        return pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=folder,
+                                                               tracking_uri=client.tracking_uri))

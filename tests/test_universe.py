@@ -1,0 +1,181 @@
+"""The market universe: its folds' lists, its data traps, panel HAR, unseen tickers and a small global run."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stockcast.bundle import load_bundle
+from stockcast.config import load_config
+from stockcast.data.datamodule import PriceDataModule, make_windows
+from stockcast.data.download import Downloader
+from stockcast.data.prices import cut_placeholders, read_price_csv
+from stockcast.eval.baselines import PanelHar, window_baselines
+from stockcast.eval.per_ticker import COLUMNS
+from stockcast.models.net import FLOOR, daily_variance
+from stockcast.universe import FOLDS, SAMPLED, SHARED, fold_tickers, sample, unseen
+from tests.conftest import compose_config
+from tests.test_handler import MEDIAN, _context, handler_module
+
+LEVELS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+
+
+@pytest.mark.parametrize("fold", list(FOLDS))
+def test_each_fold_lists_what_its_seeded_rules_give(fold):
+    cfg = load_config("train", [f"experiment={fold}"])
+    tickers = fold_tickers(fold)
+    assert list(cfg.stock) == tickers and set(SHARED) <= set(tickers)
+    assert list(cfg.data.unseen) == unseen(tickers) and len(cfg.data.unseen) == round(len(tickers) / 5)
+    assert not set(cfg.data.unseen) & set(SHARED)  # the six shared tickers are trained on in both folds
+    assert list(cfg.per_ticker_sample) == (sample(tickers, unseen(tickers)) if fold == SAMPLED else [])
+    assert not set(cfg.per_ticker_sample) & set(cfg.data.unseen)
+
+
+def test_a_placeholder_stretch_is_cut_with_a_warning_naming_ticker_and_dates(universe):
+    """AMCR's first years are one quote repeated with no volume (it listed on the NYSE in June 2019)."""
+    frame = read_price_csv(universe / "us" / "AMCR.csv")
+    kept, [warning] = cut_placeholders(frame, "AMCR")
+    assert kept.index[0] == pd.Timestamp("2019-06-11") and kept.index[-1] == frame.index[-1]
+    assert warning.startswith("AMCR: cut 1116 of 2500 rows (2015-01-02..2019-06-10)")
+    quiet = read_price_csv(universe / "us" / "AAPL.csv")
+    assert cut_placeholders(quiet, "AAPL") == (quiet, [])
+    frozen = frame.iloc[-300:].copy()
+    frozen.loc[frozen.index[-40:], "Close"] = frozen["Close"].iloc[-41]
+    with pytest.raises(Exception, match="AMCR: its last sessions .* are placeholder quotes"):
+        cut_placeholders(frozen, "AMCR")
+
+
+@pytest.mark.parametrize("ticker", ["CGRA3.SA", "SAPR3.SA", "TAEE3.SA", "AMCR"])
+def test_every_baseline_stays_finite_on_days_without_a_range(universe, ticker):
+    """These tickers have hundreds of High = Low days; fit on the whole file uncut, the stretch included."""
+    market = "us" if ticker == "AMCR" else "b3"
+    frame = read_price_csv(universe / market / f"{ticker}.csv")
+    bars = frame[["Close", "Open", "High", "Low"]].to_numpy()
+    inputs, targets = make_windows(bars, 100, 10)
+    slopes = PanelHar.pooled(LEVELS, [inputs], 10).slopes.tolist()
+    for name, baseline in window_baselines(LEVELS, slopes).items():
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            forecast = baseline.fit(inputs, targets).predict(inputs)
+        assert np.isfinite(forecast).all(), name
+
+
+def _panel(seed: int) -> np.ndarray:
+    """[N, C, 4] consecutive windows of one synthetic ticker with a volatility of its own."""
+    rng = np.random.default_rng(seed)
+    days, sigma = 160, 0.01 * (1 + seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, sigma * np.exp(np.sin(np.arange(days) / 9)), days)))
+    opens = close * np.exp(rng.normal(0, sigma / 2, days))
+    high = np.maximum(close, opens) * np.exp(np.abs(rng.normal(0, sigma, days)))
+    low = np.minimum(close, opens) * np.exp(-np.abs(rng.normal(0, sigma, days)))
+    return make_windows(np.stack([close, opens, high, low], axis=1), 30, 3)[0]
+
+
+def test_panel_har_is_the_fixed_effects_regression_of_the_pooled_panel():
+    """By hand: per step, one least-squares fit of every ticker's rows on the log 1/5/22-day variances plus one
+    dummy per ticker (its own level); panel HAR's slopes are that fit's, each ticker's intercept its dummy's."""
+    panel, horizon = [_panel(seed) for seed in range(3)], 3
+    fitted = PanelHar.pooled(LEVELS, panel, horizon)
+    for step in range(1, horizon + 1):
+        rows, ahead, dummies = [], [], []
+        for number, bars in enumerate(panel):
+            variances = daily_variance(torch.from_numpy(bars), "garman_klass").numpy()
+            floor = FLOOR * np.median(variances)
+            logs = [np.log(np.maximum(variances[:, -n:].mean(axis=1), floor)) for n in (1, 5, 22)]
+            rows.append(np.stack(logs, axis=1)[:-step])
+            ahead.append(np.log(np.maximum(variances[step:, -step:].mean(axis=1), floor)))
+            dummies.append(np.eye(len(panel))[[number] * (len(bars) - step)])
+        design = np.hstack([np.vstack(rows), np.vstack(dummies)])
+        coefficients = np.linalg.lstsq(design, np.concatenate(ahead), rcond=None)[0]
+        np.testing.assert_allclose(fitted.slopes[:, step - 1], coefficients[:3], rtol=1e-8, atol=1e-10)
+        for number, bars in enumerate(panel):
+            own = PanelHar(LEVELS, fitted.slopes.tolist())
+            own.fit(bars, np.ones((len(bars), horizon)) * bars[:, -1, :1])
+            assert own.coefficients[0, step - 1] == pytest.approx(coefficients[3 + number], rel=1e-8)
+
+
+def test_unseen_tickers_never_reach_training_or_the_validation_loss(tmp_path, shared_data):
+    """MSFT's closes are ten times those of any other ticker here: a training or validation-loss window holding
+    one of its closes would show. Its windows are still made and scored."""
+    prices = read_price_csv(shared_data / "MSFT.csv")
+    prices[["Open", "High", "Low", "Close", "Adj Close"]] *= 10
+    (tmp_path / "MSFT.csv").write_text(prices.to_csv(index_label="Date"))
+    downloader = Downloader(tmp_path / "cache", extra_dirs=[str(tmp_path), str(shared_data)], online=False)
+    module = PriceDataModule(["VALE3", "AAPL", "MSFT"], "2018-01-01", "2025-11-07", downloader,
+                             features=["Close", "Open", "High", "Low"], context=100, unseen=["MSFT"],
+                             val_start="2023-01-01", test_start="2024-01-01", batch_size=256)
+    module.setup()
+    smallest_msft = float(prices["Low"].min())
+    largest_seen = max(float(read_price_csv(shared_data / f"{t}.csv")["High"].max()) for t in ("VALE3.SA", "AAPL"))
+    assert largest_seen < smallest_msft
+    for loader in (module.train_dataloader(), module.val_dataloader()):
+        assert all(float(inputs.max()) < smallest_msft and float(targets.max()) < smallest_msft
+                   for inputs, targets in loader)
+    assert float(module.train.inputs.max()) < smallest_msft and max(module.scaler.feature_max) < smallest_msft
+    assert len(module.by_symbol["MSFT"]["test"]) > 0 and float(module.test.inputs.max()) > smallest_msft
+    assert module.unseen == ["MSFT"]
+    with pytest.raises(Exception, match="are not among stock"):
+        PriceDataModule(["VALE3"], None, None, downloader, unseen=["MSFT"])
+
+
+SMALL = ["AAPL", "AMCR", "KO", "VALE3.SA", "PETR4.SA", "MSFT", "TAEE3.SA", "JNJ"]
+
+
+@pytest.mark.slow
+def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_saw(tmp_path, universe, shared_data):
+    """universe2024 on eight tickers, two unseen: the per-ticker table, panel HAR's metrics and the summary are
+    logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
+    from stockcast.eval.per_ticker import PER_TICKER
+    from stockcast.pipeline import BUNDLE_PATH, run
+    from stockcast.serving.archive import archive
+
+    cfg = compose_config("train", tmp_path, "experiment=universe2024", f"stock=[{','.join(SMALL)}]",
+                         "data.unseen=[KO,JNJ]", "trainer.max_epochs=1", "model.net.hidden=8", "model.net.layers=1",
+                         f"data.downloader.extra_dirs=[{universe / 'us'},{universe / 'b3'}]",
+                         f"data.downloader.data_dir={shared_data}")
+    result = run(cfg)
+    client = mlflow.MlflowClient(result.tracking_uri)
+    logged = client.get_run(result.run_id)
+    assert logged.info.run_name == "universe2024"
+    assert {"panel_har_crps", "panel_har_skill_crps", "panel_har_coverage_80", "val_panel_har_skill_crps",
+            "seen_skill_crps", "unseen_skill_crps", "seen_gain_vs_best", "unseen_pooled_pvalue"} <= set(result.metrics)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=PER_TICKER,
+                                                            tracking_uri=result.tracking_uri))
+    assert list(table.columns) == COLUMNS and set(table.ticker) == set(SMALL)
+    assert dict(zip(table.ticker, table.seen, strict=True)) == {t: t not in ("KO", "JNJ") for t in SMALL}
+    assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean())
+    assert any("AMCR: cut" in warning for warning in result.metadata["data"]["warnings"])
+    assert result.metadata["any_ticker"] and result.metadata["unseen"] == ["KO", "JNJ"]
+
+    done = archive(result.tracking_uri, "universe", tmp_path / "store", run_ids=[result.run_id])
+    with zipfile.ZipFile(done.path) as mar:
+        mar.extractall(tmp_path / "model")
+    handler = handler_module(tmp_path / "model").ForecastHandler()
+    handler.initialize(_context(tmp_path / "model"))
+    bundle = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=BUNDLE_PATH,
+                                                 tracking_uri=result.tracking_uri, dst_path=str(tmp_path / "b"))
+    net, _ = load_bundle(bundle)
+    bodies, expected = [], []
+    for ticker, path in [("KO", universe / "us" / "KO.csv"), ("ITSA3.SA", universe / "b3" / "ITSA3.SA.csv"),
+                         ("brk-b", None)]:
+        frame = read_price_csv(path) if path else read_price_csv(universe / "us" / "JNJ.csv")
+        rows = frame[["Close", "Open", "High", "Low"]].iloc[-100:]
+        bodies.append({"stock": ticker, "prices": rows.Close.tolist(), "open": rows.Open.tolist(),
+                       "high": rows.High.tolist(), "low": rows.Low.tolist(), "last_date": "2024-11-29"})
+        with torch.no_grad():
+            expected.append(net(torch.tensor(rows.to_numpy()[None], dtype=torch.float32))[0])
+    bodies.append({**bodies[0], "stock": "../etc/passwd"})
+    context = _context(tmp_path / "model", [{} for _ in bodies])
+    replies = handler.handle([{"body": json.dumps(body).encode()} for body in bodies], context)
+    answers = [(context.get_response_status(i)[0], json.loads(reply)) for i, reply in enumerate(replies)]
+    assert [status for status, _ in answers] == [200, 200, 200, 400]
+    for (_, answer), want, name in zip(answers, expected, ["KO", "ITSA3.SA", "BRK-B"], strict=False):
+        assert answer["stock"] == name
+        assert answer["forecast"] == pytest.approx(want[:, MEDIAN].tolist(), rel=1e-5)
+    assert answers[1][1]["dates"][0] == "2024-12-02" and answers[0][1]["dates"][0] == "2024-12-02"
+    assert "has no deployed model" in answers[3][1]["message"]
