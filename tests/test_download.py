@@ -89,11 +89,13 @@ def test_packaged_sample_is_the_last_resort(tmp_path, monkeypatch, caplog):
 
 
 def test_offline_never_asks_yahoo_and_reads_the_sample(tmp_path, monkeypatch, fake_yf, caplog):
-    """The container image's build: downloads off, no prices/ folder, the committed sample, nothing cached."""
+    """The container image's build: downloads off, no prices/ folder, the committed sample, nothing cached; what
+    was asked for is said at INFO, not warned about."""
     monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         frame = Downloader(tmp_path, online=False, repo_dirs=[]).load("VALE3", "2024-01-01", "2025-11-07")
     assert fake_yf == [] and "downloads are off" in caplog.text and "sample/VALE3.SA.csv" in caplog.text
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert frame.index[-1] == pd.Timestamp("2025-11-07") and not list(tmp_path.iterdir())
 
 
