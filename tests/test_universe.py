@@ -130,6 +130,7 @@ SMALL = ["AAPL", "AMCR", "KO", "VALE3.SA", "PETR4.SA", "MSFT", "TAEE3.SA", "JNJ"
 def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_saw(tmp_path, universe, shared_data):
     """universe2024 on eight tickers, two unseen: the per-ticker table, panel HAR's metrics and the summary are
     logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
+    from stockcast.eval.evaluation import evaluate
     from stockcast.eval.per_ticker import PER_TICKER
     from stockcast.pipeline import BUNDLE_PATH, run
     from stockcast.serving.archive import archive
@@ -151,6 +152,17 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean())
     assert any("AMCR: cut" in warning for warning in result.metadata["data"]["warnings"])
     assert result.metadata["any_ticker"] and result.metadata["unseen"] == ["KO", "JNJ"]
+
+    cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}", f"run_id={result.run_id}",
+                         "stock=[KO,ITSA3]", "~baselines.ets", "~baselines.garch",
+                         f"downloader.extra_dirs=[{universe / 'us'},{universe / 'b3'}]")
+    evaluations = evaluate(cfg)  # one unseen ticker and one from outside the run
+    assert [e.symbol for e in evaluations] == ["KO", "ITSA3.SA"]
+    for evaluation in evaluations:
+        logged = client.get_run(evaluation.run_id).data.metrics
+        assert {"lstm_skill_crps", "har_skill_crps", "range_ewma_skill_crps", "panel_har_skill_crps",
+                "lstm_coverage_80"} <= set(logged)
+        assert np.isfinite(logged["panel_har_skill_crps"]) and evaluation.ranges.index.str.contains("panel_har").any()
 
     done = archive(result.tracking_uri, "universe", tmp_path / "store", run_ids=[result.run_id])
     with zipfile.ZipFile(done.path) as mar:
