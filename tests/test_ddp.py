@@ -16,7 +16,8 @@ from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # A global net's shape: one ticker unseen (scored, never trained on), the per-ticker table among the artifacts.
-POOLED = ["stock=[VALE3,PETR4,AAPL]", "data.unseen=[AAPL]", "serve_any_ticker=true", "end=2025-11-07", "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=1",
+POOLED = ["stock=[VALE3,PETR4,AAPL]", "data.unseen=[AAPL]", "serve_any_ticker=true", "end=2025-11-07",
+          "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=1",
           "+trainer.enable_progress_bar=false", "~callbacks.progress_bar"]
 LOSE_CHECKPOINT = "+callbacks.fault._target_=tests.ddp_faults.LoseCheckpointOnRank"
 

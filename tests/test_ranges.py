@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from stockcast.data.datamodule import make_windows
+from stockcast.errors import StockcastError
 from stockcast.eval.baselines import EmpiricalNaive, Ewma, Har
 from stockcast.metrics import Quantiles, distribution_metrics
-from stockcast.models.module import Forecaster
+from stockcast.models.module import Forecaster, PinballLoss
 from stockcast.models.net import BARS, ForecastNet
 
 LEVELS = [round(0.05 * k, 2) for k in range(1, 20)]
@@ -112,3 +113,18 @@ def test_an_untrained_range_net_is_the_range_ewma_baseline(windows):
         served = net.eval()(torch.tensor(test_in, dtype=torch.float32)).double().numpy()
     baseline = Ewma(LEVELS, "garman_klass").fit(train_in, train_out).predict(test_in)
     np.testing.assert_allclose(served, baseline, rtol=1e-4)
+
+
+def test_volatility_weighting_scores_the_loss_in_log_price_units():
+    """Pinball is positively homogeneous: standardized changes weighted by sigma sqrt(h) are the pinball loss of
+    the log changes themselves against the decoded quantiles, over the mean weight."""
+    torch.manual_seed(0)
+    quantiles, standardized, scale = torch.randn(8, 3, len(LEVELS)).sort(-1).values, torch.randn(8, 3), torch.rand(8, 3)
+    loss = PinballLoss(LEVELS)
+    weighted = loss(quantiles, standardized, scale)
+    in_log_prices = loss(quantiles * scale[..., None], standardized * scale) / scale.mean()
+    assert weighted == pytest.approx(float(in_log_prices), rel=1e-6)
+    assert loss(quantiles, standardized, torch.ones(8, 3)) == pytest.approx(float(loss(quantiles, standardized)))
+    level_net = ForecastNet(["Close"], horizon=3, quantiles=LEVELS, target="level")
+    with pytest.raises(StockcastError, match="volatility needs the pinball loss and model.net.target=volatility"):
+        Forecaster(level_net, optimizer=torch.optim.Adam, quantiles=LEVELS, weighting="volatility")

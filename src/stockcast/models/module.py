@@ -12,20 +12,26 @@ from stockcast.errors import StockcastError
 from stockcast.models.net import ForecastNet
 
 LOSSES = ("pinball", "mse")
+# How the pinball loss weighs a window: "even" (each window's standardized changes alike) or "volatility" (by
+# sigma sqrt(h), so the loss is in log-price units, as the CRPS in % of the close that scores it).
+WEIGHTINGS = ("even", "volatility")
 REQUIRED_LEVELS = (0.05, 0.1, 0.5, 0.9, 0.95)  # the median and the 80 and 90 % intervals every score reads
 
 
 class PinballLoss(nn.Module):
     """The pinball (quantile) loss averaged over levels, steps and samples: [B, H, Q] outputs against
-    [B, H] targets. Its minimiser at each level is that quantile of the target's distribution."""
+    [B, H] targets, each (sample, step) optionally weighted ([B, H]). Its minimiser at each level is that
+    quantile of the target's distribution."""
 
     def __init__(self, quantiles: list[float]) -> None:
         super().__init__()
         self.register_buffer("levels", torch.tensor(quantiles, dtype=torch.float32))
 
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
         diff = targets[..., None] - outputs  # [B, H, Q], positive: the target is above the quantile
-        return torch.maximum(self.levels * diff, (self.levels - 1) * diff).mean()
+        loss = torch.maximum(self.levels * diff, (self.levels - 1) * diff).mean(-1)  # [B, H]
+        return loss.mean() if weights is None else (loss * weights).sum() / weights.sum()
 
 
 class Forecaster(L.LightningModule):
@@ -33,13 +39,14 @@ class Forecaster(L.LightningModule):
 
     loss="pinball": the net has a quantile head at `quantiles` (the config interpolates the same list
     into `model.net.quantiles`, so the loss sizes the head); loss="mse": a point net, one value per step.
+    `weighting` (WEIGHTINGS) weighs each window's pinball loss.
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) completed with the params. The
     net's arguments are recorded once, by the pipeline, as the serving bundle's `metadata["net"]`.
     """
 
     def __init__(self, net: ForecastNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-                 loss: str = "pinball", quantiles: list[float] | None = None) -> None:
+                 loss: str = "pinball", quantiles: list[float] | None = None, weighting: str = "even") -> None:
         super().__init__()
         if loss not in LOSSES:
             raise StockcastError(f"model.loss must be one of {LOSSES}, got {loss!r}")
@@ -51,7 +58,11 @@ class Forecaster(L.LightningModule):
         if head != wanted:
             raise StockcastError(f"model.loss={loss} with model.quantiles={quantiles} needs a net head of "
                                  f"{wanted or 'one point'} per step, got {head or 'one point'}")
-        self.net = net
+        scaled = loss == "pinball" and net.target == "volatility"
+        if weighting not in WEIGHTINGS or (weighting == "volatility" and not scaled):
+            raise StockcastError(f"model.weighting must be one of {WEIGHTINGS}; volatility needs the pinball loss "
+                                 f"and model.net.target=volatility, got {weighting!r}")
+        self.net, self.weighting = net, weighting
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loss = PinballLoss(quantiles) if loss == "pinball" else nn.MSELoss()
 
@@ -61,7 +72,11 @@ class Forecaster(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         prices, targets = batch  # [B, W, F], [B, H]
         sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
-        loss = self.loss(self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma))
+        outputs, encoded = self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma)
+        if self.weighting == "volatility":  # each window's loss in log-price units: sigma sqrt(h) x standardized
+            loss = self.loss(outputs, encoded, self.net.step_scale(sigma).detach())
+        else:
+            loss = self.loss(outputs, encoded)
         # sync_dist: under DDP every rank gets the mean over ranks, so all name and pick the same best checkpoint
         self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(prices),
                  sync_dist=True)

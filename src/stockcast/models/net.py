@@ -210,7 +210,7 @@ class ForecastNet(nn.Module):
         variance = ewma_variance(self.daily_variances(prices), self.median_variance, self.decay)  # [B]
         return (self.variance_ratio * variance).clamp_min(1e-12).sqrt()
 
-    def _step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
+    def step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
         """[B] sigma -> [B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
         return sigma[:, None] * _root_steps(self.horizon, sigma.dtype, sigma.device)
 
@@ -257,7 +257,7 @@ class ForecastNet(nn.Module):
         last_close = prices[:, -1, :1]  # [B, 1]
         if self.target == "relative":
             return (targets / last_close - 1) / self.change_std
-        return (targets / last_close).log() / self._step_scale(self.volatility(prices) if sigma is None else sigma)
+        return (targets / last_close).log() / self.step_scale(self.volatility(prices) if sigma is None else sigma)
 
     def decode(self, outputs: torch.Tensor, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, H] or [B, H, Q] head outputs -> raw closes of the same shape (monotone in the outputs)."""
@@ -267,7 +267,7 @@ class ForecastNet(nn.Module):
         last_close = prices[:, -1, :1].reshape(-1, 1, *trail)  # [B, 1(, 1)]
         if self.target == "relative":
             return last_close * (1 + outputs * self.change_std)
-        scale = self._step_scale(self.volatility(prices) if sigma is None else sigma)  # [B, H]
+        scale = self.step_scale(self.volatility(prices) if sigma is None else sigma)  # [B, H]
         return last_close * (outputs * scale.reshape(*outputs.shape[:2], *trail)).exp()
 
     def predict_encoded(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
