@@ -36,16 +36,14 @@ def main() -> None:
             markdown += ("\n\nThe per-ticker LSTMs' CRPS against each baseline, pooled over the ticker-years above "
                          "(per-origin differences scaled by the naive-empirical CRPS, summed per date, "
                          "Driscoll-Kraay errors with lag 9):\n\n" + pooled.to_markdown(index=False, floatfmt=".4g"))
-        print(markdown)
-        if args.doc:
-            replace_section(args.doc, SECTION, markdown)
-            print(f"updated {args.doc}")
+        sections = {SECTION: markdown}
         if client.get_experiment_by_name(UNIVERSE) is not None:  # make universe ran
-            universe = universe_section(client)
-            print(universe)
+            sections[UNIVERSE] = universe_section(client)
+        for name, text in sections.items():
+            print(text)
             if args.doc:
-                replace_section(args.doc, UNIVERSE, universe)
-                print(f"updated {args.doc}'s {UNIVERSE} section")
+                replace_section(args.doc, name, text)
+                print(f"updated the {name} section of {args.doc}")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,7 @@ def sp100(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     prices/sp100/; an override may hold one), else prices/sp100.tar.xz extracted for this session."""
     if (shared_data / "sp100").is_dir():
         return shared_data / "sp100"
-    folder = tmp_path_factory.mktemp("prices")
-    with tarfile.open(PRICES_DIR / "sp100.tar.xz") as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "sp100"
+    return _extracted("sp100", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +57,15 @@ def universe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prices/universe.tar.xz extracted for this session."""
     if (PRICES_DIR / "universe" / "us").is_dir():
         return PRICES_DIR / "universe"
-    folder = tmp_path_factory.mktemp("universe")
-    with tarfile.open(PRICES_DIR / "universe.tar.xz") as archive:
+    return _extracted("universe", tmp_path_factory)
+
+
+def _extracted(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prices/<name>.tar.xz extracted into a folder of this session's: its <name>/ folder."""
+    folder = tmp_path_factory.mktemp(name)
+    with tarfile.open(PRICES_DIR / f"{name}.tar.xz") as archive:
         archive.extractall(folder, filter="data")
-    return folder / "universe"
+    return folder / name
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,11 +25,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
     """One row per ticker, test period and kind of model (its newest evaluation): LSTM vs naive and
     the best other baseline; its ranges' CRPS skill vs naive-empirical beside EWMA's, coverage, width."""
     nan = float("nan")
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run evaluate.py first")
-    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
+    runs = _finished_runs(client, experiment_name, "run evaluate.py first")
     rows, seen = [], set()
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
@@ -70,6 +66,15 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
     if not rows:
         raise StockcastError(f"no finished evaluations in experiment {experiment_name!r}")
     return pd.DataFrame(rows).sort_values(["ticker", "test period", "LSTM"], ignore_index=True)
+
+
+def _finished_runs(client: MlflowClient, experiment_name: str, remedy: str) -> list:
+    """The experiment's FINISHED runs, newest first; a missing experiment is an error saying `remedy`."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: {remedy}")
+    return client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
 
 
 def pooled_tests(client: MlflowClient, table: pd.DataFrame, model: str = "per ticker",
@@ -114,11 +119,7 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
     """The global net's folds (`make universe`) as markdown: per fold and group of tickers (seen, unseen) the mean
     skills over tickers and the net's standing against the best baseline; the six shared tickers' ticker-years;
     the per-ticker default on its sample beside the global net; what each fold's training cost."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        raise StockcastError(f"no experiment {experiment_name!r} in {client.tracking_uri}: run make universe first")
-    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
+    runs = _finished_runs(client, experiment_name, "run make universe first")
     folds = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
     folds = {fold: run for fold, run in folds.items() if run is not None}
     if not folds:
