@@ -28,7 +28,8 @@ from stockcast.universe import FOLDS, SAMPLED
 # net's experiment changes, set back.
 PER_TICKER_DEFAULT = ["data.unseen=[]", "serve_any_ticker=false", "logger.run_name=null", "data.batch_size=64",
                       "model.net.hidden=32", "model.net.spans=[]", "model.optimizer.lr=0.001", "trainer.max_epochs=100",
-                      "trainer.limit_train_batches=1.0", "callbacks.early_stopping.patience=8",
+                      "trainer.limit_train_batches=1.0", "trainer.val_check_interval=1.0",
+                      "callbacks.early_stopping.patience=8",
                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 
