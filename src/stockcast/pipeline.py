@@ -89,9 +89,9 @@ def run(cfg: DictConfig) -> RunResult:
             return RunResult("", tracking_uri, datamodule.symbol, metrics, {})
         if len(datamodule.symbols) > 1:
             metrics |= _log_per_ticker(client, run_id, datamodule, tested)
-        windows = trainer.num_training_batches * datamodule.batch_size * trainer.current_epoch  # about: the last
-        cost = {"fit_seconds": fit_seconds, "fit_windows_per_second": windows / fit_seconds,  # batch may be short
-                "epochs": float(trainer.current_epoch), "train_windows": float(len(datamodule.train))}
+        windows = trainer.global_step * datamodule.batch_size  # about: an epoch's last batch may be short
+        cost = {"fit_seconds": fit_seconds, "fit_windows_per_second": windows / fit_seconds,
+                "fit_steps": float(trainer.global_step), "train_windows": float(len(datamodule.train))}
         logger.log_metrics(metrics | cost)  # the cost is logged, not kept: the same run twice has the same metrics
         symbol = datamodule.symbols[0]  # the plot shows the first ticker
         split, forecast = datamodule.by_symbol[symbol]["test"], tested[NET]
@@ -206,24 +206,32 @@ def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list
 def _baselines(datamodule: PriceDataModule, levels: list[float],
                slopes: list[list[float]] | None) -> dict[str, dict[str, Quantiles]]:
     """Per period ("val", "test"): the forecasts of its windows by each baseline (`window_baselines`), each fit
-    once per ticker on that ticker's training windows (in the order the splits concatenate tickers). A baseline
-    that fails or forecasts a non-finite value is an error naming it and the ticker."""
-    parts: dict[str, dict[str, list[np.ndarray]]] = {"val": {}, "test": {}}
+    once per ticker on that ticker's training windows (in the order the splits concatenate tickers, each
+    written into its rows: a universe's forecasts are gigabytes, held once). A baseline that fails or forecasts
+    a non-finite value is an error naming it and the ticker."""
+    names = list(window_baselines(levels, slopes))
+    found = {period: {name: np.empty((len(getattr(datamodule, period)), datamodule.horizon, len(levels)))
+                      for name in names} for period in ("val", "test")}
+    first = dict.fromkeys(found, 0)
     for symbol, periods in datamodule.by_symbol.items():
         train = periods["train"]
         for name, baseline in window_baselines(levels, slopes).items():
             try:
                 with np.errstate(all="raise"):
                     fitted = baseline.fit(train.bars.double().numpy(), train.targets.double().numpy())
-                    found = {period: fitted.predict(periods[period].bars.double().numpy()) for period in parts}
+                    for period, forecasts in found.items():
+                        rows = slice(first[period], first[period] + len(periods[period]))
+                        forecasts[name][rows] = fitted.predict(periods[period].bars.double().numpy())
             except (ArithmeticError, np.linalg.LinAlgError) as err:
                 raise StockcastError(f"baseline {name} failed on {symbol}: {err}") from err
-            for period, forecasts in parts.items():
-                if not np.isfinite(found[period]).all():
+            for period, forecasts in found.items():
+                rows = slice(first[period], first[period] + len(periods[period]))
+                if not np.isfinite(forecasts[name][rows]).all():
                     raise StockcastError(f"baseline {name} forecast non-finite values on {symbol}'s {period} windows")
-                forecasts.setdefault(name, []).append(found[period])
-    return {period: {name: Quantiles(np.concatenate(found), np.asarray(levels)) for name, found in forecasts.items()}
-            for period, forecasts in parts.items()}
+        for period in first:
+            first[period] += len(periods[period])
+    return {period: {name: Quantiles(values, np.asarray(levels)) for name, values in forecasts.items()}
+            for period, forecasts in found.items()}
 
 
 def _log_per_ticker(client: MlflowClient, run_id: str, datamodule: PriceDataModule,

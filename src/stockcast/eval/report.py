@@ -145,7 +145,7 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
                            "gain vs the better (points)": 100 * (row.skill_crps - better),
                            "coverage 80": row.test_coverage_80})
         costs.append({"fold": fold, "tickers": len(table), "training windows": int(metrics.get("train_windows", 0)),
-                      "epochs": int(metrics.get("epochs", 0)), "fit minutes": metrics.get("fit_seconds", 0) / 60,
+                      "steps": int(metrics.get("fit_steps", 0)), "fit minutes": metrics.get("fit_seconds", 0) / 60,
                       "windows / s": metrics.get("fit_windows_per_second", float("nan")),
                       "run minutes": metrics.get("run_seconds", float("nan")) / 60,
                       "peak RSS GB": metrics.get("peak_rss_gb", float("nan")), "run": run.info.run_id[:8]})

@@ -21,6 +21,7 @@ EWMA_LAMBDA = 0.94  # RiskMetrics' daily decay: the starting variance weighs 0.9
 # (Parkinson 1980; Garman and Klass 1980; Rogers and Satchell 1991), several times more efficient.
 ESTIMATORS = ("close", "parkinson", "garman_klass", "rogers_satchell")
 BARS = ("Close", "Open", "High", "Low")  # a day's bar, in the order daily_variance reads it
+CALIBRATION_CHUNK = 32768  # windows `calibrate` reads at once
 FLOOR = 0.01  # a day's variance is at least this share of the typical (median) variance before a log is taken:
 # a day with no range (High = Low, thin trading) is real data, and its estimate is 0
 
@@ -175,17 +176,23 @@ class ForecastNet(nn.Module):
         mean), and the ratio of the mean squared close-to-close return to their mean. A quantile net of
         target="volatility" then starts, untrained, at the EWMA baseline (eval.baselines.Ewma): sigma sqrt(h)
         times the training windows' quantiles of the standardized changes, its head's weights zero."""
-        variances = self.daily_variances(prices.double())  # [N, C - 1]
-        if variances.shape[-1] == 0:
+        parts = prices.split(CALIBRATION_CHUNK)  # float64 copies of a million windows would take gigabytes
+        days = self.daily_variances(prices[:1].double()).shape[-1]  # C - 1
+        if days == 0 or len(prices) == 0:
             return
-        ends = ewma_variance(variances, variances.mean(), self.decay)
+        sums = torch.zeros(2, dtype=torch.float64)  # the range variances', the squared close returns'
+        for part in parts:
+            sums[0] += self.daily_variances(part.double()).sum()
+            sums[1] += daily_variance(part.double()[..., -days - 1:, :1].expand(-1, -1, 4), "close").sum()
+        mean = sums[0] / (len(prices) * days)
+        ends = torch.cat([ewma_variance(self.daily_variances(part.double()), mean, self.decay) for part in parts])
         self.median_variance.fill_(float(ends.median()) or 1.0)
-        closes = daily_variance(prices.double()[..., -variances.shape[-1] - 1:, :1].expand(-1, -1, 4), "close")
-        self.variance_ratio.fill_(float(closes.mean() / variances.mean()) if variances.mean() > 0 else 1.0)
+        self.variance_ratio.fill_(float(sums[1] / sums[0]) if sums[0] > 0 else 1.0)
         if self.levels is None or self.target != "volatility":
             return
         with torch.no_grad():
-            standardized = self.encode_target(targets.double(), prices.double())  # [N, H]
+            standardized = torch.cat([self.encode_target(chunk.double(), part.double()) for part, chunk
+                                      in zip(parts, targets.split(CALIBRATION_CHUNK), strict=True)])  # [N, H]
             quantiles = torch.quantile(standardized, self.levels.double(), dim=0).T  # [H, Q]
             self._start_at(quantiles)
             self.head.weight.zero_()
