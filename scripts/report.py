@@ -29,21 +29,31 @@ def main() -> None:
     cfg = load_config("evaluate", args.overrides)
     with user_errors_exit():
         client = MlflowClient(cfg.logger.tracking_uri)
-        table = comparison_table(client, cfg.experiment_name)
-        pooled = pooled_tests(client, table)
-        markdown = table.drop(columns="evaluation run").to_markdown(index=False, floatfmt=".4g")
-        if len(pooled):
-            markdown += ("\n\nThe per-ticker LSTMs' CRPS against each baseline, pooled over the ticker-years above "
-                         "(per-origin differences scaled by the naive-empirical CRPS, summed per date, "
-                         "Driscoll-Kraay errors with lag 9):\n\n" + pooled.to_markdown(index=False, floatfmt=".4g"))
-        sections = {SECTION: markdown}
-        if client.get_experiment_by_name(UNIVERSE) is not None:  # make universe ran
+        sections = {}
+        # Each section from its own experiment: evaluations (make results) and the global net (make universe);
+        # with neither, the evaluations' error says what to run.
+        if client.get_experiment_by_name(cfg.experiment_name) is not None or \
+                client.get_experiment_by_name(UNIVERSE) is None:
+            sections[SECTION] = _evaluations(client, cfg.experiment_name)
+        if client.get_experiment_by_name(UNIVERSE) is not None:
             sections[UNIVERSE] = universe_section(client)
         for name, text in sections.items():
             print(text)
             if args.doc:
                 replace_section(args.doc, name, text)
                 print(f"updated the {name} section of {args.doc}")
+
+
+def _evaluations(client: MlflowClient, experiment_name: str) -> str:
+    """The newest evaluation per ticker, and the per-ticker LSTMs' pooled tests."""
+    table = comparison_table(client, experiment_name)
+    pooled = pooled_tests(client, table)
+    markdown = table.drop(columns="evaluation run").to_markdown(index=False, floatfmt=".4g")
+    if len(pooled):
+        markdown += ("\n\nThe per-ticker LSTMs' CRPS against each baseline, pooled over the ticker-years above "
+                     "(per-origin differences scaled by the naive-empirical CRPS, summed per date, "
+                     "Driscoll-Kraay errors with lag 9):\n\n" + pooled.to_markdown(index=False, floatfmt=".4g"))
+    return markdown
 
 
 if __name__ == "__main__":
