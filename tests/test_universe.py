@@ -132,6 +132,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
     from stockcast.eval.evaluation import evaluate
     from stockcast.eval.per_ticker import PER_TICKER
+    from stockcast.eval.report import universe_section
     from stockcast.pipeline import BUNDLE_PATH, run
     from stockcast.serving.archive import archive
 
@@ -152,6 +153,10 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean())
     assert any("AMCR: cut" in warning for warning in result.metadata["data"]["warnings"])
     assert result.metadata["any_ticker"] and result.metadata["unseen"] == ["KO", "JNJ"]
+
+    section = universe_section(client)  # what make universe prints and make report writes
+    assert "| universe2024 | seen      |       6 |" in section and "| universe2024 | unseen    |       2 |" in section
+    assert "| MSFT     | universe2024 |" in section and "The per-ticker default" not in section  # none trained
 
     cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}", f"run_id={result.run_id}",
                          "stock=[KO,ITSA3]", "~baselines.ets", "~baselines.garch",
