@@ -49,8 +49,7 @@ class ForecastHandler(BaseHandler):
         portfolio = json.loads((model_dir / PORTFOLIO).read_text())
         self.models: dict[str, torch.nn.Module] = {}
         specs = {}
-        for name in sorted(set(portfolio["members"].values()) | ({portfolio["any_ticker"]} if portfolio.get(
-                "any_ticker") else set())):
+        for name in sorted({*portfolio["members"].values(), portfolio.get("any_ticker")} - {None}):
             self.models[name], metadata = load_bundle(model_dir / BUNDLES / name)
             specs[name] = routing.Spec.from_metadata(name, metadata, self.models[name].is_price.tolist())
         self.portfolio = routing.Portfolio.from_manifest(portfolio, specs, settings.get("default_stock"),

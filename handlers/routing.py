@@ -90,8 +90,9 @@ class Portfolio:
             symbol = self.default
         else:
             symbol = self.symbol_named(stock) if isinstance(stock, str) else None
-            if symbol is None and self.any_ticker is not None and isinstance(stock, str) and TICKER.fullmatch(stock):
-                return stock.upper(), self.specs[self.any_ticker]
+            if symbol is None and self.any_ticker is not None and isinstance(stock, str) and \
+                    TICKER.fullmatch(stock.strip()):  # spelled as freely as a listed ticker: any case, spaces around
+                return stock.strip().upper(), self.specs[self.any_ticker]
             if symbol is None:
                 raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
         return symbol, self.specs[self.members[symbol]]

@@ -179,7 +179,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     net, _ = load_bundle(bundle)
     bodies, expected = [], []
     for ticker, path in [("KO", universe / "us" / "KO.csv"), ("ITSA3.SA", universe / "b3" / "ITSA3.SA.csv"),
-                         ("brk-b", None)]:
+                         (" brk-b ", None)]:
         frame = read_price_csv(path) if path else read_price_csv(universe / "us" / "JNJ.csv")
         rows = frame[["Close", "Open", "High", "Low"]].iloc[-100:]
         bodies.append({"stock": ticker, "prices": rows.Close.tolist(), "open": rows.Open.tolist(),

@@ -215,21 +215,19 @@ def _baselines(datamodule: PriceDataModule, levels: list[float],
     first = dict.fromkeys(found, 0)
     for symbol, periods in datamodule.by_symbol.items():
         train = periods["train"]
+        rows = {period: slice(start, start + len(periods[period])) for period, start in first.items()}
         for name, baseline in window_baselines(levels, slopes).items():
             try:
                 with np.errstate(all="raise"):
                     fitted = baseline.fit(train.bars.double().numpy(), train.targets.double().numpy())
                     for period, forecasts in found.items():
-                        rows = slice(first[period], first[period] + len(periods[period]))
-                        forecasts[name][rows] = fitted.predict(periods[period].bars.double().numpy())
+                        forecasts[name][rows[period]] = fitted.predict(periods[period].bars.double().numpy())
             except (ArithmeticError, np.linalg.LinAlgError) as err:
                 raise StockcastError(f"baseline {name} failed on {symbol}: {err}") from err
             for period, forecasts in found.items():
-                rows = slice(first[period], first[period] + len(periods[period]))
-                if not np.isfinite(forecasts[name][rows]).all():
+                if not np.isfinite(forecasts[name][rows[period]]).all():
                     raise StockcastError(f"baseline {name} forecast non-finite values on {symbol}'s {period} windows")
-        for period in first:
-            first[period] += len(periods[period])
+        first = {period: part.stop for period, part in rows.items()}
     return {period: {name: Quantiles(values, np.asarray(levels)) for name, values in forecasts.items()}
             for period, forecasts in found.items()}
 

@@ -49,7 +49,7 @@ class ServedSet:
             with zipfile.ZipFile(archive) as mar:
                 manifest = json.loads(mar.read(PORTFOLIO))
                 members, any_ticker = manifest["members"], manifest.get("any_ticker")
-                names = set(members.values()) | ({any_ticker} if any_ticker else set())
+                names = {*members.values(), any_ticker} - {None}
                 bundles = {name: json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")) for name in names}
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise StockcastError(f"cannot read the served set of {archive} ({err}): an archive from before "
@@ -97,7 +97,7 @@ class ServedSet:
 
     def _pruned(self) -> ServedSet:
         """Without bundles that answer no ticker."""
-        used = set(self.members.values()) | ({self.any_ticker} if self.any_ticker else set())
+        used = {*self.members.values(), self.any_ticker} - {None}
         return ServedSet(dict(sorted(self.members.items())), {k: v for k, v in self.bundles.items() if k in used},
                          {k: v for k, v in self.sources.items() if k in used}, self.any_ticker)
 
