@@ -12,7 +12,7 @@ from stockcast.errors import StockcastError
 Say = Callable[[str], None]  # one line of a command's progress
 
 
-def user_error(err: BaseException) -> StockcastError | None:
+def user_error(err: BaseException | None) -> StockcastError | None:
     """The StockcastError behind `err`, also when Hydra's instantiate wrapped it."""
     while err is not None:
         if isinstance(err, StockcastError):

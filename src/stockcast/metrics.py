@@ -121,35 +121,37 @@ class Quantiles(NamedTuple):
         return cls(forecast[..., None], np.array([0.5]))
 
 
-def pinball_loss(q: np.ndarray, actual: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+def pinball_loss(q: np.ndarray, actual: np.ndarray, levels: Sequence[float] | np.ndarray) -> np.ndarray:
     """Pinball (quantile) loss per level in price units, [N, H, Q]; `.mean(-1)` averages the levels."""
-    levels = np.asarray(levels, dtype=float)
-    if q.shape[-1] != len(levels):
-        raise ValueError(f"{q.shape[-1]} quantiles for {len(levels)} levels")
+    grid = np.asarray(levels, dtype=float)
+    if q.shape[-1] != len(grid):
+        raise ValueError(f"{q.shape[-1]} quantiles for {len(grid)} levels")
     diff = actual[..., None] - q  # [N, H, Q], positive: the actual is above the quantile
-    return np.maximum(levels * diff, (levels - 1) * diff)
+    return np.maximum(grid * diff, (grid - 1) * diff)
 
 
-def crps(q: np.ndarray, actual: np.ndarray, last_close: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+def crps(q: np.ndarray, actual: np.ndarray, last_close: np.ndarray,
+         levels: Sequence[float] | np.ndarray) -> np.ndarray:
     """CRPS per origin and step, [N, H], in percent of the origin's close: 2 x the pinball loss averaged
     over the levels. On the 19 levels 0.05..0.95 this reads about 5 % above a Gaussian's exact CRPS (the
     grid k/20 leaves out the tails); a ratio of two such scores (skill) mostly cancels that."""
     return 200 * pinball_loss(q, actual, levels).mean(axis=-1) / last_close[:, None]
 
 
-def central_interval(q: np.ndarray, levels: Sequence[float], coverage: float) -> tuple[np.ndarray, np.ndarray]:
+def central_interval(q: np.ndarray, levels: Sequence[float] | np.ndarray,
+                     coverage: float) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds [N, H] of the central `coverage` % interval (80 -> levels 0.1 and 0.9);
     a point forecast (the one level 0.5) is its own interval, lower = upper."""
-    levels = np.asarray(levels, dtype=float)
-    if len(levels) == 1 and np.isclose(levels[0], 0.5):
+    grid = np.asarray(levels, dtype=float)
+    if len(grid) == 1 and np.isclose(grid[0], 0.5):
         return q[..., 0], q[..., 0]
     tail = (1 - coverage / 100) / 2
     bounds = []
     for level in (tail, 1 - tail):
-        found = np.flatnonzero(np.isclose(levels, level, rtol=0, atol=1e-6))  # float32 levels too
+        found = np.flatnonzero(np.isclose(grid, level, rtol=0, atol=1e-6))  # float32 levels too
         if len(found) == 0:
             raise StockcastError(f"the {coverage:g} % interval needs the quantile level {level:.4g}, "
-                                 f"not among {[round(float(x), 4) for x in levels]}")
+                                 f"not among {[round(float(x), 4) for x in grid]}")
         bounds.append(q[..., found[0]])
     return bounds[0], bounds[1]
 

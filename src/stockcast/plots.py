@@ -20,10 +20,11 @@ if TYPE_CHECKING:  # annotations only: the client draws without importing the ba
 
 
 
-def forecast_figure(symbol: str, dates: list[pd.DatetimeIndex], actual: np.ndarray, forecast: Quantiles,
+def forecast_figure(symbol: str, dates: np.ndarray, actual: np.ndarray, forecast: Quantiles,
                     metrics: dict[str, float]) -> Figure:
     """Top: actual closes with the 1-day-ahead median and its 80 % interval, and the last step's median, at
-    their target dates. Bottom: CRPS per horizon step, model vs the naive-empirical and EWMA baselines."""
+    their target dates ([N, H] datetime64, `Split.target_dates`). Bottom: CRPS per horizon step, model vs the
+    naive-empirical and EWMA baselines."""
     horizon = actual.shape[1]
     median = forecast.median
     fig = Figure(figsize=(11, 7))
@@ -111,6 +112,7 @@ def ranges_figure(symbol: str, backtest: Backtest, model: str = "lstm", peer: st
     grid = fig.add_gridspec(2, 2)
     fan, reliability, widths = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     horizon, levels = backtest.actual.shape[1], backtest.levels
+    assert levels is not None  # a backtest with the model's quantile forecasts has their levels
     targets = [dates[-1] for dates in backtest.target_dates]
     quantiles = backtest.quantiles[model]
     for coverage, alpha in ((90, 0.15), (80, 0.3)):

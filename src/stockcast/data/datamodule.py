@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -264,11 +264,12 @@ class PriceDataModule(L.LightningDataModule):
     def _split(self, prices: pd.DataFrame, values: np.ndarray, bars: np.ndarray, first: int, stop: int) -> Split:
         """Windows whose targets lie in rows [first, stop); inputs may start before `first`."""
         lead = max(first - self.context, 0)  # the first window's targets start at row `first`
-        inputs, targets = make_windows(values[lead:stop], self.context, self.horizon)
+        windows, targets = make_windows(values[lead:stop], self.context, self.horizon)
         target_start = lead + self.context
         rows = target_start + np.arange(len(targets))[:, None] + np.arange(self.horizon)[None, :]
         dates = prices.index.to_numpy()[rows]  # [N, horizon]
-        inputs = torch.tensor(inputs, dtype=torch.float32)
+        inputs = torch.tensor(windows, dtype=torch.float32)
+        del windows  # the float64 copy, freed before the bars' windows are made
         # The default features are the bars themselves: one tensor serves both (half the memory of a universe).
         bar_windows = inputs if self.features == list(BARS) else torch.tensor(
             make_windows(bars[lead:stop], self.context, self.horizon)[0], dtype=torch.float32)
@@ -293,6 +294,6 @@ class Windows(TensorDataset):
         return tuple(tensor[indices] for tensor in self.tensors)
 
 
-def _as_fetched(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+def _as_fetched(batch: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
     """The loaders' collate function: `Windows` returns whole batches already."""
     return batch

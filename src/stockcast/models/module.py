@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerConfig, OptimizerLRSchedulerConfig
 from torch import nn
 
 from stockcast.errors import StockcastError
@@ -22,6 +23,8 @@ class PinballLoss(nn.Module):
     """The pinball (quantile) loss averaged over levels, steps and samples: [B, H, Q] outputs against
     [B, H] targets, each (sample, step) optionally weighted ([B, H]). Its minimiser at each level is that
     quantile of the target's distribution."""
+
+    levels: torch.Tensor  # a buffer (register_buffer below)
 
     def __init__(self, quantiles: list[float]) -> None:
         super().__init__()
@@ -52,7 +55,7 @@ class Forecaster(L.LightningModule):
             raise StockcastError(f"model.loss must be one of {LOSSES}, got {loss!r}")
         head = None if net.levels is None else [round(float(level), 6) for level in net.levels]
         wanted = [round(float(level), 6) for level in quantiles or []] if loss == "pinball" else None
-        if loss == "pinball" and not set(REQUIRED_LEVELS) <= set(wanted):
+        if wanted is not None and not set(REQUIRED_LEVELS) <= set(wanted):  # None unless loss="pinball"
             raise StockcastError(f"model.quantiles must hold {list(REQUIRED_LEVELS)} (the median and the 80 and "
                                  f"90 % intervals), got {quantiles}")
         if head != wanted:
@@ -64,7 +67,11 @@ class Forecaster(L.LightningModule):
                                  f"and model.net.target=volatility, got {weighting!r}")
         self.net, self.weighting = net, weighting
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.loss = PinballLoss(quantiles) if loss == "pinball" else nn.MSELoss()
+        if loss == "pinball":
+            assert quantiles is not None  # the check above: they hold REQUIRED_LEVELS
+            self.loss: nn.Module = PinballLoss(quantiles)
+        else:
+            self.loss = nn.MSELoss()
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         return self.net(prices)
@@ -74,6 +81,7 @@ class Forecaster(L.LightningModule):
         sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
         outputs, encoded = self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma)
         if self.weighting == "volatility":  # each window's loss in log-price units: sigma sqrt(h) x standardized
+            assert sigma is not None  # weighting="volatility" needs target="volatility", which reads sigma
             loss = self.loss(outputs, encoded, self.net.step_scale(sigma).detach())
         else:
             loss = self.loss(outputs, encoded)
@@ -88,7 +96,7 @@ class Forecaster(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
 
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> OptimizerConfig | OptimizerLRSchedulerConfig:
         optimizer = self.optimizer(params=self.parameters())
         if self.scheduler is None:
             return {"optimizer": optimizer}

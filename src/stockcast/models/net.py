@@ -91,6 +91,15 @@ class ForecastNet(nn.Module):
     non-crossing by construction: the lowest level plus cumulative softplus increments.
     """
 
+    # Buffers (register_buffer in __init__), declared for type checkers: nn.Module's __getattr__ is untyped.
+    is_price: torch.Tensor
+    feature_min: torch.Tensor
+    feature_max: torch.Tensor
+    change_std: torch.Tensor
+    median_variance: torch.Tensor
+    variance_ratio: torch.Tensor
+    levels: torch.Tensor | None  # None for a point net
+
     def __init__(self, features: list[str], hidden: int = 64, layers: int = 2, dropout: float = 0.0,
                  horizon: int = 10, target: str = "volatility", quantiles: list[float] | None = None,
                  window: int | None = None, context: int | None = None, volatility: str = "close",
@@ -147,6 +156,7 @@ class ForecastNet(nn.Module):
 
     def _start_at_normal_quantiles(self) -> None:
         """Head bias = standard normal quantiles: an untrained volatility net starts as EWMA x normal."""
+        assert self.levels is not None  # called for a quantile net only
         normal = torch.special.ndtri(self.levels.double())  # [Q]
         self._start_at(normal.expand(self.horizon, -1))
 

@@ -53,6 +53,7 @@ class ClientLoop:
         return self.requests - self.statuses[200]
 
     def _connect(self) -> http.client.HTTPConnection:
+        assert self._target.hostname is not None, f"no host in {self._target.geturl()}"
         return http.client.HTTPConnection(self._target.hostname, self._target.port, timeout=30)
 
     def _client(self) -> None:
@@ -61,6 +62,7 @@ class ClientLoop:
         bodies: set[bytes] = set()
         latencies, timeline = [], []
         connection = self._connect()
+        outcome: int | str  # the HTTP status, or the exception's name
         while not self._stop.is_set():
             start = time.perf_counter()
             try:

@@ -172,6 +172,7 @@ class Server:
         """Name a busy port here rather than leave Java's bind error in a log file."""
         for key in PORT_KEYS:
             value = self.properties.get(key, {"grpc_inference_port": "7070", "grpc_management_port": "7071"}.get(key))
+            assert value is not None, f"{self.config} sets no {key}"  # the addresses have no default here
             port = int(value) if value.isdigit() else urlparse(value).port
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
