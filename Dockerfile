@@ -25,7 +25,6 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY src/ src/
 RUN pip install torch==2.13.0 --extra-index-url "$TORCH_INDEX_URL" && pip install -e '.[train]'
 COPY configs/ configs/
-COPY handlers/ handlers/
 COPY scripts/ scripts/
 COPY train.py evaluate.py config.properties model-config.yaml log4j2.xml ./
 # The served model: the default configuration on the packaged sample, which ends on 2025-11-07. data/ is the

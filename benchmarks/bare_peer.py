@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from torch import nn
 
 from benchmarks.peers import arguments
+from stockcast.runtime.bundle import BUNDLES, METADATA, PORTFOLIO, BundleMeta
 
 ARCHIVE = "STOCKCAST_BARE_PEER_ARCHIVE"  # how the workers, started by uvicorn, learn the archive
 WORKERS = 2  # one per core, as TorchServe's
@@ -28,12 +29,12 @@ COLUMNS = {"Close": "prices", "Open": "open", "High": "high", "Low": "low"}  # a
 class BareNet(nn.Module):
     """An LSTM with the served net's layers, hidden size and head; the request's rows in, the median level out."""
 
-    def __init__(self, metadata: dict) -> None:
+    def __init__(self, meta: BundleMeta) -> None:
         super().__init__()
-        net = metadata["net"]
-        self.fields = [COLUMNS[name] for name in metadata["features"]]
-        self.window, self.horizon = metadata["window"], metadata["horizon"]
-        self.levels = len(net.get("quantiles") or [None])
+        net = meta.net
+        self.fields = [COLUMNS[name] for name in meta.features]
+        self.window, self.horizon = meta.window, meta.horizon
+        self.levels = len(meta.levels or [None])
         self.lstm = nn.LSTM(len(self.fields), net.get("hidden", 64), num_layers=net.get("layers", 2), batch_first=True)
         self.head = nn.Linear(self.lstm.hidden_size, self.horizon * self.levels)
 
@@ -47,11 +48,11 @@ class BareNet(nn.Module):
         return torch.tensor([body[field][-self.window:] for field in self.fields]).T[None]
 
 
-def first_bundle(archive: Path) -> dict:
+def first_bundle(archive: Path) -> BundleMeta:
     """The metadata of the archive's first bundle (the one a single-ticker archive serves)."""
     with zipfile.ZipFile(archive) as mar:
-        members = json.loads(mar.read("portfolio.json"))["members"]
-        return json.loads(mar.read(f"bundles/{next(iter(members.values()))}/metadata.json"))
+        members = json.loads(mar.read(PORTFOLIO))["members"]
+        return BundleMeta.from_dict(json.loads(mar.read(f"{BUNDLES}/{next(iter(members.values()))}/{METADATA}")))
 
 
 def create_app() -> FastAPI:

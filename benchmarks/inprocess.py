@@ -4,10 +4,8 @@ against (its forward passes without any server), and the body of the peer server
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import statistics
-import sys
 import tempfile
 import time
 import zipfile
@@ -21,6 +19,9 @@ import torch
 import yaml
 from ts.context import Context, RequestProcessor
 
+from stockcast.runtime import inference, preprocess
+from stockcast.runtime.handler import ForecastHandler
+
 
 class _Metrics:
     """TorchServe's metrics cache, as far as the handler uses it: nothing is recorded."""
@@ -33,8 +34,7 @@ class _Metrics:
 class Worker:
     """One archive's handler, initialized as TorchServe initializes it in a worker."""
 
-    handler: Any
-    routing: Any  # the archive's routing module (parse, forecast), as the handler imported it
+    handler: ForecastHandler
     folder: Path
 
     @functools.cached_property
@@ -55,6 +55,15 @@ class Worker:
         context.request_processor = [RequestProcessor({}) for _ in range(count)]
         return context
 
+    def instances(self, body: bytes | str) -> list[preprocess.Instance]:
+        """The forecasts one request asks for, parsed as the handler parses them (the forward pass's input)."""
+        return preprocess.parse_batch([({"body": body}, {})], self.handler.portfolio).instances
+
+    @staticmethod
+    def forward(instances: list[preprocess.Instance]) -> list[torch.Tensor]:
+        """The handler's forward passes alone: the floor a server is measured against."""
+        return inference.forecast(instances)
+
     def handle(self, bodies: list[bytes]) -> list[tuple[int, str]]:
         """One batch of request bodies -> (status, JSON body) each, as the worker answers them."""
         context = self.context(len(bodies))
@@ -64,21 +73,14 @@ class Worker:
 
 @contextmanager
 def worker(archive: Path) -> Iterator[Worker]:
-    """The archive unpacked as TorchServe unpacks it, its handler imported from there and initialized."""
+    """The archive unpacked as TorchServe unpacks it and its handler initialized there (the runtime: this
+    checkout's, which the archive ships)."""
     with tempfile.TemporaryDirectory(prefix="stockcast-worker-") as folder:
         with zipfile.ZipFile(archive) as mar:
             mar.extractall(folder)
-        sys.path.insert(0, folder)  # the handler imports its request modules and bundle.py from its folder
-        try:
-            spec = importlib.util.spec_from_file_location("archived_forecast_handler",
-                                                          Path(folder) / "forecast_handler.py")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            loaded = Worker(module.ForecastHandler(), module.routing, Path(folder))
-            loaded.handler.initialize(loaded.context(1))
-            yield loaded
-        finally:
-            sys.path.remove(folder)
+        loaded = Worker(ForecastHandler(), Path(folder))
+        loaded.handler.initialize(loaded.context(1))
+        yield loaded
 
 
 def forward_ms(call: Callable[[], Any], repeats: int = 300) -> float:

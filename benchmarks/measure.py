@@ -91,9 +91,8 @@ def floors(archive: Path, bodies: list[dict], batches: tuple[int, ...] = (1, 32)
     bare = BareNet(first_bundle(archive)).eval()
     bare_rows = torch.cat([bare.rows(body) for body in bodies])
     with worker(archive) as loaded:
-        net = next(iter(loaded.handler.models.values()))
-        rows = torch.stack([torch.as_tensor(loaded.routing.parse({"body": body}, {}, loaded.handler.portfolio)
-                                            .items[0].history, dtype=torch.float32) for body in encoded])
+        net = next(iter(loaded.handler.portfolio.bundles.values())).net
+        rows = torch.stack([loaded.instances(body)[0].history.float() for body in encoded])
         turn = itertools.cycle(encoded)
         full = loaded.batch_size
         calls = {"handler": lambda: loaded.handle([next(turn)]),

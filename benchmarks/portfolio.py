@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> str:
         print(f"deployed {symbols[1]} as version {deployed.version} in {deployed.seconds:.1f} s, "
               f"{loop.errors} errors in {loop.requests} requests")
         with worker(many.path) as loaded:
-            instances = loaded.routing.parse({"body": json.dumps(portfolio)}, {}, loaded.handler.portfolio).items
-            figures["floor_ms"] = forward_ms(lambda: loaded.routing.forecast(loaded.handler.models, instances), 30)
+            instances = loaded.instances(json.dumps(portfolio))
+            figures["floor_ms"] = forward_ms(lambda: loaded.forward(instances), 30)
         if args.pooled_run:
             pooled = archive(store, args.experiment, work_dir / "pooled", run_ids=[args.pooled_run])
             with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> str:
                 figures["pooled_tickers"] = len(pooled_portfolio["instances"])
             with worker(pooled.path) as loaded:
                 body = json.dumps(pooled_portfolio).encode()
-                instances = loaded.routing.parse({"body": body}, {}, loaded.handler.portfolio).items
-                found = interleaved_ms({"floor": lambda: loaded.routing.forecast(loaded.handler.models, instances),
+                instances = loaded.instances(body)
+                found = interleaved_ms({"floor": lambda: loaded.forward(instances),
                                         "handler": lambda: loaded.handle([body])}, 100)
                 figures["pooled_floor_ms"], figures["pooled_handler_ms"] = found["floor"], found["handler"]
     section = report(figures, args)

@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> str:
     from benchmarks.peers import HANDLER as HANDLER_PEER
     from benchmarks.peers import peer_server
     from benchmarks.report import BARE, CELLS, FULL, HANDLER, SHORT, TORCHSERVE, Cell, Compared, report
-    from stockcast.bundle import BAR_FIELDS
     from stockcast.config import load_config
     from stockcast.markdown import replace_section
     from stockcast.predict import request_body, served_prices
+    from stockcast.runtime.bars import BAR_FIELDS
     from stockcast.serving.server import Server
     from stockcast.serving.versions import startup_archive
 

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from stockcast.errors import StockcastError
 from stockcast.pipeline import RunResult
-from stockcast.release import deploy, registry, remove, retrain, rollback
+from stockcast.release import registry, remove, retrain, rollback, switching
 from stockcast.release.lock import LOCK, exclusive
 from stockcast.release.policy import Policy, gate
 from stockcast.release.status import status
@@ -175,7 +175,7 @@ def test_a_model_below_the_gate_is_not_deployed(server, swap, store, tmp_path):
 def test_a_failure_after_the_switch_is_undone_without_a_failed_request(server, swap, store, monkeypatch):
     """The last step fails once the new version is the default: it goes back, no request sees it."""
     monkeypatch.setattr(retrain, "run", lambda cfg: swap.result)
-    monkeypatch.setattr(deploy, "crown", _fail)
+    monkeypatch.setattr(switching, "crown", _fail)
     before = _state(server, swap.result.tracking_uri)
     with client_loop(server) as loop, pytest.raises(StockcastError, match="the registry is down"):
         retrain.retrain([compose_train(store, *PETR4)], server, LENIENT, print)

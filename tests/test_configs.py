@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from stockcast.models.module import Forecaster
 from stockcast.models.net import ForecastNet
+from stockcast.runtime.metric_keys import WINDOW_BASELINES
 from tests.conftest import ROOT, compose_config, compose_train
 
 CONFIGS = ROOT / "configs"
@@ -77,7 +78,8 @@ def test_evaluate_baselines_are_the_statsforecast_and_range_models(tmp_path):
     np.testing.assert_array_equal(methods["drift"](history, 10), closes[-1] + slope * np.arange(1, 11))
     np.testing.assert_array_equal(methods["moving_average"](history, 10), np.full(10, closes[-20:].mean()))
     levels = len(cfg.quantiles)
-    for name in ("ets", "naive_empirical", "ewma", "garch"):  # the range baselines answer quantiles
+    assert {baseline.method for baseline in WINDOW_BASELINES} <= set(methods)  # named as the registry names them
+    for name in ("ets", "naive_empirical", "ewma", "garch"):  # the range baselines answer quantiles (from closes)
         ranges = methods[name](history, 10)
         assert ranges.shape == (10, levels) and np.all(np.diff(ranges, axis=-1) >= 0), name
 
@@ -95,7 +97,7 @@ def test_trainer_gpu_trains_tests_and_logs_like_the_cpu(tmp_path: Path, shared_d
     from stockcast.pipeline import run
 
     result = run(compose_train(tmp_path, "end=2025-11-07", "trainer=gpu"))
-    assert np.isfinite(result.metrics["test_mape"]) and result.metadata["net"]["hidden"] == 16
+    assert np.isfinite(result.metrics["test_mape"]) and result.meta.net["hidden"] == 16
 
 
 def test_quantiles_without_the_interval_ends_are_refused_before_training(tmp_path):

@@ -11,9 +11,13 @@ import pytest
 import torch
 from ts.context import Context, RequestProcessor
 
-from stockcast.bundle import load_bundle
+from stockcast.runtime.bundle import BundleMeta, load_bundle
+from stockcast.runtime.handler import ForecastHandler
+from stockcast.runtime.preprocess import parse_batch
+from stockcast.runtime.routing import Portfolio
 from stockcast.serving.archive import archive
 from tests.bad_bodies import BAD
+from tests.bundles import tiny_bundle
 from tests.serving import PRICES  # 30 closes: more than the window of 20
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,10 +60,11 @@ def module(archived):
 
 
 def handler_module(model_dir: Path):
-    """The archived handler, imported as TorchServe imports it: its folder on sys.path, for its request modules."""
+    """The archived handler, imported as TorchServe imports it: from the archive's root, with its folder on sys.path
+    (here, where `stockcast` is imported already, its runtime is this checkout's: test_served_set checks the copy)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(model_dir))
-        spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "forecast_handler.py")
+        spec = importlib.util.spec_from_file_location("archived_forecast_handler", model_dir / "handler.py")
         loaded = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(loaded)
     return loaded
@@ -93,10 +98,10 @@ MEDIAN = 9  # the index of level 0.5 among 0.05..0.95
 
 def _expected(bundle: Path, prices: list[float]) -> torch.Tensor:
     """The bundle's net in process, on the last `context` closes: [H, Q]."""
-    net, metadata = load_bundle(bundle)
-    window = torch.tensor(prices[-metadata["context"]:]).reshape(1, -1, 1)
+    loaded = load_bundle(bundle)
+    window = torch.tensor(prices[-loaded.meta.context:]).reshape(1, -1, 1)
     with torch.no_grad():
-        return net(window)[0]
+        return loaded.net(window)[0]
 
 
 def test_valid_request_forecasts_the_last_window_like_the_bundle(handler, archived):
@@ -192,16 +197,18 @@ def test_in_a_batch_a_bad_request_fails_alone(handler, archived):
 
 
 def test_hostile_requests_fail_alone_in_their_batch(handler, archived, monkeypatch):
-    """What failed whole batches with 503 before: deep nesting, an explanation asked for; a forecast that is
-    not finite fails alone too; and a request's own headers decide what it gets (BaseHandler reads the first's)."""
-    [(name, model)] = handler.models.items()
+    """What BaseHandler.handle fails whole batches with (503): deep nesting, an explanation asked for; a forecast
+    that is not finite fails alone too; and a request's own headers decide what it gets (BaseHandler reads the
+    first's)."""
+    [bundle] = handler.portfolio.bundles.values()
+    forward = bundle.net.forward
 
     def overflowing(inputs: torch.Tensor) -> torch.Tensor:  # the second window (request 2) overflows
-        forecasts = model(inputs)
+        forecasts = forward(inputs)
         forecasts[1, 3, 0] = torch.inf
         return forecasts
 
-    monkeypatch.setitem(handler.models, name, overflowing)
+    monkeypatch.setattr(bundle.net, "forward", overflowing)
     valid = json.dumps({"prices": PRICES}).encode()
     bodies = [valid, BAD["deep nesting"][0], valid, valid, valid, valid]
     headers = [{}, {}, {}, {"explain": "True"}, {"describe": "True"}, {}]
@@ -268,13 +275,13 @@ def assert_same_answer(got: dict, expected: dict) -> None:
             assert got[key] == value, key
 
 
-def _synthetic(module, folder: Path, bundles: dict[str, dict], members: dict[str, str] | None = None,
+def _synthetic(folder: Path, bundles: dict[str, dict], members: dict[str, str] | None = None,
                calendar: dict | None = None, default_stock: str | None = None, scaler: tuple | None = None,
                **net_kwargs):
     """A handler over untrained ForecastNet bundles (shapes the default config does not train), laid out as an
     archive: name -> metadata under bundles/, portfolio.json (default members: each bundle's symbol)."""
-    from stockcast.bundle import write_bundle
     from stockcast.models.net import ForecastNet
+    from stockcast.runtime.bundle import write_bundle
 
     kwargs = {"features": ["Close"], "hidden": 8, "layers": 1, "dropout": 0.0, "horizon": 3, **net_kwargs}
     nets = {}
@@ -290,7 +297,7 @@ def _synthetic(module, folder: Path, bundles: dict[str, dict], members: dict[str
     (folder / "portfolio.json").write_text(json.dumps({"members": members, "calendar": calendar or {}}))
     context = Context("lstm", str(folder), {"model": {"modelName": "lstm", "modelVersion": "9"}}, 16, None, "0.12.0",
                       metrics=_Metrics(), model_yaml_config={"handler": {"default_stock": default_stock}})
-    handler = module.ForecastHandler()
+    handler = ForecastHandler()
     handler.initialize(context)
     return handler, {name: net.eval() for name, net in nets.items()}, context
 
@@ -301,9 +308,9 @@ def _handle_synthetic(handler, context, bodies: list[dict]) -> list[tuple[int, d
     return [(context.get_response_status(i)[0], json.loads(answer)) for i, answer in enumerate(answers)]
 
 
-def test_a_multi_feature_model_takes_one_row_of_features_per_day(module, tmp_path):
+def test_a_multi_feature_model_takes_one_row_of_features_per_day(tmp_path):
     """Models trained on more columns than Close (here Close and Volume) take [close, volume] rows."""
-    handler, nets, context = _synthetic(module, tmp_path, {"AAPL-v7": {"symbol": "AAPL"}},
+    handler, nets, context = _synthetic(tmp_path, {"AAPL-v7": {"symbol": "AAPL"}},
                                         scaler=([50.0, 0.0], [70.0, 1e6], 0.02), features=["Close", "Volume"])
     rows = [[60.0 + day, 1000.0 * day] for day in range(6)]  # a volume of 0 is allowed, a close of 0 is not
     answers = _handle_synthetic(handler, context, [{"prices": rows}, {"prices": [60.0] * 6},
@@ -318,12 +325,12 @@ def test_a_multi_feature_model_takes_one_row_of_features_per_day(module, tmp_pat
     assert "must be a list of 2 values" in answers[3][1]["message"]
 
 
-def test_a_range_model_reads_open_high_and_low_beside_the_closes(module, tmp_path):
+def test_a_range_model_reads_open_high_and_low_beside_the_closes(tmp_path):
     """A model of the day's bars (the default's features) takes `open`, `high`, `low` as lists beside `prices`;
     asked without them it names what is missing; the older row form answers the same; a close outside its day's
     range widens the range, as training's data checks do."""
     features = ["Close", "Open", "High", "Low"]
-    handler, nets, context = _synthetic(module, tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
+    handler, nets, context = _synthetic(tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
                                         scaler=([50.0] * 4, [70.0] * 4, 0.02), features=features,
                                         volatility="garman_klass", quantiles=[0.1, 0.5, 0.9], window=5, context=8)
     closes = [60.0 + 0.3 * day for day in range(8)]
@@ -344,11 +351,11 @@ def test_a_range_model_reads_open_high_and_low_beside_the_closes(module, tmp_pat
     assert answers[4][1]["quantiles"]["0.5"] == pytest.approx(expected[1, :, 1].tolist(), rel=1e-6)
 
 
-def test_a_batch_is_checked_at_once_and_each_wrong_value_named_as_if_sent_alone(module, tmp_path):
+def test_a_batch_is_checked_at_once_and_each_wrong_value_named_as_if_sent_alone(tmp_path):
     """The handler checks the columns of all a batch's forecasts (its requests' and their instances') in one pass:
     each answer equals the one its request gets alone, each wrong value gets the message it gets alone, whatever
     else the batch holds (other lengths, other columns, a value that is no number)."""
-    handler, _, context = _synthetic(module, tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
+    handler, _, context = _synthetic(tmp_path, {"VALE3.SA-v7": {"symbol": "VALE3.SA", "context": 8}},
                                      scaler=([50.0] * 4, [70.0] * 4, 0.02), features=["Close", "Open", "High", "Low"],
                                      volatility="garman_klass", quantiles=[0.1, 0.5, 0.9], window=5, context=8)
     closes = [60.0 + 0.3 * day for day in range(8)]
@@ -381,7 +388,7 @@ def test_a_batch_is_checked_at_once_and_each_wrong_value_named_as_if_sent_alone(
     assert [p.get("code") for p in together[9][1]["predictions"]] == [400, None, 400]
 
 
-def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp_path):
+def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(tmp_path):
     """One model of several tickers: `stock` picks the ticker, and with it the exchange's calendar."""
     import datetime as dt
 
@@ -393,7 +400,7 @@ def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp
     window = {"prices": PRICES, "last_date": "2025-11-26"}
     bodies = [{**window, "stock": "aapl"}, {**window, "stock": "vale3"}, window, {**window, "stock": "PETR4"},
               {"prices": PRICES}]
-    handler, _, context = _synthetic(module, tmp_path / "default", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
+    handler, _, context = _synthetic(tmp_path / "default", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
                                      calendar, default_stock="VALE3")
     answers = _handle_synthetic(handler, context, bodies)
     assert [status for status, _ in answers] == [200, 200, 200, 400, 200]
@@ -402,7 +409,7 @@ def test_a_pooled_model_answers_for_the_named_ticker_on_its_exchange(module, tmp
                                                                                "2025-12-01"]
     assert answers[2][1] == answers[1][1] and answers[4][1]["stock"] == "VALE3.SA"  # the default ticker
     assert "PETR4' has no deployed model: this model serves 2 ticker(s): AAPL, VALE3.SA" in answers[3][1]["message"]
-    handler, _, context = _synthetic(module, tmp_path / "none", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
+    handler, _, context = _synthetic(tmp_path / "none", pooled, {"AAPL": "pool-v7", "VALE3.SA": "pool-v7"},
                                      calendar)  # no default ticker served: a request must name one
     answers = _handle_synthetic(handler, context, [window, {**window, "stock": "aapl"}])
     assert [status for status, _ in answers] == [400, 200]
@@ -425,26 +432,26 @@ def test_a_point_model_answers_as_before_without_ranges(module, tmp_path, shared
     assert described["quantiles"] is None and described["range_metrics"]["test"]["coverage_80"] < 0.05
 
 
-def test_an_archive_from_before_ranges_reads_its_window_as_its_context(module):
+def test_an_archive_from_before_ranges_reads_its_window_as_its_context():
     """Metadata written before `context` and `quantiles` existed: the window is all the model reads."""
-    routing = module.routing
     metadata = {"symbol": "VALE3.SA", "window": 20, "horizon": 10, "features": ["Close"],
-                "net": {"hidden": 64, "target": "relative"}, "model_version": "3"}
-    spec = routing.Spec.from_metadata("VALE3.SA-v3", metadata, [True])
-    assert (spec.meta.window, spec.meta.context, spec.meta.levels, spec.meta.version) == (20, 20, None, "3")
-    portfolio = routing.Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {spec.name: spec}, None,
-                                                "3")
-    [instance] = routing.parse({"body": json.dumps({"prices": PRICES})}, {}, portfolio).items
+                "net": {"features": ["Close"], "hidden": 8, "target": "relative"}, "model_version": "3"}
+    meta = BundleMeta.from_dict(metadata)
+    assert (meta.window, meta.context, meta.levels, meta.version) == (20, 20, None, "3")
+    bundle = tiny_bundle("VALE3.SA-v3", metadata, **metadata["net"], window=20, quantiles=None)
+    portfolio = Portfolio.from_manifest({"members": {"VALE3.SA": "VALE3.SA-v3"}}, {bundle.name: bundle}, None, "3")
+    batch = parse_batch([({"body": json.dumps({"prices": PRICES})}, {})], portfolio)
+    [instance] = batch.instances
     assert len(instance.history) == 20 and instance.history[-1].tolist() == [PRICES[-1]]
 
 
-def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer_in_order(module, tmp_path):
+def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer_in_order(tmp_path):
     """Two tickers with models of their own and a pooled model answering a third; a portfolio request's
     predictions equal the single requests' answers, and a bad instance gets its own error object."""
     bundles = {"AAPL-v7": {"symbol": "AAPL"}, "MSFT-v8": {"symbol": "MSFT"},
                "pool-v7": {"symbol": "AAPL+MSFT+VALE3.SA", "stocks": ["AAPL", "MSFT", "VALE3.SA"]}}
     members = {"AAPL": "AAPL-v7", "MSFT": "MSFT-v8", "VALE3.SA": "pool-v7"}
-    handler, nets, context = _synthetic(module, tmp_path, bundles, members, default_stock="VALE3")
+    handler, nets, context = _synthetic(tmp_path, bundles, members, default_stock="VALE3")
     other = [price * 1.3 for price in PRICES]
     singles = [{"stock": "AAPL", "prices": PRICES}, {"stock": "msft", "prices": other},
                {"stock": "VALE3", "prices": PRICES}, {"prices": other}, {"stock": "AAPL", "prices": other[-7:]}]
@@ -479,7 +486,7 @@ def test_each_ticker_gets_its_own_model_and_a_portfolio_request_gets_each_answer
     ({"instances": {"prices": PRICES}}, "'instances' must be a list of 1 to 500"),
     ({"instances": [{"prices": PRICES}], "stock": "AAPL"}, "a portfolio request has only 'instances'"),
 ])
-def test_a_malformed_portfolio_request_gets_one_400(module, tmp_path, body, message):
-    handler, _, context = _synthetic(module, tmp_path, {"AAPL-v7": {"symbol": "AAPL"}})
+def test_a_malformed_portfolio_request_gets_one_400(tmp_path, body, message):
+    handler, _, context = _synthetic(tmp_path, {"AAPL-v7": {"symbol": "AAPL"}})
     [(status, answer)] = _handle_synthetic(handler, context, [body])
     assert status == 400 and message in answer["message"]

@@ -11,10 +11,8 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import http.client
-import importlib
 import json
 import math
-import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -22,14 +20,15 @@ from typing import Any
 
 import pytest
 import schemathesis
+import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from stockcast.serving.server import Server
-from stockcast.serving.settings import shipped_code
 from tests.bad_bodies import BAD, hostile_bodies
+from tests.bundles import portfolio_of, tiny_bundle
 from tests.serving import PRICES, client_loop
 
 VALID = json.dumps({"prices": PRICES}).encode()
@@ -52,47 +51,35 @@ FUZZ_EXAMPLES = 25  # per operation and generation mode
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory) -> SimpleNamespace:
-    """The handler's request modules, imported as the handler imports them in a worker: the archive's code
-    in one folder on the path."""
-    folder = tmp_path_factory.mktemp("shipped")
-    for path in shipped_code():
-        shutil.copy(path, folder)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(folder))
-        return SimpleNamespace(**{name: importlib.import_module(name) for name in ("body", "fields", "routing",
-                                                                                   "answers")})
+def api() -> SimpleNamespace:
+    """The runtime modules a request passes through."""
+    from stockcast.runtime import body, fields, postprocess, preprocess
+
+    return SimpleNamespace(body=body, fields=fields, preprocess=preprocess, postprocess=postprocess)
 
 
 @pytest.fixture(scope="module")
-def specs(api) -> list:
-    """A Close-only model and a Close+Volume one, each the only ticker of a portfolio, as the handler reads
-    them from an archive."""
+def specs() -> list:
+    """A Close-only model and a Close+Volume one, each the only ticker of a portfolio."""
     calendar = {"exchanges": {"BVMF": {"sessions": SESSIONS}}, "stocks": {"VALE3.SA": "BVMF"}}
-    portfolios = []
-    for features in (["Close"], ["Close", "Volume"]):
-        spec = api.routing.Spec.from_metadata("VALE3.SA-v1", {"symbol": "VALE3.SA", "window": 20, "horizon": 10,
-                                                              "features": features, "model_version": "1"},
-                                              [name != "Volume" for name in features])
-        portfolios.append(api.routing.Portfolio.from_manifest({"members": {"VALE3.SA": spec.name},
-                                                               "calendar": calendar}, {spec.name: spec}, "VALE3", "1"))
-    return portfolios
+    return [portfolio_of(tiny_bundle("VALE3.SA-v1", {"symbol": "VALE3.SA"}, features=features, target=target),
+                         calendar=calendar, default="VALE3")
+            for features, target in ((["Close"], "volatility"), (["Close", "Volume"], "relative"))]
 
 
 def _outcome(api, portfolio, row: dict, headers: dict | None = None) -> str:
     """Parse one request: "ok" when every forecast it asks for is a usable Instance, "400" for a BadRequest
     (of the request, or of one of its forecasts); anything else raises."""
-    try:
-        items = api.routing.parse(row, headers or {}, portfolio).items
-    except api.body.BadRequest as err:
-        items = [err]
+    batch = api.preprocess.parse_batch([(row, headers or {})], portfolio)
+    [request] = batch.requests
+    items = [request] if isinstance(request, api.body.BadRequest) else \
+        [item if isinstance(item, api.body.BadRequest) else batch.instances[item] for item in request.items]
     for item in items:
         if isinstance(item, api.body.BadRequest):
             assert 0 < len(item.message) < 400, item.message
             continue
-        spec = item.spec
-        assert len(item.history) == spec.meta.window and all(len(day) == len(spec.meta.features)
-                                                             for day in item.history)
+        meta = item.bundle.meta
+        assert len(item.history) == meta.window and all(len(day) == len(meta.features) for day in item.history)
         assert all(math.isfinite(value) and abs(value) <= api.fields.FLOAT32_MAX for day in item.history
                    for value in day)
     return "400" if any(isinstance(item, api.body.BadRequest) for item in items) else "ok"
@@ -169,10 +156,11 @@ def test_the_body_reads_any_json_text_as_the_standard_library_does(api, text):
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
-    instance = api.routing.Instance([[60.0]] * 20, "VALE3.SA", specs[0].specs["VALE3.SA-v1"], None)
-    assert api.answers.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
+    point = tiny_bundle("VALE3.SA-v1", {"symbol": "VALE3.SA"}, quantiles=None)
+    instance = api.preprocess.Instance(torch.full((20, 1), 60.0), "VALE3.SA", point, None)
+    assert api.postprocess.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
     with pytest.raises(api.body.BadRequest, match="not a finite number"):
-        api.answers.answer(instance, [61.0] * 9 + [value])
+        api.postprocess.answer(instance, [61.0] * 9 + [value])
 
 
 def _send(server: Server, method: str, path: str, body: bytes | None = None,

@@ -25,13 +25,14 @@ from stockcast.data.prices import read_price_csv
 from stockcast.eval.evaluation import evaluate
 from stockcast.release import history
 from stockcast.release.policy import Policy
+from stockcast.runtime.bundle import Bundle, BundleMeta
 from stockcast.serving.archive import ServedSet, archive
 from stockcast.serving.sessions import session_closes
 from stockcast.watch.drift import DriftRules
 from stockcast.watch.monitor import assess
 from stockcast.watch.publish import EXPERIMENT, JOB, exposition, push
 from stockcast.watch.replay import replay
-from stockcast.watch.track_record import Bundle, Origin, TrackRecord
+from stockcast.watch.track_record import Origin, TrackRecord
 from tests.conftest import PROMETHEUS, ROOT, compose_config, compose_train
 from tests.serving import predict, running_server
 
@@ -102,7 +103,9 @@ class _Track:
     """A track record of given scores: what `assess` reads."""
 
     def __init__(self, scores: list[dict[str, float]], vol_ratio: float = 1.0) -> None:
-        bundle = Bundle("X-v1", None, {"model_version": "1", "horizon": 10})
+        meta = BundleMeta.from_dict({"symbol": "X", "model_version": "1", "window": 20, "horizon": 10,
+                                     "features": ["Close"]})
+        bundle = Bundle("X-v1", None, meta)
         days = pd.bdate_range("2025-01-01", periods=len(scores) + 10)
         self._origins = [Origin("X", bundle, day, row, np.zeros((10, 19)), vol_ratio, score, day)
                          for row, (day, score) in enumerate(zip(days, scores, strict=False))]
@@ -199,7 +202,7 @@ def test_replay_retrains_on_drift_and_its_first_model_scores_as_the_backtest(tmp
     monitored = outcome.history["VALE3.SA"]
     monitored = monitored[monitored["model_version"] == "1"].iloc[-1]
     served = ServedSet.read(tmp_path / "replay" / "model_store" / "lstm-v1.mar").bundle_of("VALE3.SA")
-    cfg = compose_config("evaluate", tmp_path, f"run_id={served['mlflow_run_id']}",
+    cfg = compose_config("evaluate", tmp_path, f"run_id={served.run_id}",
                          f"backtest.start={first:%Y-%m-%d}", f"backtest.end={last:%Y-%m-%d}",
                          "~baselines.drift", "~baselines.moving_average", "~baselines.ets", "~baselines.garch")
     [backtest] = evaluate(cfg)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from stockcast.models.net import EWMA_LAMBDA, ForecastNet, daily_variance, ewma_variance
+from stockcast.runtime.bars import widen
 
 LEVELS = [round(0.05 * i, 2) for i in range(1, 20)]
 
@@ -171,3 +172,36 @@ def test_a_range_net_reads_ohlc_rows_and_its_sigma_is_in_close_to_close_units():
         ForecastNet(features, volatility="yang_zhang")
     with pytest.raises(ValueError, match="spans"):
         ForecastNet(features, window=20, context=100, spans=[100])
+
+
+def _bars(generator: torch.Generator, batch: int, rows: int) -> torch.Tensor:
+    """[batch, rows, 4] Close, Open, High, Low with opens and closes often outside the day's [Low, High]."""
+    close = random_walks(generator, batch, rows)[..., 0]
+    open_ = close * (1 + 0.01 * torch.randn(batch, rows, generator=generator))
+    middle = close * (1 + 0.005 * torch.randn(batch, rows, generator=generator))
+    spread = 0.01 * torch.rand(batch, rows, generator=generator) * close
+    return torch.stack([close, open_, middle + spread, middle - spread], dim=-1)
+
+
+@pytest.mark.parametrize("estimator", ["parkinson", "garman_klass", "rogers_satchell"])
+def test_the_nets_own_widening_is_the_runtimes(estimator):
+    """net.py stays self-contained (each bundle freezes its own copy), so it widens the range itself: the same
+    values as bars taken through `runtime.bars.widen`, the request checks' and the data checks' rule."""
+    bars = _bars(torch.Generator().manual_seed(3), 8, 30).double()
+    close, open_, high, low = bars.unbind(-1)
+    high, low = widen(high, low, [close, open_], torch.maximum, torch.minimum)
+    widened = torch.stack([close, open_, high, low], dim=-1)
+    assert (widened != bars).any()  # the case is exercised
+    assert torch.equal(daily_variance(bars, estimator), daily_variance(widened, estimator))
+
+
+@pytest.mark.parametrize("features", [["Close"], ["Close", "Open", "High", "Low"]])
+def test_the_fast_encoding_gives_the_general_ones_values(features):
+    """The encoding's shortcut for all-price inputs (target volatility) against its general path."""
+    generator = torch.Generator().manual_seed(4)
+    rows = _bars(generator, 6, 40)[..., :len(features)]
+    net = ForecastNet(features, hidden=8, layers=1, window=20, context=40, quantiles=LEVELS,
+                      volatility="close" if len(features) == 1 else "garman_klass", spans=[5])
+    fast = net.encode_inputs(rows)
+    net._all_prices = False  # the general path, as a net with a volume column takes it
+    assert torch.allclose(net.encode_inputs(rows), fast, rtol=1e-5, atol=1e-6)

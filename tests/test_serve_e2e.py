@@ -41,9 +41,9 @@ def _lightning_forecast(trained_run, prices: list[float]) -> list[float]:
                    for item in client.list_artifacts(result.run_id, folder.path) if item.path.endswith(".ckpt")]
     assert checkpoints, "the run logged no checkpoint"
     path = client.download_artifacts(result.run_id, checkpoints[0], tempfile.mkdtemp())
-    net = ForecastNet(**result.metadata["net"])  # the checkpoint holds its weights, the bundle its arguments
+    net = ForecastNet(**result.meta.net)  # the checkpoint holds its weights, the bundle its arguments
     module = Forecaster.load_from_checkpoint(path, net=net, optimizer=None, map_location="cpu",
-                                             quantiles=result.metadata["net"]["quantiles"]).eval()
+                                             quantiles=result.meta.net["quantiles"]).eval()
     with torch.no_grad():  # [H, Q]: what the server reads, the last `context` closes (here all of them)
         return module(torch.tensor(prices[-100:]).reshape(1, -1, 1))[0].tolist()
 
@@ -53,7 +53,7 @@ def test_valid_window_is_forecast_like_the_trained_module(server, trained_run):
     assert status == 200
     assert (answer["stock"], answer["model_version"], answer["window"], answer["horizon"]) == ("VALE3.SA", "1", 20, 10)
     expected = _lightning_forecast(trained_run, PRICES)  # [H][Q]
-    for index, level in enumerate(trained_run[0].metadata["net"]["quantiles"]):
+    for index, level in enumerate(trained_run[0].meta.net["quantiles"]):
         assert answer["quantiles"][f"{level:g}"] == pytest.approx([step[index] for step in expected], abs=1e-5)
     assert answer["forecast"] == answer["quantiles"]["0.5"] and len(answer["p_up"]) == 10
     assert answer["dates"][:2] == ["2025-11-10", "2025-11-11"] and "2025-11-20" not in answer["dates"]

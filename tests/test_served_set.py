@@ -10,13 +10,15 @@ import pytest
 
 from stockcast.errors import StockcastError
 from stockcast.serving.archive import ServedSet, write
+from stockcast.serving.settings import RUNTIME
 from stockcast.serving.versions import archive_version
 
 
 def _bundle(folder: Path, symbol: str, stocks: list[str] | None = None, weights: bytes = b"w") -> Path:
     """A bundle folder as a run downloads it (its files' contents do not matter here)."""
     folder.mkdir(parents=True)
-    metadata = {"symbol": symbol, "data": {"first_date": "2024-01-02"}, **({"stocks": stocks} if stocks else {})}
+    metadata = {"symbol": symbol, "window": 20, "horizon": 10, "features": ["Close"],
+                "data": {"first_date": "2024-01-02"}, **({"stocks": stocks} if stocks else {})}
     (folder / "metadata.json").write_text(json.dumps(metadata))
     (folder / "model.pt").write_bytes(weights)
     (folder / "net.py").write_text("# net\n")
@@ -31,7 +33,7 @@ def test_a_tickers_own_model_wins_over_a_pooled_one_in_either_order(tmp_path):
     second = ServedSet().with_bundle(_bundle(tmp_path / "a2", "AAPL"), 1)
     second = second.with_bundle(_bundle(tmp_path / "p2", "AAPL+MSFT+VALE3.SA", pooled), 2)
     assert second.members == {"AAPL": "AAPL-v1", "MSFT": "AAPL+MSFT+VALE3.SA-v2", "VALE3.SA": "AAPL+MSFT+VALE3.SA-v2"}
-    assert second.bundle_of("MSFT")["model_version"] == "2" and second.changed(first) == ["AAPL", "MSFT", "VALE3.SA"]
+    assert second.bundle_of("MSFT").version == "2" and second.changed(first) == ["AAPL", "MSFT", "VALE3.SA"]
 
 
 def test_a_new_model_replaces_only_its_ticker_and_unused_bundles_go(tmp_path):
@@ -60,9 +62,12 @@ def test_an_archive_holds_the_set_and_copies_unchanged_bundles_byte_for_byte(tmp
         assert new.read("bundles/AAPL-v2/model.pt") == b"apple 2" and "bundles/AAPL-v1/model.pt" not in new.namelist()
         calendar = json.loads(new.read("portfolio.json"))["calendar"]
         assert calendar["stocks"] == {"AAPL": "XNYS", "VALE3.SA": "BVMF"}
-        shipped = {"forecast_handler.py", "body.py", "fields.py", "routing.py", "answers.py", "bundle.py",
-                   "MAR-INF/MANIFEST.json"}
-        assert shipped <= set(new.namelist())
+        runtime = sorted(path.name for path in RUNTIME.glob("*.py"))
+        shipped = {f"stockcast/runtime/{name}" for name in runtime} | {"stockcast/__init__.py", "handler.py"}
+        assert shipped <= set(new.namelist()) and not any(name.endswith(".pyc") for name in new.namelist())
+        for name in runtime:  # the package as it is in this checkout, the handler also at the root for TorchServe
+            assert new.read(f"stockcast/runtime/{name}") == (RUNTIME / name).read_bytes(), name
+        assert new.read("handler.py") == (RUNTIME / "handler.py").read_bytes()
 
 
 def test_the_set_never_becomes_empty_and_an_old_archive_is_named(tmp_path):

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from stockcast.bundle import load_bundle
 from stockcast.config import load_config
 from stockcast.data.datamodule import PriceDataModule, make_windows
 from stockcast.data.download import Downloader
@@ -19,6 +18,7 @@ from stockcast.data.prices import cut_placeholders, read_price_csv
 from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.per_ticker import COLUMNS
 from stockcast.models.net import FLOOR, daily_variance
+from stockcast.runtime.bundle import load_bundle
 from stockcast.universe import FOLDS, SAMPLED, SHARED, fold_tickers, sample, unseen
 from tests.conftest import compose_config
 from tests.test_handler import MEDIAN, _context, handler_module
@@ -151,8 +151,8 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     assert list(table.columns) == COLUMNS and set(table.ticker) == set(SMALL)
     assert dict(zip(table.ticker, table.seen, strict=True)) == {t: t not in ("KO", "JNJ") for t in SMALL}
     assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean())
-    assert any("AMCR: cut" in warning for warning in result.metadata["data"]["warnings"])
-    assert result.metadata["any_ticker"] and result.metadata["unseen"] == ["KO", "JNJ"]
+    assert any("AMCR: cut" in warning for warning in result.meta.data["warnings"])
+    assert result.meta.any_ticker and result.meta.raw["unseen"] == ["KO", "JNJ"]
 
     section = universe_section(client)  # what make universe prints and make report writes
     assert "| universe2024 | seen      |       6 |" in section and "| universe2024 | unseen    |       2 |" in section
@@ -176,7 +176,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     handler.initialize(_context(tmp_path / "model"))
     bundle = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=BUNDLE_PATH,
                                                  tracking_uri=result.tracking_uri, dst_path=str(tmp_path / "b"))
-    net, _ = load_bundle(bundle)
+    net = load_bundle(bundle).net
     bodies, expected = [], []
     for ticker, path in [("KO", universe / "us" / "KO.csv"), ("ITSA3.SA", universe / "b3" / "ITSA3.SA.csv"),
                          (" brk-b ", None)]:

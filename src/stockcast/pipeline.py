@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import lightning as L
 import numpy as np
@@ -21,7 +21,6 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from stockcast.bundle import write_bundle
 from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
 from stockcast.eval.baselines import PanelHar, window_baselines
@@ -29,7 +28,9 @@ from stockcast.eval.evaluation import CRPS_BY_ORIGIN
 from stockcast.eval.per_ticker import NET, PER_TICKER, score_tickers, summary
 from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive
 from stockcast.models.module import Forecaster
+from stockcast.models.net import ForecastNet
 from stockcast.plots import forecast_figure
+from stockcast.runtime.bundle import BundleMeta, write_bundle
 from stockcast.tracking import prepare_store
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class RunResult:
     tracking_uri: str
     symbol: str
     metrics: dict[str, float]
-    metadata: dict
+    meta: BundleMeta | None  # its bundle's metadata; None on DDP's other ranks, which log nothing
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -63,7 +64,7 @@ def run(cfg: DictConfig) -> RunResult:
     logger: MLFlowLogger = instantiate(cfg.logger)
     client, run_id = logger.experiment, logger.run_id
     try:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # nested keys become `model/net/hidden`
+        logger.log_hyperparams(_container(cfg))  # nested keys become `model/net/hidden`
         client.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         datamodule: PriceDataModule = instantiate(cfg.data)
         datamodule.setup()
@@ -86,7 +87,8 @@ def run(cfg: DictConfig) -> RunResult:
         fit_seconds = time.perf_counter() - started
         metrics, tested, panel = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
         if not trainer.is_global_zero:  # DDP: rank 0 alone logs the run; the others' work ends with the fit
-            return RunResult("", tracking_uri, datamodule.symbol, metrics, {})
+            return RunResult("", tracking_uri, datamodule.symbol, metrics, None)
+        assert run_id is not None  # rank 0's logger started the run (other ranks' have none)
         if len(datamodule.symbols) > 1:
             metrics |= _log_per_ticker(client, run_id, datamodule, tested)
         windows = trainer.global_step * datamodule.batch_size  # about: an epoch's last batch may be short
@@ -109,7 +111,7 @@ def run(cfg: DictConfig) -> RunResult:
     log.info("run %s: test_crps %.3f %% vs naive %.3f %% (skill_crps %+.4f, EWMA's %+.4f), 80 %% coverage %.3f",
              run_id, metrics["test_crps"], metrics["naive_crps"], metrics["skill_crps"], metrics["ewma_skill_crps"],
              metrics["test_coverage_80"])
-    return RunResult(run_id, tracking_uri, datamodule.symbol, metrics, metadata)
+    return RunResult(run_id, tracking_uri, datamodule.symbol, metrics, BundleMeta.from_dict(metadata))
 
 
 class RankFailed(RuntimeError):
@@ -125,8 +127,9 @@ def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModul
 def _agreed(trainer: L.Trainer, work: Callable[[], T]) -> T:
     """`work()` on every rank, then the ranks agree on the outcome: where any rank failed, every rank raises (its
     own error, or `RankFailed` naming the ranks), so rank 0 marks the run FAILED and exits non-zero. Under
-    srun or submitit each task is its own process, and Hydra's SLURM launcher reads task 0's result alone:
-    without this a failing rank 1 left a FINISHED run and a job that exited 0. With one process, just `work()`."""
+    srun or submitit each task is its own process, and Hydra's SLURM launcher reads task 0's result alone, so a
+    failing rank 1 must fail rank 0 too, or the run would be FINISHED and the job exit 0. With one process, just
+    `work()`."""
     error: BaseException | None = None
     try:
         result = work()
@@ -170,7 +173,8 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
     choosing configurations. Returns the metrics, the test forecasts by prefix (the net's under NET) and what the
     bundle's metadata keeps of the baselines (panel HAR's slopes, which the backtest applies again)."""
     net = model.net.eval()
-    metrics, tested = {}, {}
+    metrics: dict[str, float] = {}
+    tested: dict[str, Quantiles] = {}
     slopes = _panel_slopes(datamodule, levels)
     baselines = _baselines(datamodule, levels, slopes)
     for period in ("val", "test"):
@@ -252,13 +256,12 @@ def _origin_dates(prices: pd.DataFrame, split: Split) -> pd.DatetimeIndex:
     return prices.index[prices.index.get_indexer(split.target_dates[:, 0]) - 1]
 
 
-def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module, metrics: dict[str, float],
+def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: ForecastNet, metrics: dict[str, float],
               run_id: str) -> dict:
     """The bundle's description; `net` holds the constructor arguments `load_bundle` rebuilds the net from."""
     first_dates = [frame.index[0] for frame in datamodule.prices.values()]
     last_dates = [frame.index[-1] for frame in datamodule.prices.values()]
-    arguments = {key: value for key, value in OmegaConf.to_container(cfg.model.net, resolve=True).items()
-                 if key != "_target_"}
+    arguments = {key: value for key, value in _container(cfg.model.net).items() if key != "_target_"}
     return {
         "symbol": datamodule.symbol,
         "stocks": datamodule.symbols,
@@ -283,3 +286,8 @@ def _metadata(cfg: DictConfig, datamodule: PriceDataModule, net: torch.nn.Module
         "seed": cfg.seed,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _container(node: DictConfig) -> dict[str, Any]:
+    """`OmegaConf.to_container(node, resolve=True)`: a DictConfig's container is a dict, its keys strings."""
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))

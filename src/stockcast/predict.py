@@ -13,10 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from stockcast.bundle import BAR_FIELDS, Described
 from stockcast.data.download import Downloader
 from stockcast.errors import StockcastError
 from stockcast.plots import served_figure
+from stockcast.runtime.bars import BAR_FIELDS
+from stockcast.runtime.description import Described
 from stockcast.serving.client import post_json
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
@@ -94,6 +95,7 @@ def table(forecast: Forecast) -> str:
     for day, (date, price) in enumerate(zip(forecast.dates, forecast.prices, strict=True)):
         line = f"  {date}  {price:7.2f}  {100 * (price / forecast.last_close - 1):+6.2f} %"
         if ranged:
+            assert forecast.intervals is not None and forecast.p_up is not None  # p_up is served with the ranges
             band = forecast.intervals["80"]
             line += f"  {band['lower'][day]:7.2f} .. {band['upper'][day]:7.2f}  {100 * forecast.p_up[day]:4.0f} %"
         lines.append(line)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from stockcast.errors import StockcastError
 from stockcast.files import replacing
+from stockcast.runtime.bars import widen
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def consistent_bars(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     positive, are left to `check_prices`, which refuses them where a model reads them."""
     bars = frame[["Open", "High", "Low", "Close"]]
     high, low = frame["High"], frame["Low"]
-    top, bottom = frame[["High", "Open", "Close"]].max(axis=1), frame[["Low", "Open", "Close"]].min(axis=1)
+    top, bottom = widen(high, low, [frame["Open"], frame["Close"]], np.fmax, np.fmin)  # fmax: NaN left to check_prices
     # A float's last digits (an auto-adjusted close a hair above its high) are not an inconsistency, and the
     # estimators clamp them anyway (models.net).
     bad = ((top > high * (1 + ROUNDING)) | (bottom < low * (1 - ROUNDING))) & (bars > 0).all(axis=1)

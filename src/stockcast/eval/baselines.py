@@ -23,6 +23,7 @@ from torch import nn
 
 from stockcast.data.datamodule import make_windows
 from stockcast.models.net import BARS, EWMA_LAMBDA, FLOOR, daily_variance, ewma_variance
+from stockcast.runtime.metric_keys import EWMA, HAR, NAIVE_EMPIRICAL, PANEL_HAR, RANGE_EWMA
 
 Method = Callable[[np.ndarray, int], np.ndarray]
 
@@ -42,7 +43,8 @@ class StatsForecastModel:
                  levels: list[float] | None = None) -> None:
         self.make_model, self.refit_every, self.history = model, refit_every, history
         self.levels = levels
-        self.fitted, self.calls = None, 0
+        self.fitted: Any | None = None  # the model fitted last (refit_every > 1)
+        self.calls = 0
 
     def __call__(self, history: np.ndarray, horizon: int) -> np.ndarray:
         close = history[:, 0] if self.history is None else history[-self.history:, 0]
@@ -54,6 +56,7 @@ class StatsForecastModel:
             if self.calls % self.refit_every == 0:
                 self.fitted = self.make_model().fit(close)
             self.calls += 1
+            assert self.fitted is not None  # fitted on the first call
             answer = self.fitted.forward(y=close, h=horizon, **kwargs)
         if self.levels is None:
             return np.asarray(answer["mean"])
@@ -250,10 +253,10 @@ def window_baselines(levels: list[float], panel_slopes: list[list[float]] | None
     (the reference of skill_crps), RiskMetrics, the range EWMA (Garman-Klass), HAR and, given slopes pooled
     over a panel of tickers (`PanelHar.pooled`), panel HAR."""
     baselines: dict[str, EmpiricalNaive | Scaled] = {
-        "naive": EmpiricalNaive(levels), "ewma": Ewma(levels), "range_ewma": Ewma(levels, "garman_klass"),
-        "har": Har(levels)}
+        NAIVE_EMPIRICAL.prefix: EmpiricalNaive(levels), EWMA.prefix: Ewma(levels),
+        RANGE_EWMA.prefix: Ewma(levels, "garman_klass"), HAR.prefix: Har(levels)}
     if panel_slopes is not None:
-        baselines["panel_har"] = PanelHar(levels, panel_slopes)
+        baselines[PANEL_HAR.prefix] = PanelHar(levels, panel_slopes)
     return baselines
 
 

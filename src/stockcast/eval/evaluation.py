@@ -15,9 +15,7 @@ from hydra.utils import instantiate
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import nn
 
-from stockcast.bundle import BundleMeta, load_bundle
 from stockcast.data.prices import cut_placeholders
 from stockcast.errors import StockcastError
 from stockcast.eval.backtest import Backtest, walk_forward
@@ -25,11 +23,12 @@ from stockcast.eval.baselines import MeanOf, Method, NetMethod, PanelHar, Refit
 from stockcast.eval.scoring import MODEL, RANGE_PEER, range_table, step_metrics, step_table, summary_table
 from stockcast.metrics import crps
 from stockcast.plots import error_by_step_figure, forecasts_figure, ranges_figure
+from stockcast.runtime.bundle import Bundle, BundleMeta, load_bundle
+from stockcast.runtime.metric_keys import PANEL_HAR
 from stockcast.symbols import normalize_symbol
 from stockcast.tracking import find_runs, prepare_store
 
 log = logging.getLogger(__name__)
-PANEL_HAR = "panel_har"  # the backtest's name of the pooled run's panel HAR, as training's metrics name it
 CRPS_BY_ORIGIN = "crps_by_origin.csv"  # each quantile method's CRPS per origin (mean over steps), % of the close
 
 
@@ -57,8 +56,8 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     runs = find_runs(client, cfg.logger.experiment_name, "+".join(map(normalize_symbol, stocks)), cfg.run_id,
                      count=1 if cfg.run_id else cfg.ensemble)
     members = [_load_run(run, tracking_uri) for run in runs]
-    meta = members[0][1]
-    for _, other in members[1:]:
+    meta = members[0].meta
+    for other in (member.meta for member in members[1:]):
         if any(getattr(other, key) != getattr(meta, key) for key in ("stocks", "window", "horizon", "features")) \
                 or other.data["test_start"] != meta.data["test_start"]:
             raise StockcastError("an ensemble needs runs with the same tickers, window, horizon, features and "
@@ -71,8 +70,8 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
     with open_dict(cfg):
         cfg.context = context  # the range baselines estimate volatility over the closes the net read
     features = list(meta.features)
-    model = NetMethod(members[0][0], context, features) if len(members) == 1 else \
-        MeanOf([NetMethod(net, context, features) for net, _ in members])
+    model = NetMethod(members[0].net, context, features) if len(members) == 1 else \
+        MeanOf([NetMethod(member.net, context, features) for member in members])
     label = (f"global ({len(meta.stocks)} tickers and any other)" if meta.any_ticker else
              f"pooled ({len(meta.stocks)} tickers)" if meta.pooled else "per ticker")
     if len(members) > 1:
@@ -84,24 +83,25 @@ def evaluate(cfg: DictConfig) -> list[Evaluation]:
             for symbol in symbols]
 
 
-def _load_run(run: Run, tracking_uri: str) -> tuple[nn.Module, BundleMeta]:
+def _load_run(run: Run, tracking_uri: str) -> Bundle:
     with tempfile.TemporaryDirectory() as folder:
-        bundle = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=run.data.tags["bundle"],
-                                                     dst_path=folder, tracking_uri=tracking_uri)
-        net, metadata = load_bundle(bundle)
-        return net, BundleMeta.from_dict(metadata)
+        return load_bundle(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                               artifact_path=run.data.tags["bundle"],
+                                                               dst_path=folder, tracking_uri=tracking_uri))
 
 
 def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, model: Method, label: str,
                   meta: BundleMeta, symbol: str, output_dir: Path) -> Evaluation:
     data = meta.data
-    span = tuple(None if value is None else pd.Timestamp(value) for value in (cfg.backtest.start, cfg.backtest.end))
+    first, final = (None if value is None else pd.Timestamp(value) for value in (cfg.backtest.start, cfg.backtest.end))
+    span = (first, final)
     # A span may reach past the training data (a served model's days): its closes come from today's prices.
     last = data["last_date"] if span == (None, None) else None
     prices, _ = cut_placeholders(instantiate(cfg.downloader).load(symbol, data["first_date"], last), symbol)
     methods = {MODEL: model, **instantiate(cfg.baselines, _convert_="all")}
-    if "panel_har" in meta.raw:  # a pooled run's slopes, applied with each origin's own level
-        methods[PANEL_HAR] = Refit(PanelHar(list(cfg.quantiles), meta.raw["panel_har"]["slopes"]), cfg.context)
+    if meta.panel_slopes is not None:  # a pooled run's slopes, applied with each origin's own level
+        methods[PANEL_HAR.method] = Refit(PanelHar(list(cfg.quantiles), [list(row) for row in meta.panel_slopes]),
+                                   cfg.context)
     backtest = walk_forward(methods, prices, list(meta.features), pd.Timestamp(data["test_start"]),
                             meta.horizon, min_history=max(cfg.context, cfg.min_history),
                             levels=list(cfg.quantiles), span=span)
@@ -114,9 +114,9 @@ def _evaluate_one(cfg: DictConfig, client: MlflowClient, trained_run_id: str, mo
     log.info("%s: LSTM skill_mape %+.4f (DM p %.3g)", symbol, summary.loc[MODEL, "skill_mape"],
              summary.loc[MODEL, "dm_pvalue"])
     if MODEL in ranges.index:
-        model, peer = ranges.loc[MODEL], ranges.loc[RANGE_PEER]
-        log.info("%s: LSTM skill_crps %+.4f (EWMA's %+.4f), 80 %% coverage %.3f", symbol, model["skill_crps"],
-                 peer["skill_crps"], model["coverage_80"])
+        ours, peer = ranges.loc[MODEL], ranges.loc[RANGE_PEER]
+        log.info("%s: LSTM skill_crps %+.4f (EWMA's %+.4f), 80 %% coverage %.3f", symbol, ours["skill_crps"],
+                 peer["skill_crps"], ours["coverage_80"])
     return Evaluation(run_id, trained_run_id, symbol, summary, steps, ranges, output_dir)
 
 
@@ -150,10 +150,12 @@ def write_outputs(output_dir: Path, symbol: str, run_id: str, backtest: Backtest
         for name, forecast in backtest.forecasts.items():
             rows[f"{name}_h{step + 1}"] = forecast[:, step]
         for name, quantiles in backtest.quantiles.items():
+            assert backtest.levels is not None  # set with any quantile forecasts (walk_forward)
             for index, level in enumerate(backtest.levels):
                 rows[f"{name}_q{level:g}_h{step + 1}"] = quantiles[:, step, index]
     pd.DataFrame(rows).to_csv(output_dir / "forecasts.csv", index=False, float_format="%.6g")
     if backtest.quantiles:  # per origin, for tests pooled over ticker-years (make report)
+        assert backtest.levels is not None  # set with any quantile forecasts (walk_forward)
         scores = {name: crps(quantiles, backtest.actual, backtest.last_close, backtest.levels).mean(axis=1)
                   for name, quantiles in backtest.quantiles.items()}
         pd.DataFrame({"origin": backtest.origin_dates, **scores}).to_csv(output_dir / CRPS_BY_ORIGIN, index=False,
@@ -164,6 +166,7 @@ def log_evaluation(client: MlflowClient, cfg: DictConfig, tags: dict[str, str], 
                    summary: pd.DataFrame, output_dir: Path) -> str:
     """One MLflow run per evaluation, tagged with the run it evaluated, for the report command."""
     experiment = client.get_experiment_by_name(cfg.experiment_name)
+    assert experiment is not None  # evaluate's prepare_store created it
     run = client.create_run(experiment.experiment_id, run_name=f"eval-{tags['symbol']}", tags=tags)
     run_id = run.info.run_id
     metrics = {f"{method}_{name}": float(value) for method, row in summary.iterrows()

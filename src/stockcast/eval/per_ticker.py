@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from stockcast.metrics import Quantiles, compare_distributions, crps, pooled_test
+from stockcast.runtime.metric_keys import HAR, PANEL_HAR, PEERS, RANGE_EWMA
 
 PER_TICKER = "per_ticker.csv"  # a pooled run's artifact: one row per test ticker, COLUMNS
 NET = "test"  # the net's prefix among a run's test forecasts (`test_crps`, `skill_crps`)
-SKILLS = ("ewma", "range_ewma", "har", "panel_har")  # the baselines whose skills per_ticker.csv lists
-CONTENDERS = ("range_ewma", "har", "panel_har")  # the bar a pooled net must clear: the best of these
+SKILLS = tuple(peer.prefix for peer in (*PEERS, PANEL_HAR))  # the baselines whose skills per_ticker.csv lists
+CONTENDERS = tuple(peer.prefix for peer in (RANGE_EWMA, HAR, PANEL_HAR))  # a pooled net's bar: the best of these
 COLUMNS = ["ticker", "seen", "origins", "skill_crps", *(f"{name}_skill_crps" for name in SKILLS), "test_coverage_80"]
 COVERAGE_BAND = (0.75, 0.85)  # an 80 % interval whose hit rate lies here counts as calibrated
 

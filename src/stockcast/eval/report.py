@@ -15,6 +15,7 @@ from stockcast.eval.evaluation import CRPS_BY_ORIGIN
 from stockcast.eval.per_ticker import PER_TICKER, best_baseline
 from stockcast.eval.scoring import MODEL, RANGE_REFERENCE
 from stockcast.metrics import pooled_test
+from stockcast.runtime.metric_keys import HAR, PANEL_HAR, PEERS, RANGE_EWMA, model_key, skill_key
 from stockcast.universe import FOLDS, SAMPLED, SHARED
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
@@ -37,7 +38,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
         better = [s for s in steps if metrics[f"lstm_mape_h{s}"] < metrics[f"naive_mape_h{s}"]]
         methods = [key.removesuffix("_skill_mape") for key in metrics if key.endswith("_skill_mape")]
         baselines = {m: metrics[f"{m}_mape"] for m in methods if m not in ("lstm", "naive")}
-        best = min(baselines, key=baselines.get) if baselines else "-"
+        best = min(baselines, key=baselines.__getitem__) if baselines else "-"
         rows.append({
             "ticker": key[0],
             "test period": key[1],
@@ -51,10 +52,7 @@ def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame
             "LSTM move spread %": metrics["lstm_move_spread"],
             "actual move spread %": metrics["actual_move_spread"],
             "skill_crps": metrics.get("lstm_skill_crps", nan),
-            "EWMA skill_crps": metrics.get("ewma_skill_crps", nan),
-            "range EWMA skill_crps": metrics.get("range_ewma_skill_crps", nan),
-            "HAR skill_crps": metrics.get("har_skill_crps", nan),
-            "panel HAR skill_crps": metrics.get("panel_har_skill_crps", nan),
+            **{f"{peer.label} skill_crps": metrics.get(skill_key(peer), nan) for peer in (*PEERS, PANEL_HAR)},
             "coverage 80": metrics.get("lstm_coverage_80", nan),
             "coverage 90": metrics.get("lstm_coverage_90", nan),
             "width 80 %": metrics.get("lstm_width_80", nan),
@@ -120,8 +118,8 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
     skills over tickers and the net's standing against the best baseline; the six shared tickers' ticker-years;
     the per-ticker default on its sample beside the global net; what each fold's training cost."""
     runs = _finished_runs(client, experiment_name, "run make universe first")
-    folds = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
-    folds = {fold: run for fold, run in folds.items() if run is not None}
+    found = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
+    folds = {fold: run for fold, run in found.items() if run is not None}
     if not folds:
         raise StockcastError(f"no finished fold run ({', '.join(FOLDS)}) in experiment {experiment_name!r}")
     groups, shared, costs = [], [], []
@@ -170,8 +168,8 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
                              pd.DataFrame(costs).to_markdown(index=False, floatfmt=".3g")])
 
 
-SKILL_LABELS = {"global net": "skill_crps", "range EWMA": "range_ewma_skill_crps", "HAR": "har_skill_crps",
-                "panel HAR": "panel_har_skill_crps", "coverage 80": "test_coverage_80"}
+SKILL_LABELS = {"global net": skill_key(), **{peer.label: skill_key(peer) for peer in (RANGE_EWMA, HAR, PANEL_HAR)},
+                "coverage 80": model_key("coverage_80")}
 
 
 def _per_ticker_sample(runs: list, fold_run, client: MlflowClient) -> pd.DataFrame | None:

@@ -23,10 +23,11 @@ from stockcast.metrics import (
     step_errors,
     winkler_score,
 )
+from stockcast.runtime.metric_keys import EWMA, NAIVE_EMPIRICAL
 
 MODEL = "lstm"  # the trained net among the backtest's methods
 REFERENCE = "naive"
-RANGE_REFERENCE, RANGE_PEER = "naive_empirical", "ewma"  # the reference of skill_crps, and the peer to beat
+RANGE_REFERENCE, RANGE_PEER = NAIVE_EMPIRICAL.method, EWMA.method  # the reference of skill_crps, and the peer to beat
 COVERAGES = (50, 80, 90)
 
 
@@ -79,6 +80,7 @@ def step_metrics(backtest: Backtest) -> dict[str, np.ndarray]:
         for metric, values in step_errors(forecast, backtest.actual, backtest.last_close).items():
             out[f"{name}_{metric}"] = values
     for name, quantiles in backtest.quantiles.items():
+        assert backtest.levels is not None  # set with any quantile forecasts (walk_forward)
         out[f"{name}_crps"] = crps(quantiles, backtest.actual, backtest.last_close, backtest.levels).mean(axis=0)
         hits = covered(*central_interval(quantiles, backtest.levels, 80), backtest.actual)
         out[f"{name}_coverage_80"] = hits.mean(axis=0)
@@ -92,6 +94,7 @@ def range_table(backtest: Backtest) -> pd.DataFrame:
     one-step targets do not overlap, so calibrated misses are independent there); Diebold-Mariano
     p-values of the per-origin CRPS (mean over steps, lag H-1) vs naive-empirical and vs EWMA."""
     actual, last_close, levels = backtest.actual, backtest.last_close, backtest.levels
+    assert levels is not None  # a backtest of quantile forecasts (evaluate's always is) has its levels
     scores = {name: crps(q, actual, last_close, levels) for name, q in backtest.quantiles.items()}  # [N, H]
     reference = scores[RANGE_REFERENCE].mean()
     rows = {}

@@ -30,6 +30,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from stockcast.cli import Say
+from stockcast.errors import StockcastError
 from stockcast.files import replacing
 from stockcast.release import registry
 from stockcast.serving.management import Management
@@ -127,9 +128,10 @@ def _undo_step(step: dict[str, Any], journal_id: str, manager: Management, clien
                say: Say) -> None:
     match Step(step["step"]):
         case Step.CHAMPION:
-            registry.set_champion(client, step["symbol"], step["before"])
+            registry.set_champion(_recorded(client), step["symbol"], step["before"])
         case Step.DEFAULT:
-            if manager.served().default.version == step["version"]:
+            default = manager.served().default
+            if default is not None and default.version == step["version"]:
                 manager.set_default(step["previous"])
                 say(f"version {step['previous']} is the default again")
         case Step.SERVER_VERSION:
@@ -137,19 +139,20 @@ def _undo_step(step: dict[str, Any], journal_id: str, manager: Management, clien
                 manager.unregister(step["version"])
                 say(f"unregistered version {step['version']}")
         case Step.MLFLOW_VERSION:
-            client.delete_model_version(step["name"], step["version"])
+            _recorded(client).delete_model_version(step["name"], step["version"])
             if step["created"]:
-                client.delete_registered_model(step["name"])
+                _recorded(client).delete_registered_model(step["name"])
         case Step.ARCHIVED:
             Path(step["path"]).unlink(missing_ok=True)
         case Step.TRAINING:
-            experiment = client.get_experiment_by_name(step["experiment"])
+            mlflow = _recorded(client)
+            experiment = mlflow.get_experiment_by_name(step["experiment"])
             if experiment is None:
                 return
             running = f"attributes.status = 'RUNNING' and tags.{JOURNAL_TAG} = '{journal_id}'"
-            for run in client.search_runs([experiment.experiment_id], running):  # the killed training's run
-                client.set_tag(run.info.run_id, "killed", "the admin command was killed; marked FAILED by repair")
-                client.set_terminated(run.info.run_id, "FAILED")
+            for run in mlflow.search_runs([experiment.experiment_id], running):  # the killed training's run
+                mlflow.set_tag(run.info.run_id, "killed", "the admin command was killed; marked FAILED by repair")
+                mlflow.set_terminated(run.info.run_id, "FAILED")
                 say(f"MLflow run {run.info.run_id} of the killed training is marked FAILED")
         case Step.COMMITTED:  # nothing to undo: a committed journal is finished, not undone
             pass
@@ -158,3 +161,10 @@ def _undo_step(step: dict[str, Any], journal_id: str, manager: Management, clien
 def committed(entry: dict[str, Any]) -> dict[str, Any] | None:
     """The journal's commit step (the new default stands), or None."""
     return next((step for step in entry["steps"] if step["step"] == Step.COMMITTED), None)
+
+
+def _recorded(client: MlflowClient | None) -> MlflowClient:
+    """The MLflow store a step in MLflow was recorded in: the journal holds its tracking URI then."""
+    if client is None:
+        raise StockcastError("the journal records an MLflow step but no tracking URI")
+    return client

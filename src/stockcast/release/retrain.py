@@ -13,7 +13,6 @@ step already done, and a killed retrain is undone by the next admin command (`re
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,16 +23,16 @@ from hydra.errors import HydraException
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
-from stockcast.bundle import METADATA, BundleMeta
 from stockcast.cli import Say, user_error
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.pipeline import RunResult, run
-from stockcast.release import deploy, registry
+from stockcast.release import registry, switching
 from stockcast.release.command import Release, opened
 from stockcast.release.journal import JOURNAL_TAG, Journal, Step
 from stockcast.release.policy import DEFAULT, Policy, gate
-from stockcast.serving.archive import download_bundle
+from stockcast.runtime.bundle import METADATA, BundleMeta
+from stockcast.runtime.metric_keys import PEERS, skill_key
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
@@ -70,7 +69,7 @@ def train_config(overrides: list[str]) -> DictConfig:
 def served_stocks(server: Server) -> list[str]:
     """The tickers the running server's default version answers (`retrain --all`)."""
     manager = Management(server)
-    return list(deploy.served_set(manager, deploy.current(manager).default.version).members)
+    return list(switching.served_set(manager, switching.current(manager).default.version).members)
 
 
 def retrain(cfgs: list[DictConfig], server: Server, policy: Policy = DEFAULT, say: Say = print) -> Deployed:
@@ -94,9 +93,9 @@ def deploy_runs(run_ids: list[str], tracking_uri: str, server: Server, policy: P
         for run_id in run_ids:
             found = find_run(client, "", "", run_id)
             with tempfile.TemporaryDirectory() as folder:
-                metadata = json.loads(Path(client.download_artifacts(
-                    run_id, f"{found.data.tags['bundle']}/{METADATA}", folder)).read_text())
-            results.append(RunResult(run_id, tracking_uri, found.data.tags["symbol"], found.data.metrics, metadata))
+                meta = BundleMeta.read(Path(client.download_artifacts(
+                    run_id, f"{found.data.tags['bundle']}/{METADATA}", folder)).parent)
+            results.append(RunResult(run_id, tracking_uri, found.data.tags["symbol"], found.data.metrics, meta))
         return results, {}
 
     return _gated(server, f"deploy {', '.join(run_ids)}", tracking_uri, finished, policy, say, client)
@@ -118,7 +117,7 @@ def _gated(server: Server, command: str, tracking_uri: str,
             else:
                 passed.append(result)
         if not passed:
-            default = deploy.current(release.manager).default.version
+            default = switching.current(release.manager).default.version
             raise StockcastError(f"{'; '.join(refused.values())}; version {default} stays the default")
         deployed = _deploy(release, passed)
     return replace(deployed, refused=refused, seconds=time.monotonic() - started)
@@ -126,7 +125,8 @@ def _gated(server: Server, command: str, tracking_uri: str,
 
 def gate_run(client: MlflowClient, result: RunResult, policy: Policy, say: Say) -> str | None:
     """Why the run must not be deployed (also tagged on the run, through `client`), or None."""
-    ranges = BundleMeta.from_dict(result.metadata).levels is not None
+    assert result.meta is not None  # a finished run of this process, which logged its bundle
+    ranges = result.meta.levels is not None
     reason = gate(result.metrics, policy, ranges)
     client.set_tag(result.run_id, "gate", f"failed: {reason}" if reason else "passed")
     if reason:
@@ -142,9 +142,7 @@ def gate_run(client: MlflowClient, result: RunResult, policy: Policy, say: Say) 
 
 def _beside(metrics: dict[str, float]) -> str:
     """The baselines' CRPS skills on the same test windows, shown beside the gate's figures (not gated)."""
-    shown = [f"{label} {metrics[key]:+.4f}" for label, key in (("EWMA", "ewma_skill_crps"),
-                                                                ("range EWMA", "range_ewma_skill_crps"),
-                                                                ("HAR", "har_skill_crps")) if key in metrics]
+    shown = [f"{peer.label} {metrics[skill_key(peer)]:+.4f}" for peer in PEERS if skill_key(peer) in metrics]
     return f" (baselines' skill_crps: {', '.join(shown)})" if shown else ""
 
 
@@ -174,11 +172,11 @@ def _deploy(release: Release, results: list[RunResult]) -> Deployed:
     version = new_version(release.manager)
     registered = []
     with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
-        after = release.before
-        for number, result in enumerate(results):
-            after = after.with_bundle(download_bundle(release.tracking_uri, result.run_id, Path(work, str(number))),
-                                      version)
-            data = result.metadata["data"]
+        after = release.before.with_runs(release.tracking_uri, [result.run_id for result in results], version,
+                                         Path(work))
+        for result in results:
+            assert result.meta is not None
+            data = result.meta.data
             model_version, created = registry.create_version(release.client, result.symbol, result.run_id,
                                                              data["start"], data["end"], version)
             release.steps.record(Step.MLFLOW_VERSION, name=model_version.name, version=model_version.version,
@@ -195,7 +193,8 @@ def summary(deployed: Deployed, server: Server) -> str:
              f"{len(deployed.results)} new model(s), serving at POST {server.url('inference')}/predictions/"
              f"{MODEL_NAME} from {deployed.archive.name}"]
     for result, registered in zip(deployed.results, deployed.registered, strict=True):
-        metrics, data = result.metrics, result.metadata["data"]
+        assert result.meta is not None
+        metrics, data = result.metrics, result.meta.data
         lines += [
             f"{result.symbol}: data {data['start']}..{data['end']} (trading days {data['first_date']}.."
             f"{data['last_date']}); MLflow run {result.run_id}; {registered} is the {registry.CHAMPION}",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stockcast.cli import Say
 from stockcast.errors import StockcastError
-from stockcast.release import deploy, history
+from stockcast.release import history, switching
 from stockcast.release.command import Release, opened
 from stockcast.release.policy import DEFAULT, Policy, rollback_target
 from stockcast.serving.archive import ServedSet
@@ -45,11 +45,11 @@ def rollback(server: Server, tracking_uri: str, to: int | None = None, stock: st
             say(f"version {target} is already the default: nothing to do")
             return str(target)
         with release.journaled(f"rollback to {target}") as steps:
-            deploy.activate(release.manager, steps, release.served, str(target), on_disk[target],
-                            policy.ready_timeout, say)
+            switching.activate(release.manager, steps, release.served, str(target), on_disk[target],
+                               policy.ready_timeout, say)
             after = ServedSet.read(on_disk[target])
             say(f"changed: {', '.join(release.before.changed(after)) or 'none'}")
-            deploy.crown_set(release.client, steps, release.before, after, say)
+            switching.crown_set(release.client, steps, release.before, after, say)
             release.commit(target, on_disk[target])
     return str(target)
 
@@ -60,7 +60,7 @@ def _ticker(release: Release, symbol: str, to: int | None) -> str:
     if symbol not in before.members:
         raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(before.members)}")
     held = model_versions(release.manager.server.model_store, release.deployed, symbol)
-    current = int(before.bundle_of(symbol)["model_version"])
+    current = int(str(before.bundle_of(symbol).version))
     target = rollback_target(current, sorted(held), to)
     if target not in held:
         raise StockcastError(f"{symbol} never served model version {target}: its deployed model versions are "
@@ -80,5 +80,5 @@ def model_versions(model_store: Path, deployed: list[int], symbol: str) -> dict[
         if version in deployed:
             served = ServedSet.read(path)
             if symbol in served.members:
-                found.setdefault(int(served.bundle_of(symbol)["model_version"]), served)
+                found.setdefault(int(str(served.bundle_of(symbol).version)), served)
     return found

@@ -52,7 +52,8 @@ def _server_lines(manager: Management) -> tuple[list[str], Served | None]:
     for version in sorted(served.versions, key=lambda v: as_version(v.version) or 0, reverse=True):
         mark = "*" if version.version == served.default.version else " "
         workers = ", ".join(version.workers) or "none"
-        kept = on_disk.get(as_version(version.version))
+        number = as_version(version.version)
+        kept = None if number is None else on_disk.get(number)
         lines.append(f"  {mark} version {version.version:>3}  workers {len(version.workers)} ({workers}), "
                      f"{version.pending} queued  {kept.name if kept else 'no archive on disk'}")
     spare = sorted(set(on_disk) - {as_version(v.version) for v in served.versions})
@@ -85,8 +86,9 @@ def _ticker_lines(manager: Management, tracking_uri: str) -> list[str]:
                        and champion.run_id == ticker.get("mlflow_run_id"))
             where = "serving" if serving else "NOT serving"
             crowned = f"{champion.name} v{champion.version} ({where})"
-        pooled = f" (pooled: {len(ticker['pooled_over'])})" if ticker.get("pooled_over") else ""
-        lines.append(f"  {symbol:<12} {'v' + ticker['model_version']:>5}  "
+        pooled_over = ticker.get("pooled_over") or []
+        pooled = f" (pooled: {len(pooled_over)})" if pooled_over else ""
+        lines.append(f"  {symbol:<12} {'v' + str(ticker['model_version']):>5}  "
                      f"{data.get('first_date', '?')}..{data.get('last_date', '?'):<11} {trained[:10]:<10} "
                      f"{'?' if age is None else f'{age} d':>5}  {_signed(ticker['test_metrics']['skill_mape']):>10} "
                      f"{_signed(ticker['range_metrics']['test']['skill_crps']):>10}  {crowned}{pooled}")

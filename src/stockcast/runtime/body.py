@@ -1,17 +1,15 @@
-"""What TorchServe hands over -> the JSON object a client sent, or a `BadRequest`; how a message quotes it; the
-JSON text of an answer; and the metric lines the worker writes to TorchServe's frontend.
+"""What TorchServe hands over -> the JSON object a client sent, or a `BadRequest`; how a message quotes it; and the
+JSON text of an answer.
 
-Shipped in the archive beside `forecast_handler.py` (the standard library, and orjson where it is installed: JSON
-in and out is most of what a request costs besides its forward pass, and orjson does it several times faster;
-without it the standard library's json gives the same values). The first of a request's two steps: the body
-here, then each forecast's fields (`routing.read_instance`). No body may raise anything but `BadRequest`.
+JSON in and out is most of what a request costs besides its forward pass, and orjson does it several times
+faster, so it is used where installed; the standard library's json gives the same values without it. The first
+of a request's two readings: the body here, then each forecast's fields (`fields`). No body may raise anything
+but `BadRequest`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 try:
     import orjson
 except ImportError:  # an archive moved to a server without it: the standard library
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # the optional module's usual stand-in; every use checks it
 
 SEND_JSON = 'POST JSON like {"prices": [...]} with Content-Type: application/json'
 _FORM = "application/x-www-form-urlencoded"
@@ -115,30 +113,3 @@ def shown(value: Any) -> str:
         return f"an object of {len(value)} field(s)"
     text = repr(value[:41] if isinstance(value, str) else value)
     return text if len(text) <= 40 else f"{text[:37]}..."
-
-
-class MetricLines(logging.Handler):
-    """The metric lines of TorchServe's worker (each an INFO record of `ts.metrics`, which the worker writes to its
-    stdout, where the frontend reads it), held and written at once after each batch: one write to the frontend per
-    batch, not one per metric (the batch's forecasts per ticker, its handler time, and TorchServe's own prediction
-    time of the batch before, which it records after the handler returns)."""
-
-    held: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.held.append(record.getMessage())
-
-    @classmethod
-    def install(cls, logger: logging.Logger) -> None:
-        """Holds `logger`'s records from now on, instead of its ancestors' handlers (once per process)."""
-        logger.setLevel(logging.INFO)
-        logger.handlers = [handler for handler in logger.handlers if type(handler).__name__ != cls.__name__]
-        logger.addHandler(cls(logging.INFO))
-        logger.propagate = False
-
-    @classmethod
-    def write(cls) -> None:
-        if cls.held:
-            sys.stdout.write("".join(f"{line}\n" for line in cls.held))
-            sys.stdout.flush()
-            cls.held.clear()

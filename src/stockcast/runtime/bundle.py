@@ -1,14 +1,13 @@
-"""The serving bundle (weights + net.py + metadata.json) and the archive of bundles, as every reader reads them.
+"""The serving bundle (weights + net.py + metadata.json) and the archive's parts, as every reader reads them.
 
-This file imports torch and the standard library only: the archive carries it (as `bundle.py`, beside the
-handler), so TorchServe's handler, the archiver, the evaluation and the operations load a bundle, read its
-metadata and name the archive's parts the same way. `BundleMeta` holds the one set of defaults for bundles
-written before a key existed; `Description` is the handler's description of an archive
-(`GET /models/<name>?customized=true`), which the clients read.
+The archive ships this module with the rest of the runtime, so TorchServe's handler, the archiver, the
+evaluation and the operations load a bundle, read its metadata and name the archive's parts the same way.
+`BundleMeta` holds the one set of defaults for bundles written before a key existed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import inspect
 import json
@@ -16,7 +15,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,8 +23,6 @@ from torch import nn
 WEIGHTS = "model.pt"
 MODEL_FILE = "net.py"
 METADATA = "metadata.json"
-# The request fields that carry a day's bar beside `prices` (the closes), and the features they fill.
-BAR_FIELDS = {"open": "Open", "high": "High", "low": "Low"}
 # An archive's root holds the portfolio (which bundle answers each ticker, the exchanges' trading sessions)
 # and one folder per bundle under `bundles/`.
 PORTFOLIO = "portfolio.json"
@@ -34,7 +31,7 @@ BUNDLES = "bundles"
 
 @dataclass(frozen=True)
 class BundleMeta:
-    """A bundle's metadata.json, typed; the raw file stays in `raw` (`net` holds ForecastNet's arguments)."""
+    """A bundle's metadata.json, typed."""
 
     symbol: str  # the model's name: its ticker, or a pooled model's tickers joined by "+"
     stocks: tuple[str, ...]  # the tickers it was trained on (several: a pooled model)
@@ -48,19 +45,23 @@ class BundleMeta:
     metrics: Mapping[str, float]  # its validation and test metrics
     run_id: str | None  # the MLflow run that trained it
     created: str | None  # when it was trained (ISO time)
-    raw: Mapping[str, Any] = field(compare=False, repr=False)
+    raw: Mapping[str, Any] = field(compare=False, repr=False)  # for writing it back (`deployed`) only
     any_ticker: bool = False  # a global model: it answers tickers beyond `stocks` too, from the bars sent
+    panel_slopes: tuple[tuple[float, ...], ...] | None = None  # a pooled run's panel HAR slopes [spans][H]
+    net: Mapping[str, Any] = field(default_factory=dict)  # ForecastNet's constructor arguments
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> BundleMeta:
         """The defaults for older bundles: no `stocks` (one ticker), no `context` (the window), no quantiles."""
         window, levels = metadata["window"], metadata.get("net", {}).get("quantiles")
-        version = metadata.get("model_version")
-        return cls(metadata["symbol"], stocks_of(metadata), window,
+        version, slopes = metadata.get("model_version"), metadata.get("panel_har", {}).get("slopes")
+        stocks = tuple(metadata.get("stocks") or [metadata["symbol"]])
+        return cls(metadata["symbol"], stocks, window,
                    metadata.get("context") or window, metadata["horizon"], tuple(metadata["features"]),
                    None if levels is None else tuple(levels), None if version is None else str(version),
                    metadata.get("data", {}), metadata.get("metrics", {}), metadata.get("mlflow_run_id"),
-                   metadata.get("created"), metadata, bool(metadata.get("any_ticker", False)))
+                   metadata.get("created"), metadata, bool(metadata.get("any_ticker", False)),
+                   None if slopes is None else tuple(map(tuple, slopes)), metadata.get("net", {}))
 
     @classmethod
     def read(cls, folder: str | Path) -> BundleMeta:
@@ -71,41 +72,33 @@ class BundleMeta:
     def pooled(self) -> bool:
         return len(self.stocks) > 1
 
-
-def stocks_of(metadata: Mapping[str, Any]) -> tuple[str, ...]:
-    """The tickers a bundle was trained on: its `stocks`, or its `symbol` for bundles from before pooled models
-    (what the served set needs of a bundle, where its other keys may be missing)."""
-    return tuple(metadata.get("stocks") or [metadata["symbol"]])
-
-
-class Described(TypedDict):
-    """One served ticker in the description: the bundle answering it, how it was trained and how it scored."""
-
-    model_version: str | None
-    model: str  # the bundle's `symbol`: its registered model in MLflow is stockcast-<model>
-    answered_by: str  # the bundle's folder in the archive
-    pooled_over: list[str] | None  # a pooled model's tickers
-    window: int
-    context: int
-    horizon: int
-    features: list[str]
-    quantiles: list[float] | None
-    training_data: dict[str, Any]  # the bundle's `data` without its warnings and row counts
-    trained: str | None
-    test_metrics: dict[str, Any]  # {"model": {rmse, mae, mape}, "naive_last_value": {...}, "skill_mape"}
-    range_metrics: dict[str, dict[str, float | None]]  # "validation", "test" -> CRPS, coverage, width, skills
-    mlflow_run_id: str | None
+    @property
+    def first_date(self) -> dt.date:
+        """The first day of its training data: the archive's calendar starts there."""
+        return dt.date.fromisoformat(self.data["first_date"])
 
 
-class Description(TypedDict):
-    """An archive as its handler describes it (`GET /models/<name>?customized=true`)."""
+def deployed(folder: Path, version: int) -> BundleMeta:
+    """Stamp the bundle in `folder` as deployed with served `version` (its `model_version`, kept by every
+    later archive that copies it) and when, in its metadata.json."""
+    metadata = {**BundleMeta.read(folder).raw, "model_version": str(version),
+                "archived": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    (folder / METADATA).write_text(json.dumps(metadata, indent=1))
+    return BundleMeta.from_dict(metadata)
 
-    served_version: str  # the archive's version: the served set's
-    default_stock: str | None  # the ticker answering requests that name none
-    stocks: dict[str, Described]  # every served ticker
-    any_ticker: Described | None  # the global model answering tickers `stocks` does not list; None: only those
-    calendar: dict[str, Any]  # {"exchanges": {code: {...}}, "stocks": {ticker: code}}, without the sessions
-    request: dict[str, str]  # each request field, described
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: its folder's name in the archive, its net (eval mode) and its metadata."""
+
+    name: str
+    net: Any  # the bundle's own ForecastNet: a class of its net.py, known once loaded (an nn.Module)
+    meta: BundleMeta
+
+    @property
+    def is_price(self) -> tuple[bool, ...]:
+        """Per feature: a price (must be positive), else another quantity such as volume (non-negative)."""
+        return tuple(bool(flag) for flag in self.net.is_price.tolist())
 
 
 def write_bundle(folder: str | Path, net: nn.Module, metadata: dict[str, Any]) -> Path:
@@ -118,13 +111,15 @@ def write_bundle(folder: str | Path, net: nn.Module, metadata: dict[str, Any]) -
     return folder
 
 
-def load_bundle(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the net from the bundle's own `net.py` (not this package's), in eval mode."""
+def load_bundle(folder: str | Path) -> Bundle:
+    """The bundle in `folder`, its net rebuilt from the bundle's own `net.py` (not this package's)."""
     folder = Path(folder)
-    metadata = json.loads((folder / METADATA).read_text())
+    meta = BundleMeta.read(folder)
     spec = importlib.util.spec_from_file_location("stockcast_bundle_net", folder / MODEL_FILE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {folder / MODEL_FILE}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    net = module.ForecastNet(**metadata["net"])
+    net = module.ForecastNet(**meta.net)
     net.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
-    return net.eval(), metadata
+    return Bundle(folder.name, net.eval(), meta)

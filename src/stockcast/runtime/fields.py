@@ -1,11 +1,11 @@
 """One forecast's fields, checked: its keys, `prices` (closes) with the optional `open`, `high` and `low` of the
-same days -> rows of finite float32-sized values, `last_date` -> the next trading sessions. Everything wrong
-raises `BadRequest` naming the first thing wrong. Valid columns are checked with a few tensor operations, a whole
-batch's forecasts at once (`sent_columns`, then `rows_at_once`); anything else value by value (`checked_rows`), for
-the message.
+same days -> rows of finite float32-sized values, `last_date` -> the next trading sessions.
 
-Shipped in the archive beside `forecast_handler.py` (torch and the standard library only). The rows'
-shape comes from the bundle answering the forecast (`routing.Spec`), handed over as plain values.
+Each forecast's shape is read on its own (`sent_columns`: which lists, how long); its values are checked with the
+batch's other forecasts of the same shape in a few tensor operations (`checked_rows`), by one set of rules:
+numbers (not booleans), finite, within float32's range, prices positive and other features (volume) non-negative,
+high never below low; then each day's range is widened to hold its open and close (`bars.widen`), as training's
+data checks do. A forecast that breaks a rule gets the BadRequest naming its first wrong value.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ from __future__ import annotations
 import array
 import bisect
 import datetime as dt
-import functools
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from body import BadRequest, json_type, shown
-from bundle import BAR_FIELDS
+
+from stockcast.runtime.bars import BAR_FIELDS, widen
+from stockcast.runtime.body import BadRequest, json_type, shown
 
 # About 20 years of daily closes: more history than any client needs, and it bounds the work (and
 # the memory) one request can cost a worker. TorchServe refuses larger bodies before they get here
@@ -52,18 +51,18 @@ def check_forecast(body: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Columns:
-    """A forecast's columns as sent (Close, then the bars sent), each a list as long as `prices`: checked with the
-    batch's other forecasts at once (`rows_at_once`)."""
+    """A forecast's columns as sent, each a list of its days' values (oldest first), how a message names a value
+    (`labels[k].format(day)`) and whether the column is a price (positive) or another quantity (non-negative)."""
 
     names: tuple[str, ...]
     lists: tuple[list[Any], ...]
+    labels: tuple[str, ...]
+    positive: tuple[bool, ...]
 
 
-def sent_columns(body: dict[str, Any], window: int, features: Sequence[str]) -> Columns | None:
-    """A forecast's `prices` (the closes) and `open`, `high`, `low`, once their count is checked (raises BadRequest):
-    its Columns where every column the model reads is sent and every column sent is a list as long as `prices`; None
-    for anything else (the older form, one list of the model's feature values per day, or a column amiss), which
-    `checked_rows` reads value by value."""
+def sent_columns(body: dict[str, Any], window: int, features: Sequence[str], is_price: Sequence[bool]) -> Columns:
+    """A forecast's `prices` (the closes) and the `open`, `high`, `low` sent, each a list as long as `prices`, or
+    the older form, one list of the model's feature values per day; raises BadRequest where the shape is wrong."""
     prices = body["prices"]
     if not isinstance(prices, list):
         raise BadRequest(f"'prices' must be a list, got {json_type(prices)}")
@@ -71,60 +70,64 @@ def sent_columns(body: dict[str, Any], window: int, features: Sequence[str]) -> 
         raise BadRequest(f"'prices' has {len(prices)} values; at most {MAX_PRICES} are accepted")
     if len(prices) < window:
         raise BadRequest(f"'prices' has {len(prices)} values; this model needs at least {window} (its window)")
-    sent = {"Close": prices} | {name: body[field] for field, name in BAR_FIELDS.items() if body.get(field) is not None}
-    if any(name not in sent for name in features) or not all(
-            isinstance(values, list) and len(values) == len(prices) for values in sent.values()):
-        return None
-    return Columns(tuple(sent), tuple(sent.values()))
+    if len(features) > 1 and prices and all(isinstance(value, list) for value in prices):
+        return _per_day(prices, features, is_price)
+    sent, labels = {"Close": prices}, {"Close": "prices[{}]"}
+    for field, name in BAR_FIELDS.items():
+        values = body.get(field)
+        if values is None:
+            continue
+        if not isinstance(values, list) or len(values) != len(prices):
+            got = f"{len(values)} values" if isinstance(values, list) else json_type(values)
+            raise BadRequest(f"'{field}' must be a list as long as 'prices' ({len(prices)} values), got {got}")
+        sent[name], labels[name] = values, f"{field}[{{}}]"
+    missing = [name for name in features if name not in sent]
+    if missing:
+        wanted = [field for field, name in BAR_FIELDS.items() if name in missing]
+        if len(wanted) < len(missing):
+            raise BadRequest(f"prices[0] must be a list of {len(features)} values ({', '.join(features)}): this "
+                             "model reads them per day")
+        raise BadRequest(f"{', '.join(map(repr, wanted))} missing: this model reads each day's open, high and low; "
+                         f"send them as lists as long as 'prices', oldest first")
+    return Columns(tuple(sent), tuple(sent.values()), tuple(labels.values()), (True,) * len(sent))
 
 
-def rows_at_once(sent: Sequence[Columns], features: Sequence[Sequence[str]]) -> list[torch.Tensor | None]:
-    """Each forecast's [L, F] float64 rows of its model's `features`, its columns checked with those of every other
-    forecast of the same shape in a few tensor operations: numbers, positive, within float32's range, high never
-    below low; the day's range widened to its open and close, as training's data checks do. None where a value is
-    wrong: `checked_rows` then names the first."""
-    rows: list[torch.Tensor | None] = [None] * len(sent)
+def _per_day(prices: list[list[Any]], features: Sequence[str], is_price: Sequence[bool]) -> Columns:
+    """The older form's columns: each day's list holds one value per feature of the model."""
+    for day, values in enumerate(prices):
+        if len(values) != len(features):
+            raise BadRequest(f"prices[{day}] must be a list of {len(features)} values ({', '.join(features)})")
+    return Columns(tuple(features), tuple(list(column) for column in zip(*prices, strict=True)),
+                   tuple(f"prices[{{}}] {name}" for name in features), tuple(bool(flag) for flag in is_price))
+
+
+def checked_rows(sent: Sequence[Columns], features: Sequence[Sequence[str]]) -> list[torch.Tensor | BadRequest]:
+    """Each forecast's [L, F] float64 rows of its model's `features`, or the BadRequest naming its first wrong
+    value; the forecasts of one shape are checked together."""
+    results: list[torch.Tensor | BadRequest] = [BadRequest("unchecked")] * len(sent)
     groups: dict[tuple, list[int]] = {}
     for index, (columns, wanted) in enumerate(zip(sent, features, strict=True)):
-        groups.setdefault((columns.names, len(columns.lists[0]), tuple(wanted)), []).append(index)
-    for (names, _, wanted), indices in groups.items():
-        lists = [sent[index].lists for index in indices]
-        values = _values(lists)
-        if values is None and len(indices) > 1:  # some forecast sent a value that is no number: each on its own
+        key = (columns.names, columns.positive, len(columns.lists[0]), tuple(wanted))
+        groups.setdefault(key, []).append(index)
+    for (_, _, _, wanted), indices in groups.items():
+        values = _values([sent[index].lists for index in indices])
+        if values is None and len(indices) > 1:  # a value that is no number: each forecast on its own, to find it
             for index in indices:
-                rows[index] = rows_at_once([sent[index]], [wanted])[0]
-        elif values is not None:
-            for index, checked in zip(indices, _checked(values, names, wanted, lists), strict=True):
-                rows[index] = checked
-    return rows
-
-
-def _checked(values: torch.Tensor, names: Sequence[str], features: Sequence[str],
-             lists: Sequence[Sequence[list[Any]]]) -> list[torch.Tensor | None]:
-    """N forecasts' [N, K, L] columns `names` -> each one's [L, F] rows of `features`, or None where one of its values
-    is not positive, beyond float32's range (NaN fails both) or sent as true (which the conversion reads as 1), or
-    its high is below its low."""
-    lowest, highest = values.flatten(1).aminmax(dim=1)
-    good = (lowest > 0) & (highest <= FLOAT32_MAX)
-    columns = dict(zip(names, values.unbind(1), strict=True))  # name -> [N, L]
-    if "High" in columns and "Low" in columns:
-        good &= (columns["High"] >= columns["Low"]).all(dim=1)
-    known = [columns[name] for name in ("Close", "Open") if name in columns]
-    if "High" in columns:  # the range holds the day's open and close, as `checked_rows` widens it
-        columns["High"] = functools.reduce(torch.maximum, known, columns["High"])
-    if "Low" in columns:
-        columns["Low"] = functools.reduce(torch.minimum, known, columns["Low"])
-    rows = torch.stack([columns[name] for name in features], dim=-1).unbind()  # [N] of [L, F]
-    ones = (values == 1).flatten(1).any(dim=1).tolist()
-    return [checked if ok and not (one and any(value is True for column in sent for value in column)) else None
-            for checked, ok, one, sent in zip(rows, good.tolist(), ones, lists, strict=True)]
+                results[index] = checked_rows([sent[index]], [wanted])[0]
+        elif values is None:
+            results[indices[0]] = _not_a_number(sent[indices[0]]) or BadRequest("a value is not a number")
+        else:
+            for index, checked in zip(indices, _checked(values, [sent[index] for index in indices], wanted),
+                                      strict=True):
+                results[index] = checked
+    return results
 
 
 def _values(forecasts: Sequence[Sequence[list[Any]]]) -> torch.Tensor | None:
     """[N, K, L] float64 of N forecasts' K columns of L values each (the same K and L for all); None if any value
-    is no number."""
+    is no number (a boolean converts: `_checked` finds it)."""
     flat = array.array("d")
-    try:  # C's conversion of each number, as float() does it; anything but a number fails (a boolean passes)
+    try:  # C's conversion of each number, as float() does it
         for lists in forecasts:
             for values in lists:
                 flat.fromlist(values)
@@ -133,72 +136,66 @@ def _values(forecasts: Sequence[Sequence[list[Any]]]) -> torch.Tensor | None:
     return torch.frombuffer(flat, dtype=torch.float64).view(len(forecasts), len(forecasts[0]), -1)  # sharing it
 
 
-def checked_rows(body: dict[str, Any], features: Sequence[str], is_price: Sequence[bool]) -> torch.Tensor:
-    """[L, F] float64 rows as `rows_at_once` makes them, checked value by value: raises BadRequest naming the first
-    thing wrong. `is_price`: per feature, whether it must be positive (a price) or only non-negative (volume)."""
-    prices = body["prices"]
-    bars = _bars(body, len(prices))
-    if len(features) > 1 and prices and all(isinstance(value, list) for value in prices):
-        return torch.tensor(_rows(prices, features, is_price), dtype=torch.float64)
-    columns = {"Close": [_positive(value, f"prices[{day}]") for day, value in enumerate(prices)]} | bars
-    missing = [name for name in features if name not in columns]
-    if missing:
-        wanted = [field for field, name in BAR_FIELDS.items() if name in missing]
-        if len(wanted) < len(missing):
-            raise BadRequest(f"prices[0] must be a list of {len(features)} values ({', '.join(features)}): this "
-                             "model reads them per day")
-        raise BadRequest(f"{', '.join(map(repr, wanted))} missing: this model reads each day's open, high and low; "
-                         f"send them as lists as long as 'prices', oldest first")
-    if bars:  # the range holds the day's open and close, as in training (data.prices.consistent_bars)
-        known = [columns[name] for name in ("Close", "Open") if name in columns]
-        if "High" in columns:
-            columns["High"] = [max(values) for values in zip(columns["High"], *known, strict=True)]
-        if "Low" in columns:
-            columns["Low"] = [min(values) for values in zip(columns["Low"], *known, strict=True)]
-    return torch.tensor([list(row) for row in zip(*(columns[name] for name in features), strict=True)],
-                        dtype=torch.float64)
+def _checked(values: torch.Tensor, sent: Sequence[Columns], features: Sequence[str]) -> list[torch.Tensor | BadRequest]:
+    """N forecasts' [N, K, L] columns (all of `sent[0]`'s names) -> each one's [L, F] rows of `features`, widened,
+    or its BadRequest."""
+    first = sent[0]
+    positive = torch.tensor(first.positive)[None, :, None]  # [1, K, 1]
+    wrong = {"is not finite": ~values.isfinite(),  # NaN and Infinity, which json reads
+             f"is beyond float32's range ({FLOAT32_MAX:.3g})": values.abs() > FLOAT32_MAX,
+             "must be positive": positive & (values <= 0), "must be non-negative": ~positive & (values < 0)}
+    columns = dict(zip(first.names, values.unbind(1), strict=True))  # name -> [N, L]
+    inverted = columns["High"] < columns["Low"] if "High" in columns and "Low" in columns \
+        else torch.zeros(values.shape[0], values.shape[2], dtype=torch.bool)
+    maybe_boolean = ((values == 0) | (values == 1)).flatten(1).any(dim=1).tolist()  # True and False read as 1, 0
+    bad = (torch.stack(list(wrong.values())).flatten(2).any(dim=(0, 2)) | inverted.any(dim=1)).tolist()
+    held = [columns[name] for name in ("Close", "Open") if name in columns]
+    if "High" in columns and "Low" in columns:
+        columns["High"], columns["Low"] = widen(columns["High"], columns["Low"], held, torch.maximum, torch.minimum)
+    rows = torch.stack([columns[name] for name in features], dim=-1).unbind()  # [N] of [L, F]
+    results: list[torch.Tensor | BadRequest] = []
+    for index, forecast in enumerate(sent):
+        problem: BadRequest | None = _not_a_number(forecast) if maybe_boolean[index] else None
+        if problem is None and bad[index]:
+            problem = _first_wrong(forecast, {rule: mask[index] for rule, mask in wrong.items()}, inverted[index])
+        results.append(rows[index] if problem is None else problem)
+    return results
 
 
-def _bars(body: dict[str, Any], count: int) -> dict[str, list[float]]:
-    """The `open`, `high` and `low` sent: lists of `count` positive numbers, high never below low."""
-    bars = {}
-    for field, name in BAR_FIELDS.items():
-        if body.get(field) is None:
-            continue
-        values = body[field]
-        if not isinstance(values, list) or len(values) != count:
-            got = f"{len(values)} values" if isinstance(values, list) else json_type(values)
-            raise BadRequest(f"'{field}' must be a list as long as 'prices' ({count} values), got {got}")
-        bars[name] = [_positive(value, f"{field}[{day}]") for day, value in enumerate(values)]
-    if "High" in bars and "Low" in bars:
-        for day, (high, low) in enumerate(zip(bars["High"], bars["Low"], strict=True)):
-            if high < low:
-                raise BadRequest(f"high[{day}] ({high:g}) is below low[{day}] ({low:g})")
-    return bars
+def _first_wrong(forecast: Columns, wrong: dict[str, torch.Tensor], inverted: torch.Tensor) -> BadRequest:
+    """The message of the first value (column by column, day by day) a rule refuses, else of the first day whose
+    high is below its low. `wrong`: rule -> [K, L] values it refuses, the first rule first where several do."""
+    found = [(*position, order, rule) for order, (rule, mask) in enumerate(wrong.items())
+             for position in mask.nonzero().tolist()]
+    if found:
+        column, day, _, rule = min(found)
+        value = forecast.lists[column][day]
+        got = f"got {float(value):g}" if rule.startswith("must") else shown(value)
+        return BadRequest(f"{forecast.labels[column].format(day)} {rule}{', ' if rule.startswith('must') else ': '}"
+                          f"{got}")
+    day = int(inverted.nonzero()[0])
+    high, low = (forecast.lists[forecast.names.index(name)][day] for name in ("High", "Low"))
+    return BadRequest(f"high[{day}] ({high:g}) is below low[{day}] ({low:g})")
 
 
-def _rows(prices: list[Any], features: Sequence[str], is_price: Sequence[bool]) -> list[list[float]]:
-    """The older form: one list of the model's features per day."""
-    rows = []
-    for day, values in enumerate(prices):
-        if len(values) != len(features):
-            raise BadRequest(f"prices[{day}] must be a list of {len(features)} values ({', '.join(features)})")
-        row = []
-        for number, name, price in zip(values, features, is_price, strict=True):
-            where = f"prices[{day}] {name}"
-            number = _number(number, where)
-            if number < 0 or (price and number == 0):
-                raise BadRequest(f"{where} must be {'positive' if price else 'non-negative'}, got {number:g}")
-            row.append(number)
-        rows.append(row)
-    return rows
+def _not_a_number(forecast: Columns) -> BadRequest | None:
+    """The first value that is no JSON number (a boolean, a string, null, a list...) or an integer too large for a
+    float; None if there is none (the tensor rules judge the rest)."""
+    for column, label in zip(forecast.lists, forecast.labels, strict=True):
+        for day, value in enumerate(column):
+            if type(value) not in (int, float):
+                return BadRequest(f"{label.format(day)} is not a number: {shown(value)}")
+            if type(value) is int and abs(value) > FLOAT32_MAX and _overflows(value):
+                return BadRequest(f"{label.format(day)} is not finite: {shown(value)}")
+    return None
 
 
-def _positive(value: Any, where: str) -> float:
-    number = _number(value, where)
-    if number <= 0:
-        raise BadRequest(f"{where} must be positive, got {number:g}")
-    return number
+def _overflows(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[str]:
@@ -216,18 +213,3 @@ def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[st
         raise BadRequest(f"last_date {last_date} is outside the trading calendar stored in this archive "
                          f"(sessions {span}); archive the model again to extend it")
     return dates
-
-
-def _number(value: Any, where: str) -> float:
-    """A finite float32-sized number from a JSON number; booleans, strings and overflowing numbers are refused."""
-    if type(value) not in (int, float):
-        raise BadRequest(f"{where} is not a number: {shown(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise BadRequest(f"{where} is not finite: {shown(value)}")
-    if abs(number) > FLOAT32_MAX:
-        raise BadRequest(f"{where} is beyond float32's range ({FLOAT32_MAX:.3g}): {shown(value)}")
-    return number

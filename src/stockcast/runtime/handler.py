@@ -1,16 +1,13 @@
-"""TorchServe handler: glue between TorchServe, the archive's request modules and its ForecastNets.
+"""TorchServe handler: glue between TorchServe, the runtime's phases and the archive's ForecastNets.
 
-The archive carries a portfolio: `portfolio.json` (which bundle answers each ticker, the exchanges'
-trading sessions) and one bundle per model under `bundles/` (`net.py`, `model.pt`, `metadata.json`);
-`bundle.py`, which loads a bundle and reads its metadata as the training side does; and the request
-modules beside this file: `body.py` (TorchServe's body -> JSON), `fields.py` (a forecast's fields),
-`routing.py` (which bundle answers, one forward pass per bundle) and `answers.py` (answers, errors, the
-description). TorchServe puts the archive's folder on the worker's path, so they import each other by
-name; this file imports only torch, the standard library, `ts` and those, and the same archive could
-move to another server without retraining.
+The archive carries a portfolio: `portfolio.json` (which bundle answers each ticker, the exchanges' trading
+sessions), one bundle per model under `bundles/` (`net.py`, `model.pt`, `metadata.json`) and this package,
+`stockcast/runtime/`. TorchServe imports the handler from the archive's root (the archiver copies this file
+there) with the archive's folder first on the worker's path, so `stockcast.runtime` is the archive's own copy,
+and the same archive could move to another server without retraining.
 
-`handle` answers request by request, where BaseHandler.handle decides for the whole batch from its
-first request's headers and lets one exception fail every request of the batch (503).
+`handle` answers request by request, where BaseHandler.handle decides for the whole batch from its first
+request's headers and lets one exception fail every request of the batch (503).
 """
 
 from __future__ import annotations
@@ -18,19 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import answers
-import routing
 import torch
-from body import MetricLines, dumps
-from bundle import BUNDLES, PORTFOLIO, load_bundle
-from ts.metrics.dimension import Dimension
-from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
+
+from stockcast.runtime import description, inference, postprocess, preprocess
+from stockcast.runtime.body import dumps
+from stockcast.runtime.bundle import BUNDLES, PORTFOLIO, load_bundle
+from stockcast.runtime.metric_lines import MetricLines, record_metrics
+from stockcast.runtime.routing import Portfolio
 
 
 class ForecastHandler(BaseHandler):
@@ -47,44 +43,35 @@ class ForecastHandler(BaseHandler):
         self.context, self.manifest = context, context.manifest
         model_dir = Path(context.system_properties["model_dir"])
         portfolio = json.loads((model_dir / PORTFOLIO).read_text())
-        self.models: dict[str, torch.nn.Module] = {}
-        specs = {}
-        for name in sorted({*portfolio["members"].values(), portfolio.get("any_ticker")} - {None}):
-            self.models[name], metadata = load_bundle(model_dir / BUNDLES / name)
-            specs[name] = routing.Spec.from_metadata(name, metadata, self.models[name].is_price.tolist())
-        self.portfolio = routing.Portfolio.from_manifest(portfolio, specs, settings.get("default_stock"),
-                                                         str(self.manifest["model"].get("modelVersion")))
+        names = sorted({*portfolio["members"].values(), portfolio.get("any_ticker")} - {None})
+        bundles = {name: load_bundle(model_dir / BUNDLES / name) for name in names}
+        self.portfolio = Portfolio.from_manifest(portfolio, bundles, settings.get("default_stock"),
+                                                 str(self.manifest["model"].get("modelVersion")))
+        logging.getLogger(__name__).info("stockcast runtime from %s: %d bundle(s)", Path(__file__).parent,
+                                         len(bundles))
         self.initialized = True
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         """One JSON body per request, in order; a description where the management API asked for one."""
         started = time.time()
-        headers = [context.request_processor[idx].get_request_properties() for idx in range(len(data))]
-        described = [properties.get("describe") == "True" for properties in headers]
-        forecasts = iter(routing.parse_batch([(row, properties) for row, properties, describe
-                                              in zip(data, headers, described, strict=True) if not describe],
-                                             self.portfolio))
-        parsed = [answers.describe(self.portfolio) if describe else next(forecasts) for describe in described]
-        instances = [item for request in parsed if isinstance(request, routing.Parsed)
-                     for item in request.items if isinstance(item, routing.Instance)]
-        outputs = iter(routing.forecast(self.models, instances))
-        bodies = []
-        for idx, request in enumerate(parsed):
-            status, body = (HTTPStatus.OK, request) if isinstance(request, dict) else answers.reply(request, outputs)
-            context.set_response_status(status.value, status.phrase, idx)
-            context.set_response_content_type(idx, "application/json")
-            bodies.append(json.dumps(body) if isinstance(request, dict) else dumps(body))  # a description: json's
-        record_metrics(context.metrics, [instance.symbol for instance in instances], time.time() - started)
+        headers = [context.request_processor[index].get_request_properties() for index in range(len(data))]
+        described = [index for index, properties in enumerate(headers) if properties.get("describe") == "True"]
+        asked = [index for index, properties in enumerate(headers) if properties.get("describe") != "True"]
+        batch = preprocess.parse_batch([(data[index], headers[index]) for index in asked], self.portfolio)
+        outputs = inference.forecast(batch.instances)
+        bodies: list[str | bytes] = [b""] * len(data)
+        for index in described:  # json's: the description is small, and a client reads it once
+            bodies[index] = self._answer(context, index, HTTPStatus.OK, description.describe(self.portfolio),
+                                         json.dumps)
+        for index, request in zip(asked, batch.requests, strict=True):
+            status, body = postprocess.reply(request, batch.instances, outputs)
+            bodies[index] = self._answer(context, index, status, body, dumps)
+        record_metrics(context.metrics, [instance.symbol for instance in batch.instances], time.time() - started)
         MetricLines.write()
         return bodies
 
-
-def record_metrics(metrics: Any, symbols: list[str], seconds: float) -> None:
-    """A batch on TorchServe's Prometheus endpoint (`model_metrics_auto_detect` in config.properties): forecasts
-    per ticker, `stockcast_forecasts_total{Ticker}`, and the batch's handler time as a histogram,
-    `stockcast_handler_milliseconds`, for percentiles (TorchServe's own latencies are running totals).
-    Milliseconds: TorchServe gives every histogram the Java client's fixed buckets, 0.005 to 10, which
-    in seconds would put a whole batch (about 1-5 ms here) in the first one."""
-    for symbol, count in Counter(symbols).items():
-        metrics.add_counter("stockcast_forecasts_total", count, 0, [Dimension("Ticker", symbol)])
-    metrics.add_metric("stockcast_handler_milliseconds", seconds * 1000, "ms", 0, [], MetricTypes.HISTOGRAM)
+    @staticmethod
+    def _answer(context: Any, index: int, status: HTTPStatus, body: Any, encode: Any) -> str | bytes:
+        context.set_response_status(status.value, status.phrase, index)
+        context.set_response_content_type(index, "application/json")
+        return encode(body)

@@ -14,7 +14,6 @@ in MLflow: a model version is registered when one is deployed (`scripts/admin.py
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -25,12 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stockcast.bundle import BUNDLES, METADATA, PORTFOLIO, stocks_of
 from stockcast.errors import StockcastError
+from stockcast.runtime.bundle import BUNDLES, METADATA, PORTFOLIO, BundleMeta, deployed
 from stockcast.serving.sessions import trading_calendar
-from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME, shipped_code
+from stockcast.serving.settings import HANDLER, MODEL_CONFIG, MODEL_NAME, RUNTIME
 from stockcast.serving.versions import next_version
 from stockcast.tracking import existing_store, find_run
+
+# The archive's `stockcast/__init__.py`: the worker imports `stockcast.runtime` and nothing else of the package.
+SHIPPED_PARENT = '"""stockcast, as far as an archive ships it: the runtime package `stockcast.runtime`."""\n'
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ServedSet:
     """Which bundle answers each ticker, each bundle's metadata, and where its files are."""
 
     members: dict[str, str] = field(default_factory=dict)  # ticker -> bundle name
-    bundles: dict[str, dict] = field(default_factory=dict)  # bundle name -> its metadata
+    bundles: dict[str, BundleMeta] = field(default_factory=dict)  # bundle name -> its metadata
     sources: dict[str, Path] = field(default_factory=dict)  # bundle name -> an archive holding it, or its folder
     any_ticker: str | None = None  # the global bundle answering tickers no member names (`serve_any_ticker`)
 
@@ -50,34 +52,38 @@ class ServedSet:
                 manifest = json.loads(mar.read(PORTFOLIO))
                 members, any_ticker = manifest["members"], manifest.get("any_ticker")
                 names = {*members.values(), any_ticker} - {None}
-                bundles = {name: json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")) for name in names}
+                bundles = {name: BundleMeta.from_dict(json.loads(mar.read(f"{BUNDLES}/{name}/{METADATA}")))
+                           for name in names}
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise StockcastError(f"cannot read the served set of {archive} ({err}): an archive from before "
                                  "portfolios? archive it again (make archive)") from None
         return cls(members, bundles, {name: archive for name in bundles}, any_ticker)
 
-    def bundle_of(self, symbol: str) -> dict:
+    def bundle_of(self, symbol: str) -> BundleMeta:
         """The metadata of the bundle answering `symbol`."""
         return self.bundles[self.members[symbol]]
+
+    def with_runs(self, tracking_uri: str, run_ids: Sequence[str], version: int, work: Path) -> ServedSet:
+        """The set with these runs' bundles (downloaded into `work`, which must outlive the set's `write`),
+        deployed as `version`, in order (`with_bundle`)."""
+        served = self
+        for number, run_id in enumerate(run_ids):
+            served = served.with_bundle(download_bundle(tracking_uri, run_id, work / str(number)), version)
+        return served
 
     def with_bundle(self, folder: Path, version: int) -> ServedSet:
         """The set with a newly trained bundle (a run's, downloaded to `folder`), deployed as `version`: it
         answers its ticker, or a pooled model each of its tickers that has no model of its own; a global one
         (metadata `any_ticker`) also every ticker no member names."""
-        metadata = json.loads((folder / METADATA).read_text())
-        metadata["model_version"] = str(version)
-        metadata["archived"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        (folder / METADATA).write_text(json.dumps(metadata, indent=1))
-        name = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', metadata['symbol'])}-v{version}"
+        meta = deployed(folder, version)
+        name = f"{re.sub(r'[^A-Za-z0-9.+-]', '_', meta.symbol)}-v{version}"
         members = dict(self.members)
-        stocks = stocks_of(metadata)
-        for symbol in stocks:
+        for symbol in meta.stocks:
             current = members.get(symbol)
-            if len(stocks) == 1 or current is None or len(stocks_of(self.bundles[current])) > 1:
+            if not meta.pooled or current is None or self.bundles[current].pooled:
                 members[symbol] = name
-        any_ticker = name if metadata.get("any_ticker") else self.any_ticker
-        return ServedSet(members, {**self.bundles, name: metadata}, {**self.sources, name: folder},
-                         any_ticker)._pruned()
+        any_ticker = name if meta.any_ticker else self.any_ticker
+        return ServedSet(members, {**self.bundles, name: meta}, {**self.sources, name: folder}, any_ticker)._pruned()
 
     def with_member(self, symbol: str, other: ServedSet) -> ServedSet:
         """The set with `symbol` answered by the bundle answering it in `other` (a rollback of one ticker)."""
@@ -115,7 +121,7 @@ def write(served: ServedSet, model_store: Path, version: int, file_name: str) ->
                 shutil.copytree(source, target)
             else:
                 _extract(source, f"{BUNDLES}/{name}/", target)
-        first_day = min(dt.date.fromisoformat(metadata["data"]["first_date"]) for metadata in served.bundles.values())
+        first_day = min(meta.first_date for meta in served.bundles.values())
         manifest = {"version": str(version), "members": served.members, "any_ticker": served.any_ticker,
                     "calendar": trading_calendar(list(served.members), first_day)}
         (payload / PORTFOLIO).write_text(json.dumps(manifest, indent=1))
@@ -168,23 +174,24 @@ def archive(tracking_uri: str, experiment: str, model_store: Path, symbols: Sequ
     if not runs:
         raise StockcastError("nothing to archive: name a ticker or a run")
     version = version or next_version(model_store)
-    served = ServedSet()
     with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
-        for number, run in enumerate(runs):
-            served = served.with_bundle(download_bundle(tracking_uri, run.info.run_id, Path(work, str(number))),
-                                        version)
+        served = ServedSet().with_runs(tracking_uri, [run.info.run_id for run in runs], version, Path(work))
         path = write(served, model_store, version, file_name)
     return Archived(path, version, [run.info.run_id for run in runs], served)
 
 
 def _package(payload: Path, version: int, export_path: Path) -> None:
-    """torch-model-archiver, in process: the payload folder's contents land at the archive's root."""
+    """torch-model-archiver, in process: the payload folder's contents land at the archive's root, with the
+    runtime package as `stockcast/runtime/` (the handler also at the root, where TorchServe imports it)."""
     from model_archiver.model_archiver_config import ModelArchiverConfig
     from model_archiver.model_archiver_error import ModelArchiverError
     from model_archiver.model_packaging import generate_model_archive
 
+    package = payload / "stockcast"
+    shutil.copytree(RUNTIME, package / RUNTIME.name, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__init__.py").write_text(SHIPPED_PARENT)
     config = ModelArchiverConfig(model_name=MODEL_NAME, handler=str(HANDLER), version=str(version),
-                                 extra_files=",".join(map(str, (payload, *shipped_code()))),
+                                 extra_files=str(payload),
                                  config_file=str(MODEL_CONFIG), export_path=str(export_path), force=True)
     try:
         generate_model_archive(config)

@@ -20,8 +20,8 @@ from stockcast.serving.client import Response, call, ping
 from stockcast.serving.server import Server
 from stockcast.serving.settings import MODEL_NAME
 
-if TYPE_CHECKING:  # bundle.py imports torch, which describing a server does not need
-    from stockcast.bundle import Description
+if TYPE_CHECKING:  # the runtime imports torch, which describing a server does not need
+    from stockcast.runtime.description import Description
 
 # Seconds a version that stopped being the default keeps its workers before it is unregistered: its
 # last batches finish (a forward pass takes about a millisecond).
@@ -103,7 +103,7 @@ class Management:
 
     def description(self, version: str | None = None) -> Description:
         """The handler's description of a version (None: the default one): every ticker's model, window,
-        features, training range, run id, metrics (`?customized=true`; its keys: `bundle.Description`)."""
+        features, training range, run id, metrics (`?customized=true`; its keys: `Description`)."""
         path = f"/models/{MODEL_NAME}" + (f"/{quote(version)}" if version else "")
         doing = f"describe version {version}" if version else f"describe the served model {MODEL_NAME}"
         return self._ok(self._call("GET", f"{path}?customized=true"), doing).json()[0]["customizedMetadata"]

@@ -11,16 +11,11 @@ from stockcast import ROOT
 
 # The name TorchServe serves the model under: POST /predictions/lstm.
 MODEL_NAME = "lstm"
-# What an archive packs besides the training bundles: the handler and TorchServe's per-model settings.
-HANDLER = ROOT / "handlers" / "forecast_handler.py"
+# What an archive packs besides the training bundles: the runtime package (its handler TorchServe's entry point)
+# and TorchServe's per-model settings.
+RUNTIME = Path(__file__).parents[1] / "runtime"
+HANDLER = RUNTIME / "handler.py"
 MODEL_CONFIG = ROOT / "model-config.yaml"
-
-
-def shipped_code() -> list[Path]:
-    """The code an archive carries at its root: the handler, its request modules beside it and `bundle.py`
-    (torch, the standard library and `ts` only). A worker has that folder on its path: they import each
-    other by module name."""
-    return [*sorted(HANDLER.parent.glob("*.py")), Path(__file__).parents[1] / "bundle.py"]
 
 
 def read_properties(path: Path) -> dict[str, str]:

@@ -10,11 +10,15 @@ Drift, for the version serving each ticker now (`DriftRules`): over its last `wi
 80 % coverage outside the band or the CRPS skill below the retrain gate's floor; or input drift, the
 window served at the last close far outside the training period's volatility. A version with fewer
 scored origins than the window is not judged on its scores yet (a new model cannot drift on day one).
+
+`check` is one monitor run: every ticker assessed, reported, and the drifted ones retrained when the
+settings say so. The admin command runs it on the live server's record (`watch.live`), the replay once
+per replayed day (`watch.replay`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,31 +26,32 @@ import numpy as np
 import pandas as pd
 
 from stockcast.errors import StockcastError
-from stockcast.release.policy import Policy
+from stockcast.release.policy import DEFAULT, Policy
+from stockcast.runtime.metric_keys import NAIVE_EMPIRICAL, NAIVE_POINT, PEERS
 from stockcast.watch.drift import DriftRules
 from stockcast.watch.track_record import SCORES, Origin, TrackRecord
 
 WINDOWS = ("20", "60", "all")  # the rolling windows of scored origins, and the version's whole span
-FIGURES = ("coverage_80", "coverage_90", "crps", "skill_crps", "skill_crps_vs_ewma", "skill_crps_vs_range_ewma",
-           "skill_crps_vs_har", "mape", "skill_mape")
+# skill_crps against the naive-empirical ranges, skill_crps_vs_<prefix> against each peer baseline.
+FIGURES = ("coverage_80", "coverage_90", "crps", "skill_crps", *(f"skill_crps_vs_{peer.prefix}" for peer in PEERS),
+           "mape", "skill_mape")
 REASONS = ("coverage", "skill", "input")
 
 
 def scored_frame(origins: list[Origin]) -> pd.DataFrame:
     """One row per scored origin: ticker, model version, origin and scored dates, the scores."""
-    rows = [{"symbol": o.symbol, "model_version": o.bundle.version, "origin": o.date, "scored": o.scored, **o.scores}
-            for o in origins if o.scores is not None]
+    rows = [{"symbol": o.symbol, "model_version": o.bundle.meta.version, "origin": o.date, "scored": o.scored,
+             **o.scores} for o in origins if o.scores is not None]
     return pd.DataFrame(rows, columns=["symbol", "model_version", "origin", "scored", *SCORES])
 
 
 def _ratios(mean: Mapping[str, Any], window: str) -> dict[str, Any]:
     """The figures from the mean scores over a window (floats, or Series of rolling means)."""
+    reference = NAIVE_EMPIRICAL.key("crps")
     return {f"coverage_80_{window}": mean["hit_80"], f"coverage_90_{window}": mean["hit_90"],
-            f"crps_{window}": mean["crps"], f"skill_crps_{window}": 1 - mean["crps"] / mean["naive_crps"],
-            f"skill_crps_vs_ewma_{window}": 1 - mean["crps"] / mean["ewma_crps"],
-            f"skill_crps_vs_range_ewma_{window}": 1 - mean["crps"] / mean["range_ewma_crps"],
-            f"skill_crps_vs_har_{window}": 1 - mean["crps"] / mean["har_crps"], f"mape_{window}": mean["ape"],
-            f"skill_mape_{window}": 1 - mean["ape"] / mean["naive_ape"]}
+            f"crps_{window}": mean["crps"], f"skill_crps_{window}": 1 - mean["crps"] / mean[reference],
+            **{f"skill_crps_vs_{peer.prefix}_{window}": 1 - mean["crps"] / mean[peer.key("crps")] for peer in PEERS},
+            f"mape_{window}": mean["ape"], f"skill_mape_{window}": 1 - mean["ape"] / mean[f"{NAIVE_POINT}_ape"]}
 
 
 def figures(scored: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +74,7 @@ def history(origins: list[Origin]) -> pd.DataFrame:
 
 def vol_ratios(origins: list[Origin]) -> pd.DataFrame:
     """The served windows' volatility ratio by origin date, with the model version that served each."""
-    return pd.DataFrame({"model_version": [o.bundle.version for o in origins],
+    return pd.DataFrame({"model_version": [o.bundle.meta.version for o in origins],
                          "vol_ratio": [o.vol_ratio for o in origins]},
                         index=pd.DatetimeIndex([o.date for o in origins]))
 
@@ -109,16 +114,26 @@ class Status:
     drifts: list[Drift] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What a monitor run judges by and does: the drift rules, the policy (its CRPS skill floor is the drift
+    rule's, its gate the retrain's), and whether the drifted tickers are retrained."""
+
+    rules: DriftRules = DriftRules()
+    policy: Policy = DEFAULT
+    retrain: bool = False
+
+
 def assess(track: TrackRecord, symbol: str, rules: DriftRules, policy: Policy) -> Status:
     """The ticker now: the version serving its last close, its figures, its drifts."""
     origins = track.origins(symbol)
     if not origins:
         raise StockcastError(f"{symbol}: no forecast of a quantile model was served from a recorded default")
     newest = origins[-1]
-    own = [o for o in origins if o.bundle.version == newest.bundle.version]
+    own = [o for o in origins if o.bundle.meta.version == newest.bundle.meta.version]
     scores = [o.scores for o in own if o.scores is not None]
     figures_now = latest(scores, {f"last{rules.window}": rules.window, "60": 60, "all": None})
-    status = Status(symbol, newest.bundle.version, own[0].date, newest.date, len(scores), figures_now,
+    status = Status(symbol, str(newest.bundle.meta.version), own[0].date, newest.date, len(scores), figures_now,
                     newest.vol_ratio, track.vol_range(symbol, newest.bundle))
     return _with_drifts(status, rules, policy)
 
@@ -143,6 +158,18 @@ def _with_drifts(status: Status, rules: DriftRules, policy: Policy) -> Status:
             f"the served window's volatility is {status.vol_ratio:.2f} x the training median, outside the training "
             f"period's {low:.2f}..{high:.2f} by more than a factor {rules.vol_factor:g}")))
     return Status(**{**status.__dict__, "drifts": found})
+
+
+def check(track: TrackRecord, symbols: list[str], settings: Settings, report: Callable[[list[Status]], None],
+          retrain: Callable[[list[Status]], None]) -> list[Status]:
+    """Assess each ticker, `report` the statuses (all of them, before any retrain starts), then with
+    `settings.retrain` hand the drifted ones to `retrain`; the statuses."""
+    statuses = [assess(track, symbol, settings.rules, settings.policy) for symbol in symbols]
+    report(statuses)
+    drifted = [status for status in statuses if status.drifts]
+    if settings.retrain and drifted:
+        retrain(drifted)
+    return statuses
 
 
 def table(statuses: list[Status], rules: DriftRules) -> str:

@@ -33,7 +33,9 @@ def log_figures(tracking_uri: str, track: str, symbol: str, figures: pd.DataFram
     (`model_version`, `vol_ratio`, indexed by origin date) newer than each run's `logged_through`; the number
     of values logged."""
     client = MlflowClient(prepare_store(tracking_uri, EXPERIMENT))
-    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    store = client.get_experiment_by_name(EXPERIMENT)
+    assert store is not None  # prepare_store created it
+    experiment = store.experiment_id
     logged = 0
     for version in sorted(set(figures["model_version"]) | set(vol_ratios["model_version"]), key=str):
         tags = {"symbol": symbol, "model_version": str(version), "track": track}
@@ -61,8 +63,8 @@ def exposition(statuses: list[Status], window: int) -> str:
     """The latest figures of each ticker's serving version in Prometheus' text format."""
     gauges: dict[str, list[str]] = {}
 
-    def add(name: str, value: float, **labels: str) -> None:
-        if pd.notna(value):
+    def add(name: str, value: float | None, **labels: str) -> None:
+        if value is not None and pd.notna(value):
             text = ",".join(f'{key}="{value}"' for key, value in labels.items())
             gauges.setdefault(name, []).append(f"{name}{{{text}}} {float(value):.10g}")
 

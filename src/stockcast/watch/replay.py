@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -40,11 +41,11 @@ from stockcast.pipeline import RunResult, run
 from stockcast.release import history as deploy_history
 from stockcast.release.policy import Policy
 from stockcast.release.retrain import gate_run
-from stockcast.serving.archive import ServedSet, archive, download_bundle, write
+from stockcast.serving.archive import ServedSet, archive, write
 from stockcast.serving.versions import archives, next_version, versioned_name
 from stockcast.symbols import normalize_symbol
 from stockcast.watch.drift import DriftRules
-from stockcast.watch.monitor import Status, assess, history, vol_ratios
+from stockcast.watch.monitor import Settings, Status, check, history, table, vol_ratios
 from stockcast.watch.publish import log_figures
 from stockcast.watch.refresh import refresh
 from stockcast.watch.track_record import TrackRecord
@@ -108,6 +109,7 @@ class Replay:
     days: int = 0
     seconds: float = 0.0  # the daily loop's wall time, the initial trainings excluded
     training_seconds: float = 0.0
+    settings: Settings = Settings()  # what the monitor judged by, and whether it retrained
 
 
 def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.date, end: dt.date, retrain: bool,
@@ -136,22 +138,23 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
     archive(tracking_uri, EXPERIMENT, store, run_ids=[r.run_id for r in results], version=1,
             file_name=versioned_name(1))
     deploy_history.remember(run_dir, "1", (eve + EVENING).tz_localize("UTC").to_pydatetime())
-    outcome = Replay(folder, f"replay-{folder.name}", [], {}, {}, training_seconds=time.monotonic() - started)
+    outcome = Replay(folder, f"replay-{folder.name}", [], {}, {}, training_seconds=time.monotonic() - started,
+                     settings=Settings(rules, policy, retrain))
     say(f"version 1 deployed on {eve:%Y-%m-%d} (trained in {outcome.training_seconds:.0f} s); replaying "
         f"{start}..{end}")
+    days = sorted(set().union(*(frame.loc[pd.Timestamp(start):pd.Timestamp(end)].index for frame in stored.values())))
     started = time.monotonic()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of tiny baseline fits: threads only add overhead
     try:
         with TrackRecord(run_dir, store, feed) as track:
-            outcome = _loop(track, feed, trainer, symbols, stored, start, end, retrain, rules, policy, client, outcome,
-                            say)
+            _Loop(track, trainer, client, outcome).run(symbols, days)
             outcome.seconds = time.monotonic() - started
             feed.flush()
             for symbol in symbols:
                 origins = track.origins(symbol)
                 outcome.history[symbol] = history(origins)
-                first = [o.date for o in origins if o.bundle.version == "1" and o.scores is not None]
+                first = [o.date for o in origins if o.bundle.meta.version == "1" and o.scores is not None]
                 outcome.first_model[symbol] = ("1", first[0], first[-1])
                 log_figures(tracking_uri, outcome.track, symbol, outcome.history[symbol], vol_ratios(origins))
     finally:
@@ -159,51 +162,56 @@ def replay(stocks: list[str], configure: Callable[[str], DictConfig], start: dt.
     return outcome
 
 
-def _loop(track: TrackRecord, feed: StoredHistory, trainer: _Trainer, symbols: list[str],
-          stored: dict[str, pd.DataFrame], start: dt.date, end: dt.date, retrain: bool, rules: DriftRules,
-          policy: Policy, client: MlflowClient, outcome: Replay, say: Say) -> Replay:
-    """Day by day: refresh, monitor, and on drift retrain (or only note it)."""
-    days = sorted(set().union(*(frame.loc[pd.Timestamp(start):pd.Timestamp(end)].index for frame in stored.values())))
-    drifting: dict[str, set[str]] = {symbol: set() for symbol in symbols}
-    waits: dict[str, int] = {}  # ticker -> sessions before it may be retrained again
-    for day in days:
-        now = (day + EVENING).tz_localize("UTC")
-        for result in refresh(feed, symbols, lambda _: None, now=now):
-            if result.error:
-                raise StockcastError(f"replay refresh of {result.symbol} on {day:%Y-%m-%d} failed: {result.error}")
-        statuses = [assess(track, symbol, rules, policy) for symbol in symbols]
-        drifted = []
+@dataclass
+class _Loop:
+    """Day by day: the refresh, then the monitor's check (`watch.monitor.check`) with the outcome's settings. A
+    drift reason new to a ticker is an event; a drifted ticker is retrained, when the settings say so, unless
+    its wait is still running."""
+
+    track: TrackRecord
+    trainer: _Trainer
+    client: MlflowClient
+    outcome: Replay
+    drifting: dict[str, set[str]] = field(default_factory=dict)  # ticker -> its drift reasons the day before
+    waits: dict[str, int] = field(default_factory=dict)  # ticker -> sessions before it may be retrained again
+
+    def run(self, symbols: list[str], days: list[pd.Timestamp]) -> None:
+        for day in days:
+            now = (day + EVENING).tz_localize("UTC")
+            for result in refresh(self.trainer.feed, symbols, lambda _: None, now=now):
+                if result.error:
+                    raise StockcastError(f"replay refresh of {result.symbol} on {day:%Y-%m-%d} failed: "
+                                         f"{result.error}")
+            self.outcome.statuses = check(self.track, symbols, self.outcome.settings, partial(self._note, day),
+                                          partial(self._retrain, day, now))
+            self.outcome.days += 1
+
+    def _note(self, day: pd.Timestamp, statuses: list[Status]) -> None:
+        """The day's new drift reasons as events; every ticker's wait a session shorter."""
         for status in statuses:
-            reasons = {drift.reason for drift in status.drifts}
-            for drift in status.drifts:
-                if drift.reason not in drifting[status.symbol]:
-                    outcome.events.append(Event(day, status.symbol, "drift", drift.message))
-            drifting[status.symbol] = reasons
-            waits[status.symbol] = waits.get(status.symbol, 0) - 1
-            if reasons and waits[status.symbol] <= 0:
-                drifted.append(status)
-        if retrain and drifted:
-            _retrain(track, trainer, drifted, day, now, policy, client, outcome, say)
-            waits |= {status.symbol: rules.window for status in drifted}
-        outcome.statuses = statuses
-        outcome.days += 1
-    return outcome
+            known = self.drifting.get(status.symbol, set())
+            self.outcome.events += [Event(day, status.symbol, "drift", drift.message) for drift in status.drifts
+                                    if drift.reason not in known]
+            self.drifting[status.symbol] = {drift.reason for drift in status.drifts}
+            self.waits[status.symbol] = self.waits.get(status.symbol, 0) - 1
 
-
-def _retrain(track: TrackRecord, trainer: _Trainer, drifted: list[Status], day: pd.Timestamp, now: pd.Timestamp,
-             policy: Policy, client: MlflowClient, outcome: Replay, say: Say) -> None:
-    """Train the drifted tickers on the history up to `day`, gate them, deploy those that passed as one version."""
-    passed = []
-    for status in drifted:
-        reasons = ", ".join(drift.reason for drift in status.drifts)
-        result = trainer(status.symbol, day)
-        refused = gate_run(client, result, policy, say)
-        outcome.events.append(Event(day, status.symbol, "refused" if refused else "retrained",
-                                    f"drift: {reasons}; " + (refused or f"run {result.run_id[:8]} passed the gate")))
-        if not refused:
-            passed.append(result)
-    if passed:
-        _deploy(track, passed, now, say)
+    def _retrain(self, day: pd.Timestamp, now: pd.Timestamp, drifted: list[Status]) -> None:
+        """Train the drifted tickers whose wait is over on the history up to `day`, gate them, deploy those that
+        passed as one version; each then waits a window of sessions."""
+        due = [status for status in drifted if self.waits[status.symbol] <= 0]
+        passed = []
+        for status in due:
+            reasons = ", ".join(drift.reason for drift in status.drifts)
+            result = self.trainer(status.symbol, day)
+            refused = gate_run(self.client, result, self.outcome.settings.policy, self.trainer.say)
+            self.outcome.events.append(Event(day, status.symbol, "refused" if refused else "retrained",
+                                             f"drift: {reasons}; " + (refused or f"run {result.run_id[:8]} passed "
+                                                                                 "the gate")))
+            if not refused:
+                passed.append(result)
+        if passed:
+            _deploy(self.track, passed, now, self.trainer.say)
+        self.waits |= {status.symbol: self.outcome.settings.rules.window for status in due}
 
 
 @dataclass(frozen=True)
@@ -231,13 +239,28 @@ def _deploy(track: TrackRecord, results: list[RunResult], now: pd.Timestamp, say
     current = deploy_history.defaults(run_dir)[-1][0]
     version = next_version(store)
     with tempfile.TemporaryDirectory(prefix="stockcast-bundles-") as work:
-        after = ServedSet.read(archives(store)[current])
-        for number, result in enumerate(results):
-            after = after.with_bundle(download_bundle(result.tracking_uri, result.run_id, Path(work, str(number))),
-                                      version)
+        after = ServedSet.read(archives(store)[current]).with_runs(
+            results[0].tracking_uri, [result.run_id for result in results], version, Path(work))
         write(after, store, version, versioned_name(version))
     deploy_history.remember(run_dir, str(version), now.to_pydatetime())
     say(f"{now:%Y-%m-%d}: version {version} deployed ({', '.join(r.symbol for r in results)})")
+
+
+def summary(outcome: Replay) -> str:
+    """The closing report of a replay: each ticker at the end, its figures at each quarter's end, the events,
+    the first model's scored span (to backtest it on), the times."""
+    spans = ", ".join(f"{symbol} {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+                      for symbol, (_, first, last) in outcome.first_model.items())
+    return "\n".join([
+        f"\n## At the end ({outcome.days} trading days replayed)\n\n{table(outcome.statuses, outcome.settings.rules)}",
+        "\n## 80 % coverage and skill_crps over the last 60 scored forecasts, at each quarter's end\n\n"
+        f"{over_time(outcome).to_markdown()}",
+        "\n## Events\n",
+        *(f"- {event.day:%Y-%m-%d} {event.symbol} {event.what}: {event.detail}" for event in outcome.events),
+        f"\nfirst model's scored origins (for evaluate.py backtest.start/end): {spans}",
+        f"initial trainings {outcome.training_seconds:.0f} s; the daily loop {outcome.seconds:.1f} s wall time "
+        f"({'with' if outcome.settings.retrain else 'without'} retrains); scratch folder {outcome.folder}; MLflow "
+        f"track {outcome.track}"])
 
 
 def over_time(outcome: Replay, every: str = "QE") -> pd.DataFrame:

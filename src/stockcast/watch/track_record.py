@@ -18,7 +18,6 @@ figures are the backtest's.
 from __future__ import annotations
 
 import bisect
-import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,40 +25,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from stockcast.bundle import BundleMeta, load_bundle
 from stockcast.data.datamodule import bars_of
 from stockcast.data.download import Downloader
 from stockcast.eval.baselines import Refit, window_baselines
 from stockcast.metrics import central_interval, covered, crps, naive_forecast, percentage_errors
 from stockcast.release import history
+from stockcast.runtime.bundle import Bundle, load_bundle
+from stockcast.runtime.metric_keys import NAIVE_POINT, WINDOW_BASELINES
 from stockcast.serving.archive import ServedSet, extract_bundle
 from stockcast.serving.sessions import exchange_for, session_close
 from stockcast.serving.versions import archives
 
-SCORES = ("crps", "naive_crps", "ewma_crps", "range_ewma_crps", "har_crps", "ape", "naive_ape", "hit_80", "hit_90")
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """An archived model as the track record uses it."""
-
-    name: str
-    net: nn.Module
-    metadata: dict
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata["model_version"])
-
-    @functools.cached_property
-    def meta(self) -> BundleMeta:
-        return BundleMeta.from_dict(self.metadata)
-
-    @property
-    def levels(self) -> list[float] | None:
-        return None if self.meta.levels is None else list(self.meta.levels)
+# Each scored origin's means: the model's CRPS, each window baseline's (`{prefix}_crps`), the APEs, the interval hits.
+SCORES = ("crps", *(baseline.key("crps") for baseline in WINDOW_BASELINES), "ape", f"{NAIVE_POINT}_ape", "hit_80",
+          "hit_90")
 
 
 @dataclass
@@ -112,7 +92,7 @@ class TrackRecord:
                 known[origin.date] = origin
         pending: dict[str, list[Origin]] = {}
         for origin in known.values():
-            if origin.scores is None and origin.row + origin.bundle.metadata["horizon"] < len(prices):
+            if origin.scores is None and origin.row + origin.bundle.meta.horizon < len(prices):
                 pending.setdefault(origin.bundle.name, []).append(origin)
         for found in pending.values():
             _score(found, prices)
@@ -123,11 +103,11 @@ class TrackRecord:
         in the bundle's training period (before its validation period)."""
         key = (bundle.name, symbol)
         if key not in self._ranges:
-            data = bundle.metadata["data"]
+            data = bundle.meta.data
             prices = self.downloader.read_cache(symbol)
             rows = np.flatnonzero((prices.index >= pd.Timestamp(data["first_date"])) &
                                   (prices.index < pd.Timestamp(data["val_start"])))
-            ratios = _vol_ratios(bundle, prices, rows[rows >= rows[0] + _context(bundle) - 1])
+            ratios = _vol_ratios(bundle, prices, rows[rows >= rows[0] + bundle.meta.context - 1])
             self._ranges[key] = float(ratios.min()), float(ratios.max())
         return self._ranges[key]
 
@@ -166,14 +146,13 @@ class TrackRecord:
                 if name not in self._bundles:
                     self._bundles[name] = self._load(schedule[switch][1], name)
                 bundle = self._bundles[name]
-                if bundle.levels is not None and row >= _context(bundle) - 1:
+                if bundle.meta.levels is not None and row >= bundle.meta.context - 1:
                     served.append((row, name))
         return served
 
     def _load(self, served: ServedSet, name: str) -> Bundle:
         folder = extract_bundle(served.sources[name], name, Path(self._work.name, name))
-        net, metadata = load_bundle(folder)
-        return Bundle(name, net, metadata)
+        return load_bundle(folder)
 
     def _forecast(self, symbol: str, bundle: Bundle, prices: pd.DataFrame, rows: list[int]) -> list[Origin]:
         """The bundle's forecasts from these rows' closes, in one forward pass."""
@@ -185,14 +164,10 @@ class TrackRecord:
                 for row, output, ratio in zip(rows, outputs, ratios, strict=True)]
 
 
-def _context(bundle: Bundle) -> int:
-    return bundle.meta.context
-
-
 def _windows(bundle: Bundle, prices: pd.DataFrame, rows: np.ndarray) -> torch.Tensor:
     """[N, context, F] float32: the closes (and features) a client sent from each row's close."""
-    values = prices[bundle.metadata["features"]].to_numpy(dtype=np.float64)
-    context = _context(bundle)
+    values = prices[list(bundle.meta.features)].to_numpy(dtype=np.float64)
+    context = bundle.meta.context
     return torch.tensor(values[rows[:, None] + np.arange(1 - context, 1)[None, :]], dtype=torch.float32)
 
 
@@ -209,21 +184,23 @@ def _vol_ratios(bundle: Bundle, prices: pd.DataFrame, rows: np.ndarray) -> np.nd
 def _score(origins: list[Origin], prices: pd.DataFrame) -> None:
     """Score complete origins of one bundle against their closes and the baselines (module docstring)."""
     bundle = origins[0].bundle
-    horizon, levels, context = bundle.metadata["horizon"], bundle.levels, _context(bundle)
+    horizon, context = bundle.meta.horizon, bundle.meta.context
+    assert bundle.meta.levels is not None  # a quantile model's origins alone are served (`_served_rows`)
+    levels = list(bundle.meta.levels)
     close = prices["Close"].to_numpy(dtype=np.float64)
-    history = bars_of(prices)
-    first = int(prices.index.searchsorted(pd.Timestamp(bundle.metadata["data"]["first_date"])))
+    bars = bars_of(prices)
+    first = int(prices.index.searchsorted(pd.Timestamp(bundle.meta.first_date)))
     rows = np.array([origin.row for origin in origins])
     actual = close[rows[:, None] + np.arange(1, horizon + 1)[None, :]]  # [N, H]
     last_close = close[rows]
     model = np.stack([origin.quantiles for origin in origins])  # [N, H, Q]
-    baselines = {name: np.stack([Refit(kind, context)(history[first:row + 1], horizon) for row in rows])
+    baselines = {name: np.stack([Refit(kind, context)(bars[first:row + 1], horizon) for row in rows])
                  for name, kind in window_baselines(levels).items()}
     scores = {"crps": crps(model, actual, last_close, levels)}
     scores |= {f"{name}_crps": crps(forecast, actual, last_close, levels) for name, forecast in baselines.items()}
     scores |= {
         "ape": percentage_errors(model[..., levels.index(0.5)], actual),
-        "naive_ape": percentage_errors(naive_forecast(last_close, horizon), actual),
+        f"{NAIVE_POINT}_ape": percentage_errors(naive_forecast(last_close, horizon), actual),
         "hit_80": covered(*central_interval(model, levels, 80), actual),
         "hit_90": covered(*central_interval(model, levels, 90), actual),
     }

@@ -1,7 +1,7 @@
-"""The steps retrain, rollback and remove share: check what is served, write the next served set, make a
-version the served default, move the changed models' aliases, keep the server's startup archive in step,
-unregister versions beyond the kept count, and remember which versions were deployed (`release.history`:
-the only ones a rollback may return to).
+"""The steps retrain, rollback and remove share to switch the served default: check what is served, write
+the next served set, make a version the served default, move the changed models' aliases, keep the server's
+startup archive in step, unregister versions beyond the kept count, and remember which versions were deployed
+(`release.history`: the only ones a rollback may return to).
 
 Every step that changes something is first recorded in the command's journal (`release.journal`), which
 undoes them newest first when a later step fails or the command is killed, so a failed command leaves
@@ -11,6 +11,7 @@ the served default, the registered versions, the model store and the aliases as 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -22,30 +23,38 @@ from stockcast.release import registry
 from stockcast.release.history import remember
 from stockcast.release.journal import Journal, Step
 from stockcast.serving.archive import ServedSet, write
-from stockcast.serving.management import Management, Served
+from stockcast.serving.management import Management, Served, Version
 from stockcast.serving.settings import MODEL_NAME
 from stockcast.serving.versions import archive_version, archives, as_version, startup_archive, versioned_name
 
 
-def current(manager: Management) -> Served:
+@dataclass(frozen=True)
+class Current(Served):
+    """The served model with its default version, which every step here swaps or reads."""
+
+    default: Version
+
+
+def current(manager: Management) -> Current:
     """The served model, which must exist: a deployment swaps its default version."""
     served = manager.served()
     if served.default is None:
         raise StockcastError(f"TorchServe at {manager.server.url('management')} serves no model {MODEL_NAME}: "
                              "restart it with an archive (make archive, then make stop serve)")
-    return served
+    return Current(served.default, served.versions)
 
 
 def served_set(manager: Management, version: str) -> ServedSet:
     """The set a version serves, read from its archive in the model store."""
-    path = archives(manager.server.model_store).get(as_version(version))
+    number = as_version(version)
+    path = None if number is None else archives(manager.server.model_store).get(number)
     if path is None:
         raise StockcastError(f"version {version} has no archive in {manager.server.model_store}: the next served set "
                              "is built from it (make archive, then make stop serve)")
     return ServedSet.read(path)
 
 
-def switch(manager: Management, client: MlflowClient, journal: Journal, served: Served, before: ServedSet,
+def switch(manager: Management, client: MlflowClient, journal: Journal, served: Current, before: ServedSet,
            after: ServedSet, version: int, timeout: float, say: Say) -> Path:
     """Write `after` as the archive of `version`, make it the default, move the aliases of the models that
     changed, commit. The caller tidies up (`tidy`) once the journal is closed."""
@@ -62,25 +71,25 @@ def switch(manager: Management, client: MlflowClient, journal: Journal, served: 
 def crown_set(client: MlflowClient, journal: Journal, before: ServedSet, after: ServedSet, say: Say) -> None:
     """Point each model's `champion` alias at the version `after` serves; a model `after` no longer serves
     loses its alias. A bundle archived by `make archive` has no registered version: its alias stays."""
-    serving = {metadata["symbol"]: metadata for metadata in after.bundles.values()}
-    for name, metadata in after.bundles.items():
+    serving = {meta.symbol for meta in after.bundles.values()}
+    for name, meta in after.bundles.items():
         if name in before.bundles:
             continue
-        found = registry.version_of_archive(client, metadata["symbol"], metadata["model_version"])
+        found = registry.version_of_archive(client, meta.symbol, str(meta.version))
         if found is None:
-            say(f"MLflow: no version of {registry.model_name(metadata['symbol'])} was deployed as "
-                f"{metadata['model_version']} (archived by `make archive`?): its {registry.CHAMPION} alias stays")
+            say(f"MLflow: no version of {registry.model_name(meta.symbol)} was deployed as "
+                f"{meta.version} (archived by `make archive`?): its {registry.CHAMPION} alias stays")
             continue
-        crown(client, journal, metadata["symbol"], found.version)
+        crown(client, journal, meta.symbol, found.version)
         say(f"MLflow: {found.name} version {found.version} is the {registry.CHAMPION}")
-    for symbol in sorted({metadata["symbol"] for metadata in before.bundles.values()} - set(serving)):
+    for symbol in sorted({meta.symbol for meta in before.bundles.values()} - serving):
         if registry.champion(client, symbol) is not None:
             crown(client, journal, symbol, None)
             say(f"MLflow: {registry.model_name(symbol)} is no longer served: its {registry.CHAMPION} alias is removed")
 
 
-def activate(manager: Management, journal: Journal, served: Served, version: str, archive: Path | None,
-             timeout: float, say: Say) -> None:
+def activate(manager: Management, journal: Journal, served: Current, version: str, archive: Path, timeout: float,
+             say: Say) -> None:
     """Register `archive` as `version` unless it is registered, wait for its workers, make it the default.
 
     The new version starts as many workers as the current default has (the archive's minWorkers wins).
@@ -126,7 +135,7 @@ def _copy(source: Path, target: Path) -> None:
 def prune(manager: Management, keep: int, say: Say) -> None:
     """Unregister the oldest versions beyond the default and the `keep` newest others (they stay on disk:
     `rollback --to` registers one again)."""
-    served = manager.served()
+    served = current(manager)
     others = sorted((v.version for v in served.versions if v.version != served.default.version),
                     key=lambda v: as_version(v) or 0, reverse=True)
     for version in others[keep:]:

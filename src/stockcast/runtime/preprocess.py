@@ -1,0 +1,138 @@
+"""TorchServe's preprocess phase: a batch's requests -> the forecasts to make, and each request's in order.
+
+A request is a single forecast, `{"stock": "PETR4", "prices": [...]}`, or a portfolio in the KServe v1 shape,
+`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. `parse_batch` reads each body and each
+forecast's fields on its own, then checks the values of the whole batch's forecasts at once
+(`fields.checked_rows`): a bad instance of a portfolio gets its own error, never failing the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from stockcast.runtime import fields
+from stockcast.runtime.body import BadRequest, read_body, shown
+from stockcast.runtime.bundle import Bundle
+from stockcast.runtime.routing import Portfolio
+
+# Forecasts one portfolio request may ask for: 500 instances of 100 closes take about 0.5 MB, inside the
+# frontend's 1 MiB body limit, and a worker answers them in well under a second.
+MAX_INSTANCES = 500
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One forecast to make: the rows the model reads and what its answer is labelled with."""
+
+    history: torch.Tensor  # [L, F] raw values (float64), oldest first: the last `context` rows sent (window <= L)
+    symbol: str
+    bundle: Bundle  # the bundle answering it
+    dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One request's forecasts, a single one or a portfolio's in order: each its index in `Batch.instances`, or
+    its own error."""
+
+    items: tuple[int | BadRequest, ...]
+    many: bool  # the portfolio shape: answered {"predictions": [...]}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A TorchServe batch's requests, parsed, and every valid forecast among them, in order."""
+
+    requests: list[Parsed | BadRequest]
+    instances: list[Instance]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A forecast whose fields are read, its values to be checked with the rest of the batch's."""
+
+    body: dict[str, Any]
+    columns: fields.Columns
+    symbol: str
+    bundle: Bundle
+
+
+def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], portfolio: Portfolio) -> Batch:
+    """A batch's requests (TorchServe's row and headers each) -> each one's forecasts, or its BadRequest."""
+    outcomes: list[list[_Read | Instance | BadRequest] | BadRequest] = []
+    portfolios: list[bool] = []
+    for row, headers in requests:
+        try:
+            forecasts, many = _read_request(row, headers, portfolio)
+            outcomes.append(forecasts)
+        except BadRequest as err:
+            outcomes.append(err)
+            many = False
+        portfolios.append(many)
+    readable = {request: forecasts for request, forecasts in enumerate(outcomes) if isinstance(forecasts, list)}
+    pending = [(request, item, forecast) for request, forecasts in readable.items()
+               for item, forecast in enumerate(forecasts) if isinstance(forecast, _Read)]
+    checked = fields.checked_rows([forecast.columns for *_, forecast in pending],
+                                  [forecast.bundle.meta.features for *_, forecast in pending])
+    for (request, item, forecast), rows in zip(pending, checked, strict=True):
+        readable[request][item] = rows if isinstance(rows, BadRequest) else _instance(forecast, rows, portfolio)
+    instances: list[Instance] = []
+    parsed: list[Parsed | BadRequest] = []
+    for outcome, many in zip(outcomes, portfolios, strict=True):
+        if isinstance(outcome, BadRequest):
+            parsed.append(outcome)
+            continue
+        items: list[int | BadRequest] = []
+        for done in outcome:
+            if isinstance(done, Instance):
+                items.append(len(instances))
+                instances.append(done)
+            elif isinstance(done, BadRequest):
+                items.append(done)
+        parsed.append(Parsed(tuple(items), many))
+    return Batch(parsed, instances)
+
+
+def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any],
+                  portfolio: Portfolio) -> tuple[list[_Read | Instance | BadRequest], bool]:
+    """One request's forecasts, read but not checked, and whether it is a portfolio: {"prices": [...], "stock": ...,
+    "last_date": ...}, or {"instances": [such objects]}."""
+    body = read_body(row, headers)
+    if "instances" not in body:
+        return [_read_forecast(body, portfolio)], False
+    instances = body["instances"]
+    if set(body) != {"instances"}:
+        raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(shown, sorted(body)[:10]))}")
+    if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
+        raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
+                         f'{{"stock": "VALE3", "prices": [...]}}, got {shown(instances)}')
+    forecasts: list[_Read | Instance | BadRequest] = []
+    for instance in instances:
+        try:
+            forecasts.append(_read_forecast(instance, portfolio))
+        except BadRequest as err:
+            forecasts.append(err)
+    return forecasts, True
+
+
+def _read_forecast(body: Any, portfolio: Portfolio) -> _Read:
+    """One forecast's fields, read; raises BadRequest naming the first thing wrong with their shape."""
+    body = fields.check_forecast(body)
+    symbol, bundle = portfolio.member(body.get("stock"))
+    return _Read(body, fields.sent_columns(body, bundle.meta.window, bundle.meta.features, bundle.is_price),
+                 symbol, bundle)
+
+
+def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Instance | BadRequest:
+    """The forecast of checked `rows`, with its dates where it gave `last_date`, or the error of a wrong one."""
+    meta, last_date = forecast.bundle.meta, forecast.body.get("last_date")
+    try:
+        dates = None if last_date is None else fields.read_dates(last_date, portfolio.sessions(forecast.symbol),
+                                                                 meta.horizon)
+    except BadRequest as err:
+        return err
+    return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates)
