@@ -50,8 +50,10 @@ test: $(VENV)/.installed ## run the whole test suite (no network; ends with one 
 test-fast: $(VENV)/.installed ## the tests that neither train nor start a server (-m "not slow"), about a minute
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff
+lint: $(VENV)/.installed ## ruff, the import contracts (pyproject.toml) and mypy over src/, the runtime included
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 mlflow-ui: $(VENV)/.installed ## browse runs at http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
