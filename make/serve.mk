@@ -44,7 +44,7 @@ sp100: $(VENV)/.installed $(SP100_DIR) ## train every ticker in SP100_DIR (jobli
 	time $(PY) train.py "stock=[$$tickers]" data.batch_size=256 $(SP100)
 
 image-test: $(VENV)/.installed ## build the Dockerfile from a fresh clone of HEAD and run it, then remove it (many minutes; not in make test)
-	STOCKCAST_IMAGE_TEST=1 $(PY) -m pytest -s -ra tests/test_image.py $(PYTEST_ARGS)
+	STOCKCAST_IMAGE_TEST=1 $(PY) -m pytest -s -ra tests/served/test_image.py $(PYTEST_ARGS)
 
 stack-test: $(VENV)/.installed ## compose.yaml's stack from a fresh clone of HEAD: up, used, broken on purpose, removed (about 30 minutes; not in make test)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" STOCKCAST_STACK_TEST=1 $(PY) -m pytest -s -x -ra tests/test_stack.py $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" STOCKCAST_STACK_TEST=1 $(PY) -m pytest -s -x -ra tests/served/test_stack.py $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""Run by the Python of a venv holding the `kserve` SDK (tests/test_kserve.py makes one): reads a manifest as
+"""Run by the Python of a venv holding the `kserve` SDK (tests/served/test_kserve.py makes one): reads a manifest as
 JSON on stdin and builds it into the SDK's generated models, field by field, from `V1beta1InferenceService`
 down (KServe's own classes, and the Kubernetes client's for metadata and resources), each key checked
 against its model's `attribute_map`, each value against the declared type and each model's own setters

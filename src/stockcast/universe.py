@@ -4,7 +4,7 @@
 stocks, 2015..2025-10-29) and `universe/index/`; `make universe-data` extracts it into `prices/universe/`. The
 six shared tickers (`prices/*.csv`) join both folds, their files replacing the universe's copies. The lists are
 written into configs/experiment/universe*.yaml (`python -m stockcast.universe`), so a run reads them from its
-config, and tests/test_universe.py checks that the rules still give them.
+config, and tests/eval/test_universe.py checks that the rules still give them.
 """
 
 from __future__ import annotations

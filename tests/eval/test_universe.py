@@ -21,7 +21,7 @@ from stockcast.models.net import FLOOR, daily_variance
 from stockcast.runtime.bundle import load_bundle
 from stockcast.universe import FOLDS, SAMPLED, SHARED, fold_tickers, sample, unseen
 from tests.conftest import compose_config
-from tests.test_handler import MEDIAN, _context, handler_module
+from tests.runtime.test_handler import MEDIAN, _context, handler_module
 
 LEVELS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
 

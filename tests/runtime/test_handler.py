@@ -20,8 +20,6 @@ from tests.bad_bodies import BAD
 from tests.bundles import tiny_bundle
 from tests.serving import PRICES  # 30 closes: more than the window of 20
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 class _Metrics:
     """TorchServe's metrics cache, as far as the handlers use it: records what they add."""
