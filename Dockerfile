@@ -51,7 +51,10 @@ RUN sed -e 's#^inference_address=http://127.0.0.1:#inference_address=http://0.0.
         > config.docker.properties \
     && printf '\n# The container: TS_MANAGEMENT_ADDRESS etc. override the lines above.\nenable_envvars_config=true\n' \
         >> config.docker.properties \
-    && mkdir serve model_store && chown app:app serve model_store
+    && mkdir serve model_store data && chown app:app serve model_store data
+# The price store by-name requests are forecast from (model-config.yaml's handler.price_store): the compose
+# stack mounts its `prices` volume here read-only; empty otherwise (every request then sends its bars).
+ENV STOCKCAST_PRICE_STORE=/home/app/stockcast/data
 COPY --from=train --chown=app:app /home/app/stockcast/model_store/lstm.mar model_store/
 
 USER 10001:10001

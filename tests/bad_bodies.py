@@ -31,8 +31,8 @@ BAD: dict[str, tuple[bytes, str]] = {
     **_refused("nests too deep", {"deep nesting": b"[" * 2000 + b"]" * 2000,
                                   "deep nesting in prices": b'{"prices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"}),
     **_refused("must be a JSON object", {"not an object": b"[60, 61]", "a string": b'"prices"'}),
-    **_refused("'prices' is missing", {"prices missing": b'{"closes": [60]}', "empty object": b"{}"}),
-    **_refused("unknown field", {"unknown field": _prices(PRICES, **{"last-date": "2025-11-07"})}),
+    **_refused("unknown field", {"unknown field": _prices(PRICES, **{"last-date": "2025-11-07"}),
+                                 "prices under another name": b'{"closes": [60]}'}),
     **_refused("must be a list", {"prices not a list": b'{"prices": "60,61"}', "prices a number": b'{"prices": 60}',
                                   "prices an object": b'{"prices": {"0": 60}}'}),
     "non-numeric": (_prices([*PRICES[:-1], "61"]), "prices[29] is not a number"),
@@ -131,9 +131,20 @@ def _broken(rng: random.Random) -> bytes:
     return bytes(valid)
 
 
+# `stock` values that must never become a file name of the price store: paths, NUL, length, look-alikes.
+HOSTILE_STOCKS = ["../VALE3.SA", "/etc/passwd", "VALE3.SA\x00", "V" * 1000, "VALE３", "ＶALE3", "..",
+                  "data/VALE3.SA", "VALE3.SA.csv", "%2e%2e%2fVALE3", "VALE3.SA/../VALE3.SA", "C:\\VALE3"]
+
+
+def _hostile_stock(rng: random.Random) -> bytes:
+    """A by-name request (or one with bars) naming a ticker by a path or a look-alike."""
+    stock = rng.choice(HOSTILE_STOCKS)
+    return json.dumps({"stock": stock} if rng.random() < 0.7 else {"stock": stock, "prices": PRICES}).encode()
+
+
 KINDS: dict[str, Callable[[random.Random], bytes]] = {
     "deep nesting": _deep, "huge numbers": _huge_numbers, "huge arrays": _huge_array, "wrong types": _wrong_type,
-    "invalid UTF-8": _bad_utf8, "empty": _empty, "broken JSON": _broken,
+    "invalid UTF-8": _bad_utf8, "empty": _empty, "broken JSON": _broken, "hostile stock": _hostile_stock,
 }
 
 

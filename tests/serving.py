@@ -3,12 +3,19 @@ archived runs, and the client loop `make bench` uses too, pointed at it, countin
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pytest
+
+from stockcast.data.prices import COLUMNS, read_price_csv
 from stockcast.pipeline import RunResult
+from stockcast.runtime.store import STORE_ENV
 from stockcast.serving.archive import archive
 from stockcast.serving.client import Response, post_json
 from stockcast.serving.client_loop import ClientLoop
@@ -21,11 +28,16 @@ PRICES = [60.0 + 0.1 * day for day in range(30)]
 
 @contextmanager
 def running_server(result: RunResult | list[RunResult], folder: Path) -> Iterator[Server]:
-    """TorchServe serving the run(s) as version 1 (archived like `make archive` into `<folder>/model_store`)."""
+    """TorchServe serving the run(s) as version 1 (archived like `make archive` into `<folder>/model_store`), its
+    price store `$STOCKCAST_PRICE_STORE` where set, else an empty folder of its own (not the checkout's data/)."""
     results = result if isinstance(result, list) else [result]
     archive(results[0].tracking_uri, "stockcast", folder / "model_store", run_ids=[r.run_id for r in results])
-    with private_server(folder / "model_store", folder) as server:
-        yield server
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get(STORE_ENV):
+            (folder / "store").mkdir(exist_ok=True)
+            patch.setenv(STORE_ENV, str(folder / "store"))
+        with private_server(folder / "model_store", folder) as server:
+            yield server
 
 
 def predict(server: Server, payload: Any) -> Response:
@@ -37,3 +49,19 @@ def client_loop(server: Server, clients: int = 4) -> ClientLoop:
     starve a training of the 2 CPUs it runs beside."""
     return ClientLoop(f"{server.url('inference')}/predictions/lstm", server.key("inference"), {"prices": PRICES},
                       clients, pause=0.005)
+
+
+def recent_bars(sessions: list[str], behind: int = 0, rows: int = 120, stock: str = "VALE3.SA") -> pd.DataFrame:
+    """`stock`'s real bars up to `behind` days before its last, relabelled to the trading sessions closed up to
+    `behind` sessions before today (UTC): a price store's file as fresh as a refresh leaves it, offline."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    closed = [day for day in sessions if day < today]
+    real = read_price_csv(ROOT / "prices" / f"{stock}.csv")
+    frame = real.iloc[len(real) - behind - rows:len(real) - behind].copy()
+    frame.index = pd.DatetimeIndex(closed[len(closed) - behind - rows:len(closed) - behind], name="Date")
+    return frame
+
+
+def store_file(frame: pd.DataFrame) -> bytes:
+    """A price store's CSV of `frame`, in the shape the refresh writes (Date, Open, High, Low, Close, Volume)."""
+    return frame[COLUMNS].to_csv(date_format="%Y-%m-%d", index_label="Date").encode()

@@ -7,6 +7,7 @@ forecast on its trading dates, with its 80 and 90 % ranges when the model serves
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from stockcast.data.download import Downloader
 from stockcast.errors import StockcastError
 from stockcast.plots import served_figure
 from stockcast.runtime.bars import BAR_FIELDS
-from stockcast.runtime.description import Described
+from stockcast.runtime.description import Described, Description
 from stockcast.serving.client import post_json
 from stockcast.serving.management import Management
 from stockcast.serving.server import Server
@@ -41,26 +42,40 @@ class Forecast:
     p_up: list[float] | None  # per day, the probability of closing above last_close
 
 
-def latest(server: Server, data_dir: Path, stock: str | None = None) -> tuple[Forecast, pd.Series]:
-    """The served forecast for `stock` (default: the served default ticker, else the first) from its newest
-    prices (the cache in `data_dir`, a download, or a local copy, with a warning), and the closes of the
-    last `HISTORY_DAYS` before it."""
-    symbol, described, prices = served_prices(server, data_dir, stock)
-    payload = request_body(prices, symbol, described)
-    answer = post_json(f"{server.url('inference')}/predictions/{MODEL_NAME}", payload, server.key("inference"))
+def latest(server: Server, data_dir: Path, stock: str | None = None,
+           say: Callable[[str], None] = print) -> tuple[Forecast, pd.Series]:
+    """The served forecast for `stock` (default: the served default ticker, else the first), and the closes of
+    the last `HISTORY_DAYS` before it (the cache in `data_dir`, a download, or a local copy, with a warning). By
+    name where the server's price store holds the ticker's bars; the bars are sent where it holds none, or none
+    recent enough."""
+    served = Management(server).description()
+    symbol, described, prices = served_prices(server, data_dir, stock, served=served)
+    store = served.get("price_store")
+    by_name = store is not None and symbol in store["tickers"]
+    payload = {"stock": symbol} if by_name else request_body(prices, symbol, described)
+    url = f"{server.url('inference')}/predictions/{MODEL_NAME}"
+    answer = post_json(url, payload, server.key("inference"))
+    if by_name and answer.status == 422:  # the store's bars are stale or broken: send ours
+        say(f"the server's price store cannot answer ({answer.json().get('message')}): sending the bars")
+        payload = request_body(prices, symbol, described)
+        answer = post_json(url, payload, server.key("inference"))
     if answer.status != 200:
         raise StockcastError(f"TorchServe answered HTTP {answer.status}: {answer.body.decode()[:300]}")
     body = answer.json()
-    forecast = Forecast(body["stock"], body["model_version"], payload["last_date"], float(prices["Close"].iloc[-1]),
-                        body["dates"], body["forecast"], body.get("intervals"), body.get("p_up"))
-    return forecast, prices["Close"].loc[prices.index[-1] - pd.Timedelta(days=HISTORY_DAYS):]
+    last_date = body.get("last_date", payload.get("last_date"))
+    last_close = body.get("last_close", float(prices["Close"].iloc[-1]))
+    forecast = Forecast(body["stock"], body["model_version"], last_date, last_close, body["dates"], body["forecast"],
+                        body.get("intervals"), body.get("p_up"))
+    return forecast, prices["Close"].loc[:pd.Timestamp(last_date)].loc[
+        pd.Timestamp(last_date) - pd.Timedelta(days=HISTORY_DAYS):]
 
 
-def served_prices(server: Server, data_dir: Path, stock: str | None = None,
-                  online: bool = True) -> tuple[str, Described, pd.DataFrame]:
+def served_prices(server: Server, data_dir: Path, stock: str | None = None, online: bool = True,
+                  served: Description | None = None) -> tuple[str, Described, pd.DataFrame]:
     """The served ticker `stock` names (default: the served default, else the first), how the server describes
-    its model, and its prices from the model's first training day (`online=False`: local files only)."""
-    served = Management(server).description()
+    its model (`served`: its description, when asked already), and its prices from the model's first training
+    day (`online=False`: local files only)."""
+    served = served or Management(server).description()
     symbol = normalize_symbol(stock) if stock else served["default_stock"] or next(iter(served["stocks"]))
     if symbol not in served["stocks"]:
         raise StockcastError(f"{symbol} is not served: the served tickers are {', '.join(served['stocks'])}")

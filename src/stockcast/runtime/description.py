@@ -10,6 +10,7 @@ from stockcast.runtime.fields import MAX_PRICES
 from stockcast.runtime.metric_keys import EWMA, NAIVE_POINT, model_key, skill_key
 from stockcast.runtime.preprocess import MAX_INSTANCES
 from stockcast.runtime.routing import Portfolio
+from stockcast.runtime.store import PriceStore
 
 RANGE_METRICS = ("crps", "coverage_80", "coverage_90", "width_80")
 
@@ -41,12 +42,13 @@ class Description(TypedDict):
     stocks: dict[str, Described]  # every served ticker
     any_ticker: Described | None  # the global model answering tickers `stocks` does not list; None: only those
     calendar: dict[str, Any]  # {"exchanges": {code: {...}}, "stocks": {ticker: code}}, without the sessions
+    price_store: dict[str, Any] | None  # {"tickers": [...], "max_stale_sessions": n}: by-name requests; None: none
     request: dict[str, str]  # each request field, described
 
 
-def describe(portfolio: Portfolio) -> Description:
+def describe(portfolio: Portfolio, store: PriceStore | None = None) -> Description:
     """`GET /models/<name>?customized=true`: every served ticker, the model answering it, how it was trained
-    and how it scored; the default ticker and the request shapes."""
+    and how it scored; the default ticker, the price store's tickers and the request shapes."""
     calendar = portfolio.calendar
     exchanges = {name: {key: value for key, value in exchange.items() if key != "sessions"}
                  for name, exchange in calendar.get("exchanges", {}).items()}
@@ -56,11 +58,15 @@ def describe(portfolio: Portfolio) -> Description:
         stocks={symbol: _described(portfolio.bundles[name]) for symbol, name in portfolio.members.items()},
         any_ticker=None if portfolio.any_ticker is None else _described(portfolio.bundles[portfolio.any_ticker]),
         calendar={**calendar, "exchanges": exchanges},
+        price_store=None if store is None else {"tickers": store.tickers(),
+                                                "max_stale_sessions": store.max_stale_sessions},
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
                           "with or without .SA, any case",
                  "prices": f"window to {MAX_PRICES} closes, oldest first; the last `context` are used (the last "
                            "`window` by the network, up to `context` by its volatility estimate: send them all "
-                           "for the full estimate)",
+                           "for the full estimate); "
+                           + ("optional: without it, the price store's last `context` bars of `stock`"
+                              if store else "required: this server holds no price store"),
                  "open": "optional (required where `features` hold Open, High, Low): the same days' opens, as "
                          "many as `prices`; likewise `high` and `low`",
                  "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",

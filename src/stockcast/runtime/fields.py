@@ -35,17 +35,22 @@ FLOAT32_MAX = torch.finfo(torch.float32).max
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def check_forecast(body: Any) -> dict[str, Any]:
-    """A forecast's object: a JSON object with `prices` and no field but FIELDS."""
+def check_forecast(body: Any, by_name: bool = False) -> dict[str, Any]:
+    """A forecast's object: a JSON object with no field but FIELDS, and `prices` unless `by_name` (a price store
+    holds the bars: then `stock` alone, or nothing for the default ticker, and no bars without `prices`)."""
     if not isinstance(body, dict):
         raise BadRequest(f'a forecast must be a JSON object like {{"prices": [...]}}, got {json_type(body)}')
-    if "prices" not in body:
-        raise BadRequest(f"'prices' is missing: send {{\"prices\": [close, ...]}}, oldest first "
-                         f"(got {', '.join(shown(key) for key in sorted(body)[:10]) or 'no field'})")
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(shown(key) for key in unknown[:10])}; "
                          f"expected {', '.join(FIELDS)}")
+    if "prices" not in body and not by_name:
+        raise BadRequest(f"'prices' is missing: send {{\"prices\": [close, ...]}}, oldest first "
+                         f"(got {', '.join(shown(key) for key in sorted(body)[:10]) or 'no field'}); this server "
+                         "holds no price store to forecast a ticker by name")
+    if "prices" not in body and any(field in body for field in BAR_FIELDS):
+        raise BadRequest("'open', 'high' and 'low' go with the closes in 'prices': send all of them, or only "
+                         "'stock' to forecast from the bars the server holds")
     return body
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -27,6 +28,7 @@ from stockcast.runtime.body import dumps
 from stockcast.runtime.bundle import BUNDLES, PORTFOLIO, load_bundle
 from stockcast.runtime.metric_lines import MetricLines, record_metrics
 from stockcast.runtime.routing import Portfolio
+from stockcast.runtime.store import PriceStore
 
 
 class ForecastHandler(BaseHandler):
@@ -47,8 +49,9 @@ class ForecastHandler(BaseHandler):
         bundles = {name: load_bundle(model_dir / BUNDLES / name) for name in names}
         self.portfolio = Portfolio.from_manifest(portfolio, bundles, settings.get("default_stock"),
                                                  str(self.manifest["model"].get("modelVersion")))
-        logging.getLogger(__name__).info("stockcast runtime from %s: %d bundle(s)", Path(__file__).parent,
-                                         len(bundles))
+        self.store = PriceStore.configured(settings, os.environ)
+        logging.getLogger(__name__).info("stockcast runtime from %s: %d bundle(s), price store %s",
+                                         Path(__file__).parent, len(bundles), self.store and self.store.folder)
         self.initialized = True
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
@@ -57,12 +60,13 @@ class ForecastHandler(BaseHandler):
         headers = [context.request_processor[index].get_request_properties() for index in range(len(data))]
         described = [index for index, properties in enumerate(headers) if properties.get("describe") == "True"]
         asked = [index for index, properties in enumerate(headers) if properties.get("describe") != "True"]
-        batch = preprocess.parse_batch([(data[index], headers[index]) for index in asked], self.portfolio)
+        batch = preprocess.parse_batch([(data[index], headers[index]) for index in asked], self.portfolio,
+                                       self.store)
         outputs = inference.forecast(batch.instances)
         bodies: list[str | bytes] = [b""] * len(data)
         for index in described:  # json's: the description is small, and a client reads it once
-            bodies[index] = self._answer(context, index, HTTPStatus.OK, description.describe(self.portfolio),
-                                         json.dumps)
+            described_body = description.describe(self.portfolio, self.store)
+            bodies[index] = self._answer(context, index, HTTPStatus.OK, described_body, json.dumps)
         for index, request in zip(asked, batch.requests, strict=True):
             status, body = postprocess.reply(request, batch.instances, outputs)
             bodies[index] = self._answer(context, index, status, body, dumps)

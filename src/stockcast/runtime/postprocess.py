@@ -66,6 +66,9 @@ def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str
         body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in values]
     if instance.dates is not None:
         body["dates"] = instance.dates
+    if instance.stored is not None:  # by name: what it was forecast from
+        body["last_date"], body["stale_sessions"] = instance.stored
+        body["last_close"] = float(instance.history[-1][0])
     return body
 
 

@@ -8,6 +8,7 @@ forecast's fields on its own, then checks the values of the whole batch's foreca
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 import torch
 
 from stockcast.runtime import fields
+from stockcast.runtime.bars import BAR_FIELDS
 from stockcast.runtime.body import BadRequest, read_body, shown
 from stockcast.runtime.bundle import Bundle
 from stockcast.runtime.routing import Portfolio
+from stockcast.runtime.store import PriceStore, Unavailable
 
 # Forecasts one portfolio request may ask for: 500 instances of 100 closes take about 0.5 MB, inside the
 # frontend's 1 MiB body limit, and a worker answers them in well under a second.
@@ -32,6 +35,7 @@ class Instance:
     symbol: str
     bundle: Bundle  # the bundle answering it
     dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
+    stored: tuple[str, int] | None = None  # by name: the store's last bar's date, and the sessions since
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,19 @@ class _Read:
     columns: fields.Columns
     symbol: str
     bundle: Bundle
+    stored: tuple[str, int] | None  # by name: the store's last bar's date, and the sessions since
 
 
-def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], portfolio: Portfolio) -> Batch:
-    """A batch's requests (TorchServe's row and headers each) -> each one's forecasts, or its BadRequest."""
+def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], portfolio: Portfolio,
+                store: PriceStore | None = None) -> Batch:
+    """A batch's requests (TorchServe's row and headers each) -> each one's forecasts, or its BadRequest. A
+    forecast without `prices` is read from `store`'s bars of its ticker."""
+    today = dt.datetime.now(dt.UTC).date()
     outcomes: list[list[_Read | Instance | BadRequest] | BadRequest] = []
     portfolios: list[bool] = []
     for row, headers in requests:
         try:
-            forecasts, many = _read_request(row, headers, portfolio)
+            forecasts, many = _read_request(row, headers, portfolio, store, today)
             outcomes.append(forecasts)
         except BadRequest as err:
             outcomes.append(err)
@@ -97,13 +105,13 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     return Batch(parsed, instances)
 
 
-def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any],
-                  portfolio: Portfolio) -> tuple[list[_Read | Instance | BadRequest], bool]:
+def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio, store: PriceStore | None,
+                  today: dt.date) -> tuple[list[_Read | Instance | BadRequest], bool]:
     """One request's forecasts, read but not checked, and whether it is a portfolio: {"prices": [...], "stock": ...,
     "last_date": ...}, or {"instances": [such objects]}."""
     body = read_body(row, headers)
     if "instances" not in body:
-        return [_read_forecast(body, portfolio)], False
+        return [_read_forecast(body, portfolio, store, today)], False
     instances = body["instances"]
     if set(body) != {"instances"}:
         raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(shown, sorted(body)[:10]))}")
@@ -113,18 +121,43 @@ def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any],
     forecasts: list[_Read | Instance | BadRequest] = []
     for instance in instances:
         try:
-            forecasts.append(_read_forecast(instance, portfolio))
+            forecasts.append(_read_forecast(instance, portfolio, store, today))
         except BadRequest as err:
             forecasts.append(err)
     return forecasts, True
 
 
-def _read_forecast(body: Any, portfolio: Portfolio) -> _Read:
+def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, today: dt.date) -> _Read:
     """One forecast's fields, read; raises BadRequest naming the first thing wrong with their shape."""
-    body = fields.check_forecast(body)
+    body = fields.check_forecast(body, by_name=store is not None)
     symbol, bundle = portfolio.member(body.get("stock"))
+    stored = None
+    if "prices" not in body and store is not None:
+        body, stored = _from_store(body, symbol, bundle, store, portfolio.sessions(symbol), today)
     return _Read(body, fields.sent_columns(body, bundle.meta.window, bundle.meta.features, bundle.is_price),
-                 symbol, bundle)
+                 symbol, bundle, stored)
+
+
+def _from_store(body: dict[str, Any], symbol: str, bundle: Bundle, store: PriceStore, sessions: Sequence[str],
+                today: dt.date) -> tuple[dict[str, Any], tuple[str, int]]:
+    """A by-name forecast as if its last `context` bars were sent: closes and bars (or the older per-day rows of
+    a model reading other features), `last_date` the last bar's."""
+    stored, behind = store.recent(symbol, sessions, today)
+    features = bundle.meta.features
+    if len(stored.dates) < bundle.meta.window:
+        raise Unavailable(f"the price store holds {len(stored.dates)} bars of {symbol}; this model needs at least "
+                          f"{bundle.meta.window}")
+    missing = [name for name in features if name not in stored.columns]
+    if missing:
+        raise Unavailable(f"the price store's bars of {symbol} have no {', '.join(missing)}, which this model reads")
+    rows = slice(-bundle.meta.context, None)
+    sent: dict[str, Any]
+    if set(features) <= {"Close", *BAR_FIELDS.values()}:
+        sent = {"prices": stored.columns["Close"][rows]} | {
+            field: stored.columns[name][rows] for field, name in BAR_FIELDS.items() if name in stored.columns}
+    else:
+        sent = {"prices": [list(day) for day in zip(*(stored.columns[name][rows] for name in features), strict=True)]}
+    return {**body, **sent, "last_date": stored.dates[-1]}, (stored.dates[-1], behind)
 
 
 def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Instance | BadRequest:
@@ -135,4 +168,4 @@ def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Inst
                                                                  meta.horizon)
     except BadRequest as err:
         return err
-    return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates)
+    return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates, forecast.stored)
