@@ -119,6 +119,31 @@ def base_image(work: Path) -> str:
     return STAND_IN
 
 
+# What podman needs on a machine without a Docker engine (DEVELOPERS.md); the test applies the config itself.
+NEEDED = {"runc": "apt-get install -y runc", "iptables": "apt-get install -y iptables (netavark calls it)",
+          "debootstrap": "apt-get install -y debootstrap (the stand-in base image)"}
+CONTAINERS_CONF = "[containers]\n# the sandbox refuses podman's default ulimits: runc create fails on rlimit type 7\n" \
+                  "default_ulimits = []\n"
+
+
+def podman_ready(work: Path, tools: tuple[str, ...] = ()) -> None:
+    """With podman: fail at once naming any command it needs that is missing (`tools` too, e.g. podman-compose),
+    and point podman at a containers.conf of the settings it needs here ($CONTAINERS_CONF, which every podman
+    this process starts, podman-compose's included, reads instead of the system's)."""
+    if engine()[0] != "podman":
+        return
+    needed = {"podman": "apt-get install -y podman", **NEEDED, **{tool: "make install (the dev extra)"
+                                                                  for tool in tools}}
+    if pulls_images():
+        needed.pop("debootstrap")
+    missing = [f"{command} ({how})" for command, how in needed.items() if shutil.which(command) is None]
+    if missing:
+        pytest.fail(f"podman needs: {', '.join(missing)}", pytrace=False)
+    conf = work / "containers.conf"
+    conf.write_text(CONTAINERS_CONF)
+    os.environ["CONTAINERS_CONF"] = str(conf)
+
+
 def build_settings(work: Path) -> list[str]:
     """The build's arguments: the base image; with podman, pip's CA bundle and find-links of this machine (a
     TLS proxy, the CPU torch wheel) mounted into the build, so torch comes from find-links and the rest from

@@ -17,7 +17,7 @@ import pytest
 
 from stockcast.serving.client import call, post_json, with_bars
 from stockcast.serving.private_server import free_ports
-from tests.containers import Built, build_settings, only_with, sh
+from tests.containers import Built, build_settings, only_with, podman_ready, sh
 from tests.serving import PRICES, ROOT
 
 pytestmark = only_with("STOCKCAST_IMAGE_TEST", "needs the container image build: make image-test, many minutes")
@@ -32,6 +32,7 @@ def image(tmp_path_factory) -> Iterator[str]:
     clone = work / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     name = "localhost/stockcast:image-test"
+    podman_ready(work)
     with Built():
         started = time.monotonic()
         sh("build", *build_settings(work), "-t", name, str(clone), timeout=5400)

@@ -12,6 +12,7 @@ saw, and the summary is printed again at the end.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import io
 import json
@@ -37,8 +38,19 @@ from stockcast.data.prices import read_price_csv
 from stockcast.release import registry
 from stockcast.serving.client import Response, call, post_json
 from stockcast.serving.client_loop import ClientLoop
-from tests.containers import PODMAN_FLAGS, Built, build_settings, docker_answers, engine, only_with, pulls_images, sh
-from tests.serving import ROOT
+from stockcast.serving.sessions import trading_calendar
+from tests.containers import (
+    PODMAN_FLAGS,
+    Built,
+    build_settings,
+    docker_answers,
+    engine,
+    only_with,
+    podman_ready,
+    pulls_images,
+    sh,
+)
+from tests.serving import ROOT, recent_bars, store_file
 
 pytestmark = only_with("STOCKCAST_STACK_TEST", "needs the images built and the stack up: make stack-test, many minutes")
 
@@ -69,12 +81,14 @@ class Stack:
     clone: Path
     seen: dict[str, Any] = field(default_factory=dict)  # what one step leaves for a later one to compare
 
-    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    def compose_command(self, *args: str) -> list[str]:
         tool = ["docker", "compose"] if docker_answers() else ["podman-compose", "--podman-args",
                                                                  shlex.join(PODMAN_FLAGS)]
-        files = [arg for path in self.files for arg in ("-f", str(path))]
-        done = subprocess.run([*tool, "-p", PROJECT, *files, *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.clone)
+        return [*tool, "-p", PROJECT, *[arg for path in self.files for arg in ("-f", str(path))], *args]
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        done = subprocess.run(self.compose_command(*args), capture_output=True, text=True, timeout=timeout,
+                              cwd=self.clone)
         assert not check or done.returncode == 0, f"compose {args}: {done.stdout[-4000:]}{done.stderr[-4000:]}"
         return done
 
@@ -183,12 +197,13 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     files = [clone / "compose.yaml", *([] if pulls_images() else [clone / DEBIAN]), overrides(work)]
     stack = Stack(files, clone)
+    podman_ready(work, () if docker_answers() else ("podman-compose",))
     say(f"compose files: {', '.join(str(path.relative_to(work)) for path in files)}"
         + ("" if pulls_images() else "; Grafana left out (no Debian package, no registry to pull it from)"))
     with Built():
         build(clone, work)
         try:
-            stack.compose("up", "-d", "--no-build", timeout=900)
+            up(stack)
             seed_prices(stack)
             yield stack
         finally:
@@ -196,10 +211,41 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             label = f"label=com.docker.compose.project={PROJECT}"
             left = [kind for kind in ("volume", "network")
                     if sh(kind, "ls", "--quiet", "--filter", label).stdout.strip()]
-            say(f"step 8: compose down --volumes: exit {down.returncode}; volumes and networks left: {left or 'none'}")
+            say(f"step 9: compose down --volumes: exit {down.returncode}; volumes and networks left: {left or 'none'}")
     images = [tag for tag, *_ in IMAGES.values() if sh("image", "inspect", tag, check=False).returncode == 0]
-    say(f"step 8: images of the test left: {images or 'none'}; wall time {time.monotonic() - started:.0f} s")
+    say(f"step 9: images of the test left: {images or 'none'}; wall time {time.monotonic() - started:.0f} s")
     print("\n## make stack-test\n" + "\n".join(SUMMARY))
+
+
+STARTING = 60  # seconds a container may stay created but not running before the test stops, naming its error
+
+
+def up(stack: Stack) -> None:
+    """`compose up -d`, watched: podman-compose waits for containers that never start (a runtime refusing them),
+    so a container created but not running after STARTING s, or exited, stops the test with its own error."""
+    tool = stack.compose_command("up", "-d", "--no-build")
+    started = time.monotonic()
+    with subprocess.Popen(tool, cwd=stack.clone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as run:
+        while run.poll() is None:
+            stuck = [cid for cid, state in states().items() if state in ("created", "exited", "dead")]
+            if stuck and time.monotonic() - started > STARTING:
+                run.kill()
+                errors = {cid[:12]: sh("inspect", "--format", "{{.Name}} {{.State.Status}}: {{.State.Error}}", cid,
+                                       check=False).stdout.strip() + " " + sh("logs", "--tail", "5", cid,
+                                                                               check=False).stderr[-500:]
+                          for cid in stuck}
+                pytest.fail(f"containers not running {STARTING} s after compose up: {errors}", pytrace=False)
+            assert time.monotonic() - started < 900, "compose up: not done within 900 s"
+            time.sleep(2)
+        output = run.stdout.read() if run.stdout else ""
+    assert run.returncode == 0, f"compose up: exit {run.returncode}: {output[-4000:]}"
+
+
+def states() -> dict[str, str]:
+    """The project's containers and their states (created, running, exited, ...)."""
+    listed = sh("ps", "--all", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
+                "{{.ID}} {{.State}}", check=False).stdout.split("\n")
+    return {line.split()[0]: line.split()[1].lower() for line in listed if len(line.split()) >= 2}
 
 
 def seed_prices(stack: Stack) -> None:
@@ -302,7 +348,7 @@ def test_5_down_and_up_again_keeps_the_served_version_the_runs_and_the_deploy_hi
     before = {stock: stack.forecast(stock).json() for stock in ("VALE3", "PETR4")}
     assert before == {stock: stack.seen[stock] for stock in before}
     stack.compose("down", timeout=300)
-    stack.compose("up", "-d", "--no-build", timeout=900)
+    up(stack)
     all_healthy(stack)
     after = {stock: until(f"{stock} after up", lambda s=stock: (a := stack.forecast(s)).status == 200 and a.json(),
                           300) for stock in before}
@@ -379,3 +425,41 @@ def test_7_only_8080_listens_beyond_loopback_and_management_is_not_reachable_fro
     say(f"step 7: ports answering on {', '.join(addresses)}: {beyond}; on 127.0.0.1: {loopback}; management "
         f"from the host's address: {reached}; the container's own address on the stack network "
         f"({', '.join(bridge)}) answers 8081: {bool(inside)} (the host's root shares that bridge)")
+
+
+def write_store(stack: Stack, frame) -> None:
+    """VALE3's file in the `prices` volume replaced in one step (written aside, then renamed), as the refresh
+    replaces it, through the `daily` container (the image's user owns the volume)."""
+    folder = "/home/app/stockcast/data"
+    sh("exec", "-i", stack.container("daily"), "sh", "-c",
+       f"cat > {folder}/.VALE3.SA.csv.new && mv -f {folder}/.VALE3.SA.csv.new {folder}/VALE3.SA.csv",
+       stdin=store_file(frame))
+
+
+def test_8_by_name_reads_the_prices_volume_and_a_new_bar_reaches_the_next_answer(stack):
+    by_name = {"stock": "VALE3"}
+    url = f"{INFERENCE}/predictions/lstm"
+    stale = post_json(url, by_name, stack.key())
+    seeded = read_price_csv(stack.clone / "prices" / "VALE3.SA.csv").index[-1]
+    assert stale.status == 422 and f"last bar of VALE3.SA is {seeded:%Y-%m-%d}" in stale.json()["message"], \
+        stale.body
+    calendar = trading_calendar(["VALE3.SA"], dt.date(2018, 1, 2))
+    sessions = calendar["exchanges"][calendar["stocks"]["VALE3.SA"]]["sessions"]
+    write_store(stack, recent_bars(sessions, behind=1))
+    before = until("a by-name answer", lambda: (a := post_json(url, by_name, stack.key())).status == 200 and a, 60)
+    restarts = sh("inspect", "--format", "{{.RestartCount}}", stack.container("torchserve")).stdout.strip()
+    newer = recent_bars(sessions)
+    with ClientLoop(url, stack.key(), by_name, clients=2, pause=0.01) as load:
+        time.sleep(2)
+        write_store(stack, newer)
+        time.sleep(3)
+    after = post_json(url, by_name, stack.key())
+    assert no_nan(before) and no_nan(after)
+    assert after.json()["last_date"] == f"{newer.index[-1]:%Y-%m-%d}" > before.json()["last_date"]
+    assert load.errors == 0 and load.requests > 0, load.timeline[-5:]
+    assert sh("inspect", "--format", "{{.RestartCount}}", stack.container("torchserve")).stdout.strip() == restarts
+    say(f"step 8: by name from the prices volume (read-only in torchserve): the seeded VALE3 (last bar "
+        f"{seeded:%Y-%m-%d}) is a 422 ({stale.json()['message'][:90]}...); a file of bars to "
+        f"{before.json()['last_date']} answers 200 ({before.json()['stale_sessions']} stale session); a new bar "
+        f"({after.json()['last_date']}) written into the volume reached the next answer with no restart and "
+        f"{load.errors} failed of {load.requests} by-name requests during the write")
