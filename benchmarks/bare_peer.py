@@ -2,8 +2,10 @@
 thread each, answering `POST /predictions/lstm` with the forward pass of an LSTM of the served net's size and the
 10 medians out. It reads the same request body (the columns the served model reads, its last `window` days) and
 does nothing else: no checks, no volatility, no ranges, no batching, no auth. What a forecast costs at the least.
+With `--store`, a body with no `prices` (`{"stock": X}`) is answered from X's last `window` bars in that price
+store, read into memory at startup: the same by name.
 
-    python -m benchmarks.bare_peer --archive model_store/lstm.mar --port 8091
+    python -m benchmarks.bare_peer --archive model_store/lstm.mar --port 8091 [--store /tmp/store]
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from torch import nn
 
 from benchmarks.peers import arguments
 from stockcast.runtime.bundle import BUNDLES, METADATA, PORTFOLIO, BundleMeta
+from stockcast.runtime.store import PriceStore
 
 ARCHIVE = "STOCKCAST_BARE_PEER_ARCHIVE"  # how the workers, started by uvicorn, learn the archive
+STORE = "STOCKCAST_BARE_PEER_STORE"  # and the price store, where there is one
 WORKERS = 2  # one per core, as TorchServe's
 COLUMNS = {"Close": "prices", "Open": "open", "High": "high", "Low": "low"}  # a model's feature -> its request field
 
@@ -55,17 +59,26 @@ def first_bundle(archive: Path) -> BundleMeta:
         return BundleMeta.from_dict(json.loads(mar.read(f"{BUNDLES}/{next(iter(members.values()))}/{METADATA}")))
 
 
+def held_bars(folder: Path, window: int) -> dict[str, dict[str, list[float]]]:
+    """Every ticker's last `window` bars in the price store `folder`, as a request would send them."""
+    store = PriceStore(folder, max_stale_sessions=None)
+    return {symbol: {field: store.bars(symbol).columns[column][-window:] for column, field in COLUMNS.items()}
+            for symbol in store.tickers()}
+
+
 def create_app() -> FastAPI:
     """One uvicorn worker's app."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = BareNet(first_bundle(Path(os.environ[ARCHIVE]))).eval()
+    held = held_bars(Path(os.environ[STORE]), net.window) if os.environ.get(STORE) else {}
     app = FastAPI()
 
     @app.post("/predictions/lstm")
     async def predict(request: Request) -> Response:
+        body = json.loads(await request.body())
         with torch.inference_mode():
-            medians = net(net.rows(json.loads(await request.body())))[0].tolist()
+            medians = net(net.rows(body if "prices" in body else held[body["stock"]]))[0].tolist()
         return Response(json.dumps({"forecast": medians}), media_type="application/json")
 
     return app
@@ -74,6 +87,8 @@ def create_app() -> FastAPI:
 def main() -> None:
     args = arguments(__doc__)
     os.environ[ARCHIVE] = str(args.archive.resolve())
+    if args.store:
+        os.environ[STORE] = str(args.store.resolve())
     uvicorn.run("benchmarks.bare_peer:create_app", factory=True, host="127.0.0.1", port=args.port, workers=WORKERS,
                 log_level="warning", access_log=False)
 

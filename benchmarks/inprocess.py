@@ -56,8 +56,9 @@ class Worker:
         return context
 
     def instances(self, body: bytes | str) -> list[preprocess.Instance]:
-        """The forecasts one request asks for, parsed as the handler parses them (the forward pass's input)."""
-        return preprocess.parse_batch([({"body": body}, {})], self.handler.portfolio).instances
+        """The forecasts one request asks for, parsed as the handler parses them (the forward pass's input; by name,
+        from the handler's price store)."""
+        return preprocess.parse_batch([({"body": body}, {})], self.handler.portfolio, self.handler.store).instances
 
     @staticmethod
     def forward(instances: list[preprocess.Instance]) -> list[torch.Tensor]:

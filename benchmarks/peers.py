@@ -21,10 +21,12 @@ BARE = "benchmarks.bare_peer"
 
 
 def arguments(doc: str) -> argparse.Namespace:
-    """A peer server's command line: the archive it serves and its port."""
+    """A peer server's command line: the archive it serves, its port, and the price store a by-name request is
+    answered from (the bare peer's)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archive", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--store", type=Path, help="a price store: bodies without prices are answered from it")
     return parser.parse_args()
 
 
@@ -37,13 +39,14 @@ class Peer:
 
 
 @contextmanager
-def peer_server(module: str, archive: Path) -> Iterator[Peer]:
-    """`python -m <module> --archive <archive> --port <free port>` for the block, once it accepts connections."""
+def peer_server(module: str, archive: Path, store: Path | None = None) -> Iterator[Peer]:
+    """`python -m <module> --archive <archive> --port <free port> [--store <store>]` for the block, once it accepts
+    connections."""
     from stockcast.serving.private_server import free_ports
 
     [port] = free_ports(1)
-    process = subprocess.Popen([sys.executable, "-m", module, "--archive", str(archive), "--port", str(port)],
-                               cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", module, "--archive", str(archive), "--port", str(port),
+                                *(["--store", str(store)] if store else [])], cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
         while True:

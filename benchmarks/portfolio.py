@@ -5,13 +5,17 @@ project's store) twice, the first ticker alone and all of them, serves each from
 (free loopback ports) and measures in one run: single-ticker requests at 1 and 32 connections with 1
 vs all tickers loaded, each worker's resident memory, portfolio requests (one instance per ticker)
 beside the in-process floor of their forward passes, and the time to deploy one ticker's model while
-all are served, with the failed requests during it. The deploy registers in a copy of the store. (The peers
-are measured in the first part, benchmarks/serving.py.)
+all are served, with the failed requests during it. The deploy registers in a copy of the store. With
+`--pooled-run`, a pooled model's portfolio too, with its bars and by name (`{"instances": [{"stock": t}, ...]}`,
+answered from a price store of the tickers' real bars relabelled to the latest sessions, benchmarks/store.py),
+each beside its in-process floor, and every file of that store refreshed while the portfolio is asked by name.
+(The peers are measured in the first part, benchmarks/serving.py.)
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -23,6 +27,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.cli import bench_main
+from stockcast import ROOT
 from stockcast.serving.client import with_bars
 
 PRICES = [60.0 * (1 + 0.01 * ((day * 7919) % 11 - 5) / 5) for day in range(100)]  # 100 closes: the context
@@ -34,13 +39,18 @@ def main() -> None:
     parser.add_argument("--experiment", default="stockcast")
     parser.add_argument("--stock", default="all", help="tickers separated by commas, or all (default)")
     parser.add_argument("--pooled-run", help="a pooled model's run: its portfolio requests are measured too")
+    parser.add_argument("--prices", type=Path, default=ROOT / "prices" / "sp100",
+                        help="where the by-name price store's bars come from first (default: prices/sp100, where "
+                             "`make sp100` extracts them; then the training's data/ and prices/)")
     bench_main(parser, run, seconds=10)
 
 
 def run(args: argparse.Namespace) -> str:
     from benchmarks.inprocess import forward_ms, interleaved_ms, worker
     from benchmarks.load import Load, wrk_run
+    from benchmarks.store import BenchStore, local_bars, refresh_under_load, served_from
     from stockcast.config import load_config
+    from stockcast.data.download import Downloader
     from stockcast.markdown import replace_section
     from stockcast.release.policy import Policy
     from stockcast.release.retrain import deploy_runs
@@ -50,7 +60,8 @@ def run(args: argparse.Namespace) -> str:
     from stockcast.symbols import normalize_symbol
     from stockcast.tracking import existing_store, find_run, trained_symbols
 
-    uri = args.tracking_uri or load_config("train").logger.tracking_uri
+    config = load_config("train")
+    uri = args.tracking_uri or config.logger.tracking_uri
     client = existing_store(uri)
     symbols = (trained_symbols(client, args.experiment) if args.stock == "all"
                else [normalize_symbol(stock) for stock in args.stock.split(",")])
@@ -58,13 +69,14 @@ def run(args: argparse.Namespace) -> str:
     portfolio = {"instances": [{"stock": symbol, **with_bars(PRICES)} for symbol in symbols]}
     figures: dict[str, object] = {"tickers": len(symbols), "first": symbols[0]}
 
-    def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int) -> dict[str, Load]:
-        """`args.runs` wrk runs per target, taken in turns, so a change in the machine's load meanwhile
-        reaches every target alike; medians per target (the errors summed)."""
+    def interleaved(targets: dict[str, tuple[str, str | None]], payload: dict, connections: int,
+                    payloads: dict[str, dict] | None = None) -> dict[str, Load]:
+        """`args.runs` wrk runs per target (of `payload`, or its own in `payloads`), taken in turns, so a change in
+        the machine's load meanwhile reaches every target alike; medians per target (the errors summed)."""
         runs: dict[str, list[Load]] = {name: [] for name in targets}
         for _ in range(args.runs):
             for name, (url, key) in targets.items():
-                runs[name].append(wrk_run(url, key, connections, args.seconds, payload))
+                runs[name].append(wrk_run(url, key, connections, args.seconds, (payloads or {}).get(name, payload)))
         medians = ("rps", "p50", "p99")
         return {name: Load(*(statistics.median(getattr(run, field) for run in found) for field in medians),
                            sum(run.errors for run in found)) for name, found in runs.items()}
@@ -106,19 +118,36 @@ def run(args: argparse.Namespace) -> str:
             figures["floor_ms"] = forward_ms(lambda: loaded.forward(instances), 30)
         if args.pooled_run:
             pooled = archive(store, args.experiment, work_dir / "pooled", run_ids=[args.pooled_run])
-            with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
-                target = (f"{server.url('inference')}/predictions/lstm", server.key("inference"))
-                pooled_portfolio = {"instances": [item for item in portfolio["instances"]
-                                                  if item["stock"] in pooled.served.members]}
-                wrk_run(*target, 2, 3, pooled_portfolio)
-                figures["pooled_2"] = interleaved({"pooled": target}, pooled_portfolio, 2)["pooled"]
-                figures["pooled_tickers"] = len(pooled_portfolio["instances"])
-            with worker(pooled.path) as loaded:
-                body = json.dumps(pooled_portfolio).encode()
-                instances = loaded.instances(body)
-                found = interleaved_ms({"floor": lambda: loaded.forward(instances),
-                                        "handler": lambda: loaded.handle([body])}, 100)
-                figures["pooled_floor_ms"], figures["pooled_handler_ms"] = found["floor"], found["handler"]
+            pooled_portfolio = {"instances": [item for item in portfolio["instances"]
+                                              if item["stock"] in pooled.served.members]}
+            (work_dir / "store").mkdir()
+            downloader = Downloader(config.paths.data_dir, extra_dirs=[str(args.prices)], online=False)
+            prices = BenchStore.written(work_dir / "store", pooled.path, local_bars(
+                downloader, {item["stock"]: None for item in pooled_portfolio["instances"]}))
+            by_name = {"instances": [{"stock": symbol} for symbol in prices.bars]}
+            bodies = {"pooled": json.dumps(pooled_portfolio).encode(), "by_name": json.dumps(by_name).encode()}
+            with served_from(prices.folder):  # the server's workers and the in-process handler read this store
+                with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
+                    target = (f"{server.url('inference')}/predictions/lstm", server.key("inference"))
+                    wrk_run(*target, 2, 3, pooled_portfolio)
+                    wrk_run(*target, 2, 3, by_name)
+                    loads = interleaved({"pooled": target, "by_name": target}, pooled_portfolio, 2,
+                                        {"by_name": by_name})
+                    figures["pooled_2"], figures["by_name_2"] = loads["pooled"], loads["by_name"]
+                    figures["pooled_tickers"] = len(pooled_portfolio["instances"])
+                    figures["by_name_tickers"] = len(by_name["instances"])
+                    figures["refreshed"] = refresh_under_load(*target, prices, by_name)
+                    print(f"refresh: {figures['refreshed'].line()}")
+                with worker(pooled.path) as loaded:
+                    parsed = {name: loaded.instances(body) for name, body in bodies.items()}
+                    assert len(parsed["by_name"]) == figures["by_name_tickers"], "the store answered not every ticker"
+                    calls = {}
+                    for name, body in bodies.items():
+                        calls[name, "floor"] = functools.partial(loaded.forward, parsed[name])
+                        calls[name, "handler"] = functools.partial(loaded.handle, [body])
+                    found = interleaved_ms(calls, 100)
+            for (name, part), ms in found.items():
+                figures[f"{name}_{part}_ms"] = ms
     section = report(figures, args)
     replace_section(args.output, "portfolio", section)
     return section
@@ -167,9 +196,11 @@ def report(figures: dict, args: argparse.Namespace) -> str:
         f"{p2.p50:.1f} | {p2.p99:.1f} | {p2.errors} |",
     ]
     if "pooled_2" in figures:
-        pooled, count = figures["pooled_2"], figures["pooled_tickers"]
-        lines.append(f"| portfolio of {count}, 2 connections | TorchServe, one pooled model | {pooled.rps:,.1f} "
-                     f"({pooled.rps * count:,.0f} windows/s) | {pooled.p50:.1f} | {pooled.p99:.1f} | {pooled.errors} |")
+        for what, key in (("", "pooled"), (" by name", "by_name")):
+            found, count = figures[f"{key}_2"], figures[f"{key}_tickers"]
+            lines.append(f"| portfolio of {count}{what}, 2 connections | TorchServe, one pooled model | "
+                         f"{found.rps:,.1f} ({found.rps * count:,.0f} windows/s) | {found.p50:.1f} | {found.p99:.1f} | "
+                         f"{found.errors} |")
     lines += [
         "", "Ratios (the goals in brackets):", "",
         f"- {n} vs 1 ticker loaded, single-ticker req/s at 32 connections: {many_32.rps / one_32.rps:.2f} "
@@ -179,11 +210,19 @@ def report(figures: dict, args: argparse.Namespace) -> str:
         f"{p2.rps * n / floor:.0%} at 2 (two workers) [at 2: at least 80 %]",
     ]
     if "pooled_floor_ms" in figures:
-        pooled_floor = figures["pooled_floor_ms"]
-        lines.append(f"- the pooled model's floor: {pooled_floor:.1f} ms for {figures['pooled_tickers']} windows in "
-                     f"one forward pass; its p50 at 2 connections is {figures['pooled_2'].p50 / pooled_floor:.1f}x "
-                     f"that [at most 2.5x]; the handler's whole request in process (the body read, checked, "
-                     f"forecast, answered, written) {figures['pooled_handler_ms']:.1f} ms")
+        pooled_floor, by_name_floor = figures["pooled_floor_ms"], figures["by_name_floor_ms"]
+        refreshed = figures["refreshed"]
+        lines += [f"- the pooled model's floor: {pooled_floor:.1f} ms for {figures['pooled_tickers']} windows in "
+                  f"one forward pass; its p50 at 2 connections is {figures['pooled_2'].p50 / pooled_floor:.1f}x "
+                  f"that [at most 2.5x]; the handler's whole request in process (the body read, checked, "
+                  f"forecast, answered, written) {figures['pooled_handler_ms']:.1f} ms",
+                  f"- the same portfolio by name ({figures['by_name_tickers']} instances `{{\"stock\": t}}`, the bars "
+                  f"from a price store of the tickers' real bars relabelled to the latest sessions): its floor (the "
+                  f"forward pass of its parsed instances) {by_name_floor:.1f} ms; its p50 at 2 connections is "
+                  f"{figures['by_name_2'].p50 / by_name_floor:.1f}x that [at most 2.5x]; the handler's whole request "
+                  f"in process (the store's bars read and checked included) {figures['by_name_handler_ms']:.1f} ms",
+                  f"- a refresh of every file of that store while 4 clients asked the portfolio by name: "
+                  f"{refreshed.line()} [0 failed, the next answers read the new bar]"]
     rss_one, rss_many = figures["one_rss"], figures["many_rss"]
     lines += [
         f"- resident memory per worker: {', '.join(f'{r:.0f}' for r in rss_one)} MiB with 1 ticker, "

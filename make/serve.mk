@@ -23,7 +23,7 @@ demo: $(VENV)/.installed ## from a fresh clone: get data, train VALE3 briefly, a
 	$(PY) scripts/serve.py start --auth $(or $(AUTH),on)
 	$(PY) scripts/predict.py
 
-bench: $(VENV)/.installed ## load-test the running server beside a bare and a same-handler peer (wrk), then the portfolio (1 vs all trained tickers); BENCHMARKS.md
+bench: $(VENV)/.installed ## load-test the running server beside a bare and a same-handler peer (wrk), by name too (a private server, a temp price store), then the portfolio (1 vs all trained tickers); BENCHMARKS.md
 	$(PY) -m benchmarks.serving $(BENCH_ARGS)
 	$(PY) -m benchmarks.portfolio $(PORTFOLIO_ARGS)
 
