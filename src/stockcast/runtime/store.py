@@ -1,11 +1,12 @@
 """The price store: a read-only folder of `<SYMBOL>.csv` in the project's CSV shape (Date, Open, High, Low, Close,
 Volume, as the daily refresh writes its cache), from which a by-name request is forecast.
 
-A ticker's file is read when first asked for and again once its size or modification time changed, through the
-descriptor its stat came from: the refresh replaces a file in one step (os.replace), so a request gets the old
-bars or the new ones, never half a file. A file name is built only from a ticker the folder lists, never from
-what a client sent, and the store never writes. A broken file is its ticker's error alone; the values it holds
-then pass the same checks as bars a client sends (`fields.checked_rows`).
+A ticker's file is read when first asked for and again once a stat shows its size or modification time changed
+(a request costs that stat), through the descriptor whose fstat keys what was read: the refresh replaces a file in
+one step (os.replace), so a request gets the old bars or the new ones, never half a file. A file name is built
+only from a ticker the folder lists, never from what a client sent, and the store never writes. A broken file is
+its ticker's error alone; the values it holds then pass the same checks as bars a client sends
+(`fields.checked_rows`).
 """
 
 from __future__ import annotations
@@ -106,15 +107,15 @@ class PriceStore:
         """The bars of a listed ticker (`listed`); raises Unavailable naming the file where it cannot be read."""
         path = self.folder / f"{symbol}{SUFFIX}"
         try:
-            with open(path, "rb") as file:
-                status = os.fstat(file.fileno())
-                version = (status.st_size, status.st_mtime_ns)
+            status = os.stat(path)
+            with self._lock:
+                known = self._read.get(symbol)
+            if known is None or known[0] != (status.st_size, status.st_mtime_ns):
+                with open(path, "rb") as file:  # the version of the file read, not of the one stat saw
+                    status = os.fstat(file.fileno())
+                    known = ((status.st_size, status.st_mtime_ns), _parsed(file.read(), path.name))
                 with self._lock:
-                    known = self._read.get(symbol)
-                if known is None or known[0] != version:
-                    known = (version, _parsed(file.read(), path.name))
-                    with self._lock:
-                        self._read[symbol] = known
+                    self._read[symbol] = known
         except OSError as err:
             raise Unavailable(f"the price store has no readable {path.name} ({err.strerror})") from None
         if isinstance(known[1], Unavailable):
@@ -131,13 +132,13 @@ def _parsed(data: bytes, name: str) -> Stored | Unavailable:
         if missing:
             return Unavailable(f"the price store's {name} has no column {', '.join(missing)} (header {header[:8]})")
         wanted = [column for column in ("Close", "Open", "High", "Low", "Volume") if column in header]
-        at = [header.index(column) for column in wanted]
+        at, date = [header.index(column) for column in wanted], header.index("Date")
         dates: list[str] = []
         columns: dict[str, list[float]] = {column: [] for column in wanted}
         for line, row in enumerate(rows, start=2):
             if not row or all(not row[index].strip() for index in at[:4]):
                 continue
-            day = row[header.index("Date")].strip()[:10]
+            day = row[date].strip()[:10]
             dt.date.fromisoformat(day)
             if dates and day <= dates[-1]:
                 return Unavailable(f"the price store's {name}: line {line} ({day}) is not after {dates[-1]}")
