@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import bisect
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -218,3 +219,49 @@ def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[st
         raise BadRequest(f"last_date {last_date} is outside the trading calendar stored in this archive "
                          f"(sessions {span}); archive the model again to extend it")
     return dates
+
+
+RISK_LEVELS = (0.99, 0.975)
+RISK_HORIZONS = (1, 10)
+RISK_FIELDS = ("positions", "levels", "horizons")
+
+
+@dataclass(frozen=True)
+class RiskAsk:
+    """A request's `risk`, read: the shares per instance, the VaR levels and the horizons (trading days)."""
+
+    positions: tuple[float, ...]
+    levels: tuple[float, ...] = RISK_LEVELS
+    horizons: tuple[int, ...] = RISK_HORIZONS
+
+
+def read_risk(value: Any, count: int) -> RiskAsk:
+    """A request's `risk` object for `count` instances; raises BadRequest naming the field that is wrong."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"'risk' must be an object like {{\"positions\": [100, -50]}}, got {json_type(value)}")
+    unknown = sorted(set(value) - set(RISK_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown 'risk' field(s) {', '.join(map(shown, unknown[:10]))}; "
+                         f"expected {', '.join(RISK_FIELDS)}")
+    positions = value.get("positions")
+    if not isinstance(positions, list) or len(positions) != count or not all(_finite(item) for item in positions):
+        raise BadRequest(f"'positions' must be a list of {count} finite numbers (shares per instance, in order; "
+                         f"negative: short), got {shown(positions)}")
+    if not any(positions):
+        raise BadRequest("'positions' are all zero: a position holds at least one share")
+    levels = value.get("levels", list(RISK_LEVELS))
+    if not isinstance(levels, list) or not 1 <= len(levels) <= 10 or not all(
+            _finite(level) and 0.5 < level < 1 for level in levels) or len(set(levels)) < len(levels):
+        raise BadRequest(f"'levels' must be 1 to 10 different numbers between 0.5 and 1 (exclusive), "
+                         f"got {shown(levels)}")
+    horizons = value.get("horizons", list(RISK_HORIZONS))
+    if not isinstance(horizons, list) or not 1 <= len(horizons) <= 10 or not all(
+            isinstance(step, int) and not isinstance(step, bool) and step >= 1 for step in horizons) \
+            or len(set(horizons)) < len(horizons):
+        raise BadRequest(f"'horizons' must be 1 to 10 different whole numbers of trading days from 1, "
+                         f"got {shown(horizons)}")
+    return RiskAsk(tuple(map(float, positions)), tuple(map(float, levels)), tuple(horizons))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from stockcast.runtime import description, inference, postprocess, preprocess
+from stockcast.runtime import description, inference, postprocess, preprocess, risk
 from stockcast.runtime.body import dumps
 from stockcast.runtime.bundle import BUNDLES, PORTFOLIO, load_bundle
 from stockcast.runtime.metric_lines import MetricLines, record_metrics
@@ -50,6 +50,7 @@ class ForecastHandler(BaseHandler):
         self.portfolio = Portfolio.from_manifest(portfolio, bundles, settings.get("default_stock"),
                                                  str(self.manifest["model"].get("modelVersion")))
         self.store = PriceStore.configured(settings, os.environ)
+        self.risk = risk.Model.configured(self.portfolio, settings.get("risk"))
         logging.getLogger(__name__).info("stockcast runtime from %s: %d bundle(s), price store %s",
                                          Path(__file__).parent, len(bundles), self.store and self.store.folder)
         self.initialized = True
@@ -68,7 +69,7 @@ class ForecastHandler(BaseHandler):
             described_body = description.describe(self.portfolio, self.store)
             bodies[index] = self._answer(context, index, HTTPStatus.OK, described_body, json.dumps)
         for index, request in zip(asked, batch.requests, strict=True):
-            status, body = postprocess.reply(request, batch.instances, outputs)
+            status, body = postprocess.reply(request, batch.instances, outputs, self.risk)
             bodies[index] = self._answer(context, index, status, body, dumps)
         record_metrics(context.metrics, [instance.symbol for instance in batch.instances], time.time() - started)
         MetricLines.write()

@@ -15,12 +15,15 @@ from typing import Any
 import torch
 
 from stockcast.runtime.body import BadRequest
+from stockcast.runtime.fields import RiskAsk
 from stockcast.runtime.preprocess import Instance, Parsed
+from stockcast.runtime.risk import Model
 
 
-def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance],
-          outputs: Sequence[torch.Tensor]) -> tuple[HTTPStatus, dict[str, Any]]:
-    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index."""
+def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor],
+          risk: Model | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
+    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index; `risk`
+    answers a portfolio's `risk` (None: such a request is a 400)."""
     if isinstance(parsed, BadRequest):
         return parsed.status, error(parsed)
     results: list[tuple[HTTPStatus, dict[str, Any]]] = []
@@ -31,9 +34,26 @@ def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance],
             results.append((HTTPStatus.OK, answer(instances[item], outputs[item])))
         except BadRequest as err:
             results.append((err.status, error(err)))
-    if parsed.many:
-        return HTTPStatus.OK, {"predictions": [body for _, body in results]}
-    return results[0]
+    if parsed.risk is None:
+        return (HTTPStatus.OK, {"predictions": [body for _, body in results]}) if parsed.many else results[0]
+    try:
+        return HTTPStatus.OK, {"predictions": [body for _, body in results],
+                               "risk": _risk(parsed.risk, parsed.items, results, instances, outputs,
+                                             risk)}
+    except BadRequest as err:
+        return err.status, error(err)
+
+
+def _risk(ask: RiskAsk, items: Sequence[int | BadRequest], results: Sequence[tuple[HTTPStatus, dict[str, Any]]],
+          instances: Sequence[Instance], outputs: Sequence[torch.Tensor], risk: Model | None) -> dict[str, Any]:
+    """A portfolio's `risk`, once every one of its forecasts is answered; raises BadRequest otherwise."""
+    if risk is None:
+        raise BadRequest("this server answers no 'risk'")
+    for index, (status, body) in enumerate(results):
+        if status != HTTPStatus.OK:
+            raise BadRequest(f"instance {index}: {body['message']} (the risk needs every position)")
+    answered = [item for item in items if isinstance(item, int)]
+    return risk.assess(ask, [instances[item] for item in answered], [outputs[item] for item in answered])
 
 
 def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """TorchServe's preprocess phase: a batch's requests -> the forecasts to make, and each request's in order.
 
 A request is a single forecast, `{"stock": "PETR4", "prices": [...]}`, or a portfolio in the KServe v1 shape,
-`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order. `parse_batch` reads each body and each
+`{"instances": [{...}, ...]}`, answered `{"predictions": [...]}` in order, with the position's `risk` where it
+asks (`stockcast.runtime.risk`). `parse_batch` reads each body and each
 forecast's fields on its own, then checks the values of the whole batch's forecasts at once
 (`fields.checked_rows`): a bad instance of a portfolio gets its own error, never failing the rest.
 """
@@ -36,6 +37,9 @@ class Instance:
     bundle: Bundle  # the bundle answering it
     dates: list[str] | None  # the forecast's trading dates, when the request gave last_date
     stored: tuple[str, int] | None = None  # by name: the store's last bar's date, and the sessions since
+    last_date: str | None = None  # the date of the last row, where the request gave it (or the store did)
+    rows: torch.Tensor | None = None  # [R, F] every row sent (checked), of which `history` is the tail: a portfolio's
+    # risk estimates the tickers' dependence from their closes
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Parsed:
 
     items: tuple[int | BadRequest, ...]
     many: bool  # the portfolio shape: answered {"predictions": [...]}
+    risk: fields.RiskAsk | None = None  # a portfolio's `risk`: its position's measures are asked too
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,15 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     forecast without `prices` is read from `store`'s bars of its ticker."""
     today = dt.datetime.now(dt.UTC).date()
     outcomes: list[list[_Read | Instance | BadRequest] | BadRequest] = []
-    portfolios: list[bool] = []
+    shapes: list[tuple[bool, fields.RiskAsk | None]] = []
     for row, headers in requests:
         try:
-            forecasts, many = _read_request(row, headers, portfolio, store, today)
+            forecasts, many, risk = _read_request(row, headers, portfolio, store, today)
             outcomes.append(forecasts)
         except BadRequest as err:
             outcomes.append(err)
-            many = False
-        portfolios.append(many)
+            many, risk = False, None
+        shapes.append((many, risk))
     readable = {request: forecasts for request, forecasts in enumerate(outcomes) if isinstance(forecasts, list)}
     pending = [(request, item, forecast) for request, forecasts in readable.items()
                for item, forecast in enumerate(forecasts) if isinstance(forecast, _Read)]
@@ -90,7 +95,7 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         readable[request][item] = rows if isinstance(rows, BadRequest) else _instance(forecast, rows, portfolio)
     instances: list[Instance] = []
     parsed: list[Parsed | BadRequest] = []
-    for outcome, many in zip(outcomes, portfolios, strict=True):
+    for outcome, (many, risk) in zip(outcomes, shapes, strict=True):
         if isinstance(outcome, BadRequest):
             parsed.append(outcome)
             continue
@@ -101,30 +106,35 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
                 instances.append(done)
             elif isinstance(done, BadRequest):
                 items.append(done)
-        parsed.append(Parsed(tuple(items), many))
+        parsed.append(Parsed(tuple(items), many, risk))
     return Batch(parsed, instances)
 
 
 def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio, store: PriceStore | None,
-                  today: dt.date) -> tuple[list[_Read | Instance | BadRequest], bool]:
-    """One request's forecasts, read but not checked, and whether it is a portfolio: {"prices": [...], "stock": ...,
-    "last_date": ...}, or {"instances": [such objects]}."""
+                  today: dt.date) -> tuple[list[_Read | Instance | BadRequest], bool, fields.RiskAsk | None]:
+    """One request's forecasts, read but not checked, whether it is a portfolio and its `risk`, read: {"prices":
+    [...], "stock": ..., "last_date": ...}, or {"instances": [such objects], "risk": {...}}."""
     body = read_body(row, headers)
     if "instances" not in body:
-        return [_read_forecast(body, portfolio, store, today)], False
+        if "risk" in body:
+            raise BadRequest("'risk' is a portfolio's: send {\"instances\": [{\"stock\": ...}, ...], \"risk\": "
+                             "{\"positions\": [...]}}, even for one ticker")
+        return [_read_forecast(body, portfolio, store, today)], False, None
     instances = body["instances"]
-    if set(body) != {"instances"}:
-        raise BadRequest(f"a portfolio request has only 'instances', got {', '.join(map(shown, sorted(body)[:10]))}")
+    if not set(body) <= {"instances", "risk"}:
+        raise BadRequest(f"a portfolio request has only 'instances' and 'risk', got "
+                         f"{', '.join(map(shown, sorted(body)[:10]))}")
     if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
         raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
                          f'{{"stock": "VALE3", "prices": [...]}}, got {shown(instances)}')
+    risk = fields.read_risk(body["risk"], len(instances)) if "risk" in body else None
     forecasts: list[_Read | Instance | BadRequest] = []
     for instance in instances:
         try:
             forecasts.append(_read_forecast(instance, portfolio, store, today))
         except BadRequest as err:
             forecasts.append(err)
-    return forecasts, True
+    return forecasts, True, risk
 
 
 def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, today: dt.date) -> _Read:
@@ -168,4 +178,4 @@ def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Inst
                                                                  meta.horizon)
     except BadRequest as err:
         return err
-    return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates, forecast.stored)
+    return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates, forecast.stored, last_date, rows)

@@ -45,14 +45,17 @@ class Portfolio:
         names = {symbol.upper().removesuffix(".SA"): symbol for symbol in self.members}
         return names | {symbol.upper(): symbol for symbol in self.members}
 
-    def sessions(self, symbol: str) -> Sequence[str]:
-        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored); a ticker the
-        archive does not list trades where its suffix says (the calendar's `suffixes`, else `otherwise`)."""
+    def exchange(self, symbol: str) -> str | None:
+        """The ticker's exchange in the archive's calendar; a ticker the archive does not list trades where its
+        suffix says (the calendar's `suffixes`, else `otherwise`). None: the calendar names none."""
         calendar = self.calendar
-        exchange = calendar.get("stocks", {}).get(symbol) or next(
+        return calendar.get("stocks", {}).get(symbol) or next(
             (code for suffix, code in calendar.get("suffixes", {}).items() if symbol.endswith(suffix)),
             calendar.get("otherwise"))
-        return self.calendar.get("exchanges", {}).get(exchange, {}).get("sessions", [])
+
+    def sessions(self, symbol: str) -> Sequence[str]:
+        """The trading sessions of the ticker's exchange stored at archive time (empty: none stored)."""
+        return self.calendar.get("exchanges", {}).get(self.exchange(symbol), {}).get("sessions", [])
 
     def member(self, stock: Any) -> tuple[str, Bundle]:
         """The ticker a request's `stock` names (None: the default) and the bundle answering it."""

@@ -1,0 +1,126 @@
+"""A portfolio's risk: its VaR, ES, profit-and-loss quantiles and component VaR.
+
+`{"instances": [...], "risk": {"positions": [...], "levels": [0.99, 0.975], "horizons": [1, 10]}}`: the shares
+held per instance (negative: short). The marginals are the instances' own forecasts; the dependence is estimated
+from their bars, aligned by date through each ticker's exchange sessions from `last_date` backwards
+(`stockcast.runtime.copula` does the arithmetic). Any field wrong is the whole request's 400 naming it: the risk
+needs every position.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from stockcast.runtime import copula
+from stockcast.runtime.body import BadRequest
+from stockcast.runtime.fields import RiskAsk
+from stockcast.runtime.preprocess import Instance
+from stockcast.runtime.routing import Portfolio
+
+PNL_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
+
+
+@dataclass(frozen=True)
+class Model:
+    """The served risk model: the archive's calendar, the scenarios drawn and the marginals' tail (model-config's
+    `handler.risk`)."""
+
+    portfolio: Portfolio
+    scenarios: int = 10_000
+    tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
+    min_days: int = 20  # the fewest common returns the dependence is estimated on
+    max_days: int = 250  # the most: the last year's
+
+    @classmethod
+    def configured(cls, portfolio: Portfolio, settings: Mapping[str, Any] | None) -> Model:
+        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, min_days, max_days}, each optional)."""
+        return cls(portfolio, **{key: value for key, value in (settings or {}).items()
+                                 if key in ("scenarios", "tail_shape", "min_days", "max_days")})
+
+    def assess(self, ask: RiskAsk, instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> dict[str, Any]:
+        """The answer's `risk` for a portfolio's forecasts (every one valid), in the contract's keys."""
+        levels = _levels(instances)
+        horizon = min(instance.bundle.meta.horizon for instance in instances)
+        if max(ask.horizons) > horizon:
+            raise BadRequest(f"'horizons' reach {max(ask.horizons)} trading days; these models forecast 1 to "
+                             f"{horizon}")
+        closes, first, last = self.common_closes(instances)
+        dependence = copula.shrunk_correlation(copula.standardized(closes))
+        last_closes = torch.tensor([float(instance.history[-1, 0]) for instance in instances], dtype=torch.float64)
+        quantiles = torch.stack([output.double() for output in outputs])  # [N, H, Q] prices
+        seed = _seed(ask, last_closes, quantiles)
+        u = copula.uniforms(dependence, len(instances), self.scenarios, seed)
+        shares = torch.tensor(ask.positions, dtype=torch.float64)
+        per_horizon = [copula.measures(
+            self.changes(quantiles[:, step - 1], levels, last_closes, u) * shares, list(ask.levels),
+            list(PNL_LEVELS)) for step in ask.horizons]
+        exchanges = sorted({self.portfolio.exchange(instance.symbol) or "unknown" for instance in instances})
+        method = {"copula": "gaussian", "scenarios": self.scenarios, "seed": seed,
+                  "dependence": {"estimator": "Ledoit-Wolf shrunk correlation of daily log returns over their EWMA "
+                                              f"volatility (decay {copula.DECAY})",
+                                 "days": dependence.days, "first_day": first, "last_day": last,
+                                 "shrinkage": round(dependence.shrinkage, 4)},
+                  "marginals": {"served_levels": [levels[0], levels[-1]], "tail": "generalized Pareto",
+                                "tail_shape": self.tail_shape},
+                  "exchanges": exchanges}
+        if len(exchanges) > 1:
+            method["currencies"] = ("tickers of several exchanges: each position's value is in its own currency "
+                                    "and they are added as they are (no conversion: out of scope)")
+        return {"value": float((shares * last_closes).sum()), "horizons": list(ask.horizons),
+                "levels": list(ask.levels),
+                "var": {f"{level:g}": [step.var[k] for step in per_horizon] for k, level in enumerate(ask.levels)},
+                "es": {f"{level:g}": [step.es[k] for step in per_horizon] for k, level in enumerate(ask.levels)},
+                "pnl_quantiles": {f"{level:g}": [step.quantiles[k] for step in per_horizon]
+                                  for k, level in enumerate(PNL_LEVELS)},
+                "contributions": {f"{level:g}": [step.contributions[k] for step in per_horizon]
+                                  for k, level in enumerate(ask.levels)},
+                "method": method}
+
+    def changes(self, quantiles: torch.Tensor, levels: torch.Tensor, last_closes: torch.Tensor,
+                u: torch.Tensor) -> torch.Tensor:
+        """[N, Q] one horizon's quantile prices -> [S, N] each ticker's price change per scenario (per share)."""
+        log_changes = (quantiles / last_closes[:, None]).log()
+        return last_closes * copula.quantile_function(log_changes, levels, u, self.tail_shape).expm1()
+
+    def common_closes(self, instances: Sequence[Instance]) -> tuple[torch.Tensor, str, str]:
+        """[T + 1, N] the instances' closes on the last days all of them traded (by their exchanges' sessions, from
+        each one's `last_date` backwards, every row sent: at most `max_days` returns), the first and last day."""
+        dated: list[dict[str, float]] = []
+        for index, instance in enumerate(instances):
+            if instance.last_date is None:
+                raise BadRequest(f"instance {index} ({instance.symbol}) has no 'last_date': the risk aligns the "
+                                 "tickers' bars by date")
+            sessions = self.portfolio.sessions(instance.symbol)
+            end = bisect.bisect_right(sessions, instance.last_date)
+            closes = (instance.history if instance.rows is None else instance.rows)[:, 0].tolist()
+            days = sessions[max(0, end - len(closes)):end]
+            dated.append(dict(zip(days, closes[len(closes) - len(days):], strict=True)))
+        common = sorted(set.intersection(*(set(days) for days in dated)))[-self.max_days - 1:]
+        if len(common) < self.min_days + 1:
+            raise BadRequest(f"the instances' bars share {len(common)} trading days; the risk needs at least "
+                             f"{self.min_days + 1} common days (send more bars, with matching 'last_date's)")
+        return torch.tensor([[days[day] for days in dated] for day in common], dtype=torch.float64), \
+            common[0], common[-1]
+
+
+def _levels(instances: Sequence[Instance]) -> torch.Tensor:
+    """The quantile levels every instance is answered with: the risk reads them all alike."""
+    levels = {instance.bundle.meta.levels for instance in instances}
+    if None in levels:
+        raise BadRequest("the risk needs quantile forecasts: a model here answers a point forecast only")
+    if len(levels) > 1:
+        raise BadRequest("the risk needs every instance answered with the same quantile levels; these models differ")
+    return torch.tensor(levels.pop(), dtype=torch.float64)
+
+
+def _seed(ask: RiskAsk, last_closes: torch.Tensor, quantiles: torch.Tensor) -> int:
+    """The same request draws the same scenarios: a checksum of what it asks and of its forecasts."""
+    numbers = [*ask.positions, *ask.levels, *ask.horizons, *last_closes.tolist(), *quantiles.sum((1, 2)).tolist()]
+    return zlib.crc32(struct.pack(f"{len(numbers)}d", *numbers))

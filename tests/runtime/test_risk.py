@@ -1,0 +1,192 @@
+"""A portfolio's risk: the copula's arithmetic against closed forms and scikit-learn, and the `risk` request's
+rules on tiny bundles built in memory (a real TorchServe answers them in tests/served/test_risk_served.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.covariance import LedoitWolf
+
+from stockcast.runtime import copula, inference, postprocess
+from stockcast.runtime.preprocess import parse_batch
+from stockcast.runtime.risk import Model
+from tests.bundles import portfolio_of, tiny_bundle
+
+SESSIONS = [str(day) for day in np.arange("2025-01-01", "2026-01-01", dtype="datetime64[D]")
+            if np.is_busday(day)]
+CALENDAR = {"exchanges": {"XNYS": {"sessions": SESSIONS}, "BVMF": {"sessions": SESSIONS}},
+            "stocks": {"AAA": "XNYS", "BBB": "XNYS", "VALE3.SA": "BVMF"}}
+LAST = "2025-11-07"
+
+
+def test_shrunk_correlation_is_scikit_learns_ledoit_wolf():
+    """More tickers than days: the sample correlation is singular, the shrunk one is scikit-learn's, positive
+    definite."""
+    scaled = torch.from_numpy(np.random.default_rng(3).standard_t(5, size=(40, 60)) @
+                              np.random.default_rng(4).normal(size=(60, 60)) * 0.2)
+    found = copula.shrunk_correlation(scaled)
+    expected = LedoitWolf().fit(scaled.numpy())
+    scale = np.sqrt(np.diag(expected.covariance_))
+    assert found.shrinkage == pytest.approx(expected.shrinkage_, rel=1e-9)
+    np.testing.assert_allclose(found.correlation.numpy(), expected.covariance_ / np.outer(scale, scale), atol=1e-12)
+    assert torch.linalg.eigvalsh(found.correlation).min() > 0
+
+
+def test_standardized_returns_follow_their_ewma_volatility():
+    """A calm stretch then a wild one: over the EWMA volatility both come out near unit scale."""
+    rng = np.random.default_rng(0)
+    returns = np.concatenate([rng.normal(0, 0.01, 300), rng.normal(0, 0.04, 300)])
+    closes = torch.from_numpy(100 * np.exp(np.cumsum(np.r_[0, returns])))[:, None]
+    scaled = copula.standardized(closes)[:, 0].numpy()
+    assert abs(returns[300:].std() / returns[:300].std() - 4) < 0.5
+    assert scaled[50:300].std() == pytest.approx(1, abs=0.15) and scaled[350:].std() == pytest.approx(1, abs=0.15)
+
+
+def _gaussian_position(scenarios: int):
+    """Three tickers' normal changes (a fine grid of levels: the tails barely matter), correlated, and a long-short
+    position: its simulated changes per scenario and the closed-form standard deviation."""
+    sigma = np.array([1.0, 2.0, 0.5])
+    correlation = np.array([[1.0, 0.6, -0.2], [0.6, 1.0, 0.1], [-0.2, 0.1, 1.0]])
+    shares = np.array([10.0, -4.0, 20.0])
+    levels = torch.linspace(0.0005, 0.9995, 1999, dtype=torch.float64)
+    grid = torch.from_numpy(sigma[:, None] * stats.norm.ppf(levels.numpy())[None, :])
+    dependence = copula.Dependence(torch.from_numpy(correlation), 0.0, 100)
+    u = copula.uniforms(dependence, 3, scenarios, seed=11)
+    changes = copula.quantile_function(grid, levels, u, shape=0.0) * torch.from_numpy(shares)
+    covariance = correlation * np.outer(sigma, sigma)
+    return changes, shares, covariance
+
+
+def test_gaussian_var_and_es_are_the_closed_form_within_monte_carlo_error():
+    scenarios = 400_000
+    changes, shares, covariance = _gaussian_position(scenarios)
+    spread = math.sqrt(shares @ covariance @ shares)
+    found = copula.measures(changes, [0.99, 0.975], [0.01, 0.5])
+    for level, var, es in zip([0.99, 0.975], found.var, found.es, strict=True):
+        z = stats.norm.ppf(level)
+        # the standard error of a sample quantile: sqrt(p (1 - p) / n) / density at it
+        error = math.sqrt(level * (1 - level) / scenarios) / stats.norm.pdf(z) * spread
+        assert abs(var - z * spread) < 4 * error
+        assert es == pytest.approx(stats.norm.pdf(z) / (1 - level) * spread, rel=0.01)
+    assert found.quantiles[0] == pytest.approx(-found.var[0], rel=1e-3)
+
+
+def test_component_var_sums_to_var_and_is_eulers_allocation():
+    changes, shares, covariance = _gaussian_position(400_000)
+    found = copula.measures(changes, [0.99], [0.5])
+    assert sum(found.contributions[0]) == pytest.approx(found.var[0], rel=1e-12)
+    spread = math.sqrt(shares @ covariance @ shares)
+    euler = stats.norm.ppf(0.99) * shares * (covariance @ shares) / spread  # each position's share of the VaR
+    np.testing.assert_allclose(found.contributions[0], euler, atol=0.05 * found.var[0])
+
+
+def test_tails_continue_the_quantile_function():
+    """Beyond the served 5..95 %, the tail is continuous at the end levels, increasing, and a heavier shape
+    reaches further."""
+    levels = torch.tensor([0.05, 0.1, 0.5, 0.9, 0.95], dtype=torch.float64)
+    grid = torch.tensor([[-2.0, -1.5, 0.0, 1.5, 2.0]], dtype=torch.float64)
+    u = torch.tensor([[0.001], [0.01], [0.05], [0.07], [0.95], [0.99], [0.999]], dtype=torch.float64)
+    light = copula.quantile_function(grid, levels, u, 0.0)[:, 0]
+    heavy = copula.quantile_function(grid, levels, u, 0.3)[:, 0]
+    assert light[2] == -2.0 and light[4] == 2.0 and light[3] == pytest.approx(-1.8)
+    assert (light.diff() > 0).all() and (heavy.diff() > 0).all()
+    assert heavy[0] < light[0] < -2 and heavy[-1] > light[-1] > 2
+    # exponential tail with the last segment's slope (10 per unit of probability): 0.05 * 10 * log(5) below -2
+    assert light[1] == pytest.approx(-2 - 0.5 * math.log(5))
+
+
+def _portfolio():
+    bundle = tiny_bundle("global", {"symbol": "global", "any_ticker": True})
+    return portfolio_of(bundle, members={"AAA": "global", "BBB": "global", "VALE3.SA": "global"},
+                        calendar=CALENDAR)
+
+
+def _instance(stock: str, seed: int, days: int = 60, last_date: str | None = LAST) -> dict:
+    rng = np.random.default_rng(seed)
+    closes = (50 * np.exp(np.cumsum(rng.normal(0, 0.015, days)))).round(4).tolist()
+    return {"stock": stock, "prices": closes} | ({"last_date": last_date} if last_date else {})
+
+
+def _answer(body: dict, scenarios: int = 4000):
+    portfolio = _portfolio()
+    batch = parse_batch([({"body": body}, {})], portfolio)
+    outputs = inference.forecast(batch.instances)
+    return postprocess.reply(batch.requests[0], batch.instances, outputs, Model(portfolio, scenarios=scenarios))
+
+
+def test_a_portfolio_with_risk_keeps_its_predictions_and_answers_the_contract():
+    body = {"instances": [_instance("AAA", 1), _instance("BBB", 2), _instance("VALE3", 3)],
+            "risk": {"positions": [100, -50, 30]}}
+    status, answer = _answer(body)
+    assert status == 200 and len(answer["predictions"]) == 3
+    risk = answer["risk"]
+    assert set(risk) == {"value", "horizons", "levels", "var", "es", "pnl_quantiles", "contributions", "method"}
+    assert risk["horizons"] == [1, 10] and risk["levels"] == [0.99, 0.975]
+    closes = [instance["prices"][-1] for instance in body["instances"]]
+    assert risk["value"] == pytest.approx(100 * closes[0] - 50 * closes[1] + 30 * closes[2])
+    for level in ("0.99", "0.975"):
+        assert all(es >= var > 0 for var, es in zip(risk["var"][level], risk["es"][level], strict=True))
+        for var, parts in zip(risk["var"][level], risk["contributions"][level], strict=True):
+            assert len(parts) == 3 and sum(parts) == pytest.approx(var)
+    assert risk["var"]["0.99"][0] >= risk["var"]["0.975"][0]
+    assert risk["pnl_quantiles"]["0.01"][0] == pytest.approx(-risk["var"]["0.99"][0], rel=0.05)
+    assert risk["method"]["dependence"]["days"] == 59 and risk["method"]["scenarios"] == 4000
+    assert "currencies" in risk["method"]  # a B3 ticker beside US ones: said, not converted
+    assert _answer(body)[1]["risk"] == risk  # seeded by the request: the same numbers again
+
+
+def test_a_portfolio_of_one_ticker_works_and_same_exchange_says_nothing_of_currencies():
+    status, answer = _answer({"instances": [_instance("AAA", 1)], "risk": {"positions": [10], "horizons": [3],
+                                                                        "levels": [0.95]}})
+    assert status == 200 and list(answer["risk"]["var"]) == ["0.95"] and len(answer["risk"]["var"]["0.95"]) == 1
+    assert "currencies" not in answer["risk"]["method"]
+
+
+@pytest.mark.parametrize(("risk", "message"), [
+    ([1, 2], "'risk' must be an object"),
+    ({"positions": [1, 2], "alpha": 1}, "unknown 'risk' field(s) 'alpha'"),
+    ({}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [1]}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [1, "2"]}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [1, True]}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [1, float("nan")]}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [0, 0.0]}, "'positions' are all zero"),
+    ({"positions": [1, 2], "levels": [1.0]}, "'levels' must be 1 to 10 different numbers between 0.5 and 1"),
+    ({"positions": [1, 2], "levels": [0.5]}, "'levels' must be"),
+    ({"positions": [1, 2], "levels": [0.99, 0.99]}, "'levels' must be"),
+    ({"positions": [1, 2], "levels": []}, "'levels' must be"),
+    ({"positions": [1, 2], "horizons": [0]}, "'horizons' must be 1 to 10 different whole numbers"),
+    ({"positions": [1, 2], "horizons": [1.5]}, "'horizons' must be"),
+    ({"positions": [1, 2], "horizons": [11]}, "'horizons' reach 11 trading days; these models forecast 1 to 10"),
+])
+def test_each_bad_risk_field_is_the_requests_400_naming_it(risk, message):
+    status, answer = _answer({"instances": [_instance("AAA", 1), _instance("BBB", 2)], "risk": risk})
+    assert status == 400 and answer["message"].startswith(message), answer
+
+
+@pytest.mark.parametrize(("instances", "message"), [
+    ([_instance("AAA", 1), _instance("BBB", 2, last_date=None)],
+     "instance 1 (BBB) has no 'last_date': the risk aligns"),
+    ([_instance("AAA", 1), _instance("ZZZ", 2)], "instance 1: stock 'ZZZ' has no deployed model"),
+    ([_instance("AAA", 1, days=20), _instance("BBB", 2, days=20)], "the instances' bars share 20 trading days"),
+    ([_instance("AAA", 1), _instance("BBB", 2, last_date="2025-08-01")], "the instances' bars share"),
+])
+def test_a_bad_or_unalignable_instance_fails_the_whole_risk_request(instances, message):
+    status, answer = _answer({"instances": instances, "risk": {"positions": [1, 2]}})
+    assert status == 400 and answer["message"].startswith(message), answer
+
+
+def test_risk_on_a_single_request_says_to_use_instances():
+    status, answer = _answer({**_instance("AAA", 1), "risk": {"positions": [1]}})
+    assert status == 400 and "'risk' is a portfolio's: send {\"instances\"" in answer["message"]
+
+
+def test_the_model_reads_model_configs_risk_settings_and_ignores_others():
+    portfolio = _portfolio()
+    assert Model.configured(portfolio, {"scenarios": 123, "tail_shape": 0.2, "other": 1}) == \
+        Model(portfolio, scenarios=123, tail_shape=0.2)
+    assert Model.configured(portfolio, None) == Model(portfolio)
