@@ -12,6 +12,7 @@ from scipy import stats
 from sklearn.covariance import LedoitWolf
 
 from stockcast.runtime import copula, inference, postprocess
+from stockcast.runtime.copula import Sampler
 from stockcast.runtime.preprocess import parse_batch
 from stockcast.runtime.risk import Model
 from tests.bundles import portfolio_of, tiny_bundle
@@ -37,11 +38,17 @@ def test_shrunk_correlation_is_scikit_learns_ledoit_wolf():
 
 
 def test_standardized_returns_follow_their_ewma_volatility():
-    """A calm stretch then a wild one: over the EWMA volatility both come out near unit scale."""
+    """A calm stretch then a wild one: over the EWMA volatility (the recursion's) both come out near unit scale."""
     rng = np.random.default_rng(0)
     returns = np.concatenate([rng.normal(0, 0.01, 300), rng.normal(0, 0.04, 300)])
     closes = torch.from_numpy(100 * np.exp(np.cumsum(np.r_[0, returns])))[:, None]
-    scaled = copula.standardized(closes)[:, 0].numpy()
+    scaled, today = copula.standardized(closes)
+    variance = np.mean(returns ** 2)  # the recursion, day by day
+    for day, value in enumerate(returns):
+        assert float(scaled[day, 0]) == pytest.approx(value / np.sqrt(variance), rel=1e-9)
+        variance = 0.94 * variance + 0.06 * value ** 2
+    assert float(today[0]) == pytest.approx(np.sqrt(variance), rel=1e-9)
+    scaled = scaled[:, 0].numpy()
     assert abs(returns[300:].std() / returns[:300].std() - 4) < 0.5
     assert scaled[50:300].std() == pytest.approx(1, abs=0.15) and scaled[350:].std() == pytest.approx(1, abs=0.15)
 
@@ -56,7 +63,7 @@ def _gaussian_position(scenarios: int):
     grid = torch.from_numpy(sigma[:, None] * stats.norm.ppf(levels.numpy())[None, :])
     dependence = copula.Dependence(torch.from_numpy(correlation), 0.0, 100)
     u = copula.uniforms(dependence, 3, scenarios, seed=11)
-    changes = copula.quantile_function(grid, levels, u, shape=0.0) * torch.from_numpy(shares)
+    changes = copula.Located.of(levels, u, shape=0.0).changes(grid).T.double() * torch.from_numpy(shares)
     covariance = correlation * np.outer(sigma, sigma)
     return changes, shares, covariance
 
@@ -86,17 +93,23 @@ def test_component_var_sums_to_var_and_is_eulers_allocation():
 
 def test_tails_continue_the_quantile_function():
     """Beyond the served 5..95 %, the tail is continuous at the end levels, increasing, and a heavier shape
-    reaches further."""
+    reaches further; uneven levels are located as even ones are."""
     levels = torch.tensor([0.05, 0.1, 0.5, 0.9, 0.95], dtype=torch.float64)
     grid = torch.tensor([[-2.0, -1.5, 0.0, 1.5, 2.0]], dtype=torch.float64)
-    u = torch.tensor([[0.001], [0.01], [0.05], [0.07], [0.95], [0.99], [0.999]], dtype=torch.float64)
-    light = copula.quantile_function(grid, levels, u, 0.0)[:, 0]
-    heavy = copula.quantile_function(grid, levels, u, 0.3)[:, 0]
-    assert light[2] == -2.0 and light[4] == 2.0 and light[3] == pytest.approx(-1.8)
+    u = torch.tensor([[0.001, 0.01, 0.05, 0.07, 0.95, 0.99, 0.999]])
+    light = copula.Located.of(levels, u, 0.0).changes(grid)[0]
+    heavy = copula.Located.of(levels, u, 0.3).changes(grid)[0]
+    assert light[2] == pytest.approx(-2.0) and light[4] == pytest.approx(2.0) and light[3] == pytest.approx(-1.8)
     assert (light.diff() > 0).all() and (heavy.diff() > 0).all()
     assert heavy[0] < light[0] < -2 and heavy[-1] > light[-1] > 2
     # exponential tail with the last segment's slope (10 per unit of probability): 0.05 * 10 * log(5) below -2
     assert light[1] == pytest.approx(-2 - 0.5 * math.log(5))
+    even = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+    grid = torch.from_numpy(stats.norm.ppf(even.numpy()))[None, :]
+    u = torch.rand(1, 1000, generator=torch.Generator().manual_seed(0))
+    uneven = torch.cat([even[:3], even[3:4] + 1e-4, even[4:]])  # searched, not computed
+    np.testing.assert_allclose(copula.Located.of(even, u, 0.1).changes(grid),
+                               copula.Located.of(uneven, u, 0.1).changes(grid), atol=2e-3)
 
 
 def _portfolio():
@@ -115,7 +128,7 @@ def _answer(body: dict, scenarios: int = 4000):
     portfolio = _portfolio()
     batch = parse_batch([({"body": body}, {})], portfolio)
     outputs = inference.forecast(batch.instances)
-    return postprocess.reply(batch.requests[0], batch.instances, outputs, Model(portfolio, scenarios=scenarios))
+    return postprocess.reply(batch.requests[0], batch.instances, outputs, Model(portfolio, Sampler(scenarios)))
 
 
 def test_a_portfolio_with_risk_keeps_its_predictions_and_answers_the_contract():
@@ -188,5 +201,5 @@ def test_risk_on_a_single_request_says_to_use_instances():
 def test_the_model_reads_model_configs_risk_settings_and_ignores_others():
     portfolio = _portfolio()
     assert Model.configured(portfolio, {"scenarios": 123, "tail_shape": 0.2, "other": 1}) == \
-        Model(portfolio, scenarios=123, tail_shape=0.2)
+        Model(portfolio, Sampler(123, 0.2))
     assert Model.configured(portfolio, None) == Model(portfolio)

@@ -6,7 +6,7 @@ are the backtested ones. The steps:
   highest, a generalized Pareto tail whose scale continues the quantile function's slope at the last level and
   whose `shape` (0: exponential) was chosen on validation (docs/risk.md);
 - dependence: daily log returns over an EWMA volatility (RiskMetrics' 0.94), their correlation shrunk towards
-  the identity by Ledoit and Wolf's (2004) optimal intensity, a Gaussian copula;
+  the identity by Ledoit and Wolf's (2004) optimal intensity, a Gaussian or Student-t copula;
 - scenarios: correlated normals -> uniforms -> each marginal's quantile function -> the position's change;
 - measures: VaR and ES per level, the change's quantiles, and each position's component VaR (its mean change in
   the scenarios next to the VaR scenario, scaled so the components sum to the VaR: Euler's allocation).
@@ -14,6 +14,7 @@ are the backtested ones. The steps:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,16 +42,18 @@ class Measures:
     contributions: list[list[float]]  # per level, each position's component VaR (they sum to that VaR)
 
 
-def standardized(closes: torch.Tensor, decay: float = DECAY) -> torch.Tensor:
+def standardized(closes: torch.Tensor, decay: float = DECAY) -> tuple[torch.Tensor, torch.Tensor]:
     """[T + 1, N] closes of common days (oldest first) -> [T, N] each day's log return over the EWMA volatility
-    of the returns before it (started from the window's mean square, so the first days are on the same scale)."""
+    of the returns before it (started from the window's mean square, so the first days are on the same scale),
+    and [N] the volatility after the last day: v_t = decay^t v_0 + (1 - decay) sum_{k < t} decay^(t - 1 - k) r_k^2,
+    one matrix product for all days."""
     returns = closes.log().diff(dim=0)
-    variance = returns.square().mean(0).clamp_min(1e-12)
-    scaled = torch.empty_like(returns)
-    for day, row in enumerate(returns):
-        scaled[day] = row / variance.sqrt()
-        variance = decay * variance + (1 - decay) * row.square()
-    return scaled
+    days = torch.arange(len(returns) + 1, dtype=returns.dtype)
+    lags = days[:, None] - 1 - days[None, :-1]  # t - 1 - k
+    weights = torch.where(lags >= 0, decay ** lags.clamp_min(0), torch.zeros((), dtype=returns.dtype))
+    start = returns.square().mean(0).clamp_min(1e-12)
+    volatility = (decay ** days[:, None] * start + (1 - decay) * weights @ returns.square()).sqrt()  # [T + 1, N]
+    return returns / volatility[:-1], volatility[-1]
 
 
 def shrunk_correlation(scaled: torch.Tensor) -> Dependence:
@@ -71,37 +74,100 @@ def shrunk_correlation(scaled: torch.Tensor) -> Dependence:
     return Dependence(shrunk / scale[:, None] / scale[None, :], shrinkage, days)
 
 
-def uniforms(dependence: Dependence | None, count: int, scenarios: int, seed: int) -> torch.Tensor:
-    """[S, N] uniforms of a Gaussian copula with the dependence's correlation (None: independent tickers)."""
+def uniforms(dependence: Dependence | None, count: int, scenarios: int, seed: int,
+             df: int | None = None) -> torch.Tensor:
+    """[N, S] uniforms (float32: the scenarios' arithmetic needs no more, and runs twice as fast) of a Gaussian
+    copula (`df` None) or a Student-t copula of `df` degrees of freedom (2 or 4: their distribution functions have
+    closed forms) with the dependence's correlation (None: independent tickers). A t copula's common chi-squared
+    draw makes the tickers' extremes come together (tail dependence)."""
+    if df is not None and df not in T_CDF:
+        raise ValueError(f"a t copula here has 2 or 4 degrees of freedom, got {df}")
     generator = torch.Generator().manual_seed(seed)
-    normals = torch.randn(scenarios, count, generator=generator, dtype=torch.float64)
+    normals = torch.randn(count, scenarios, generator=generator)
     if dependence is not None and count > 1:
         jitter = 1e-10 * torch.eye(count, dtype=torch.float64)
-        normals = normals @ torch.linalg.cholesky(dependence.correlation.double() + jitter).T
-    return torch.special.ndtr(normals).clamp(1e-9, 1 - 1e-9)
+        normals = torch.linalg.cholesky(dependence.correlation.double() + jitter).float() @ normals
+    if df is not None:
+        mixing = torch.empty(1, scenarios).exponential_(generator=generator) * 2  # chi-squared(2)
+        if df == 4:
+            mixing = mixing + torch.empty(1, scenarios).exponential_(generator=generator) * 2
+        return T_CDF[df](normals / (mixing / df).sqrt()).clamp(1e-7, 1 - 1e-7)
+    return torch.special.ndtr(normals).clamp(1e-7, 1 - 1e-7)
 
 
-def quantile_function(changes: torch.Tensor, levels: torch.Tensor, u: torch.Tensor, shape: float) -> torch.Tensor:
-    """Each ticker's change at probabilities `u` [S, N] from its quantiles `changes` [N, Q] at `levels` [Q]
-    (increasing): linear between levels; beyond them a generalized Pareto tail of `shape` (>= 0) whose slope at
-    the end level is the last segment's."""
-    low, high = levels[0], levels[-1]
-    u = u.T.contiguous()  # [N, S]
-    upper = torch.searchsorted(levels, u).clamp(1, len(levels) - 1)
-    lower = upper - 1
-    weight = (u - levels[lower]) / (levels[upper] - levels[lower])
-    inside = torch.lerp(changes.gather(1, lower), changes.gather(1, upper), weight)  # [N, S]
-    below_slope = (changes[:, 1] - changes[:, 0]) / (levels[1] - levels[0])  # [N]
-    above_slope = (changes[:, -1] - changes[:, -2]) / (levels[-1] - levels[-2])
-    below = changes[:, :1] - low * below_slope[:, None] * _excess(low / u, shape)
-    above = changes[:, -1:] + (1 - high) * above_slope[:, None] * _excess((1 - high) / (1 - u), shape)
-    return torch.where(u < low, below, torch.where(u > high, above, inside)).T  # [S, N]
+T_CDF = {  # Student's t distribution functions in closed form
+    2: lambda t: 0.5 + t / (2 * (2 + t.square()).sqrt()),
+    4: lambda t: 0.5 + t * (t.square() + 6) / (2 * (t.square() + 4).pow(1.5)),
+}
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where probabilities [N, S] fall among the levels, worked out once for every horizon's quantiles: the
+    segment and the weight within it, and how far into either tail (per unit of the tail's scale; 0 inside)."""
+
+    lower: torch.Tensor  # [N, S] the segment's lower level index
+    weight: torch.Tensor  # [N, S] in [0, 1]: where in the segment (0 or 1 in the tails)
+    below: torch.Tensor  # [N, S] the lower tail's excess beyond the lowest level, 0 above it
+    above: torch.Tensor  # [N, S] the upper tail's excess beyond the highest level, 0 below it
+    levels: torch.Tensor  # [Q]
+
+    @classmethod
+    def of(cls, levels: torch.Tensor, u: torch.Tensor, shape: float) -> Located:
+        """`levels` [Q] increasing; `u` [N, S]; beyond the levels a generalized Pareto tail of `shape` (>= 0)."""
+        levels = levels.to(u.dtype)
+        steps, last = levels.diff(), len(levels) - 1
+        if torch.allclose(steps, steps[0]):  # even levels (every served model's): the segment by arithmetic
+            position = ((u - levels[0]) / steps[0]).clamp(0, last)
+            lower = position.floor().long().clamp(max=last - 1)
+            weight = position - lower
+        else:
+            lower = torch.searchsorted(levels, u).clamp(1, last) - 1
+            weight = ((u - levels[lower]) / steps[lower]).clamp(0, 1)
+        return cls(lower, weight, _excess(levels[0] / u, shape), _excess((1 - levels[-1]) / (1 - u), shape), levels)
+
+    def changes(self, grid: torch.Tensor) -> torch.Tensor:
+        """Each ticker's value at the located probabilities from its quantiles `grid` [N, Q] at the levels: linear
+        between levels; beyond them the tail, its scale continuing the last segment's slope -> [N, S]."""
+        grid = grid.to(self.weight.dtype)
+        levels = self.levels
+        inside = torch.lerp(grid.gather(1, self.lower), grid.gather(1, self.lower + 1), self.weight)
+        below = levels[0] * (grid[:, 1] - grid[:, 0]) / (levels[1] - levels[0])  # [N] the tails' scales
+        above = (1 - levels[-1]) * (grid[:, -1] - grid[:, -2]) / (levels[-1] - levels[-2])
+        return inside - below[:, None] * self.below + above[:, None] * self.above
 
 
 def _excess(ratio: torch.Tensor, shape: float) -> torch.Tensor:
-    """A generalized Pareto tail's quantile beyond its threshold, per unit of scale: (r^shape - 1) / shape."""
-    ratio = ratio.clamp_min(1.0)
-    return ratio.log() if shape == 0 else (ratio.pow(shape) - 1) / shape
+    """A generalized Pareto tail's quantile beyond its threshold per unit of scale, (r^shape - 1) / shape (log r
+    for shape 0), where r = the threshold's tail probability over u's is above 1; 0 where it is not (not in it)."""
+    excess = torch.zeros_like(ratio)
+    inside = ratio > 1  # a tenth of the scenarios, or less: only they are computed
+    tail = ratio[inside]
+    excess[inside] = tail.log() if shape == 0 else (tail.pow(shape) - 1) / shape
+    return excess
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How a position's scenarios are drawn: how many, and the marginals' tail shape (model-config.yaml's
+    `handler.risk`)."""
+
+    scenarios: int = 5_000
+    tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
+    copula_df: int | None = None  # None: a Gaussian copula; 2 or 4: a Student-t copula, chosen on validation
+
+    def draw(self, closes: torch.Tensor, last_closes: torch.Tensor, quantiles: torch.Tensor, levels: torch.Tensor,
+             horizons: Sequence[int], seed: int, independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:
+        """The dependence of `closes` [T + 1, N] (common days, oldest first) and, per horizon, [S, N] each
+        ticker's price change per share in each scenario, from its forecast `quantiles` [N, H, Q] at `levels` and
+        its `last_closes` [N]; `independent`: the same marginals, drawn independently (the backtest's peer)."""
+        dependence = shrunk_correlation(standardized(closes)[0])
+        u = uniforms(None if independent else dependence, len(last_closes), self.scenarios, seed,
+                     None if independent else self.copula_df)
+        located = Located.of(levels, u, self.tail_shape)
+        log_changes = (quantiles / last_closes[:, None, None]).log()
+        return dependence, [(last_closes[:, None] * located.changes(log_changes[:, step - 1]).expm1()).T
+                            for step in horizons]
 
 
 def measures(changes: torch.Tensor, levels: list[float], quantile_levels: list[float]) -> Measures:

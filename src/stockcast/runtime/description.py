@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from stockcast.runtime.bundle import Bundle
-from stockcast.runtime.fields import MAX_PRICES
+from stockcast.runtime.fields import MAX_PRICES, RISK_DAYS, RISK_HORIZONS, RISK_LEVELS
 from stockcast.runtime.metric_keys import EWMA, NAIVE_POINT, model_key, skill_key
 from stockcast.runtime.preprocess import MAX_INSTANCES
+from stockcast.runtime.risk import Model
 from stockcast.runtime.routing import Portfolio
 from stockcast.runtime.store import PriceStore
 
@@ -43,10 +44,11 @@ class Description(TypedDict):
     any_ticker: Described | None  # the global model answering tickers `stocks` does not list; None: only those
     calendar: dict[str, Any]  # {"exchanges": {code: {...}}, "stocks": {ticker: code}}, without the sessions
     price_store: dict[str, Any] | None  # {"tickers": [...], "max_stale_sessions": n}: by-name requests; None: none
+    risk: dict[str, Any]  # the risk model answering a portfolio's `risk`: {scenarios, tail_shape, copula, min_days}
     request: dict[str, str]  # each request field, described
 
 
-def describe(portfolio: Portfolio, store: PriceStore | None = None) -> Description:
+def describe(portfolio: Portfolio, store: PriceStore | None = None, risk: Model | None = None) -> Description:
     """`GET /models/<name>?customized=true`: every served ticker, the model answering it, how it was trained
     and how it scored; the default ticker, the price store's tickers and the request shapes."""
     calendar = portfolio.calendar
@@ -60,6 +62,7 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None) -> Descripti
         calendar={**calendar, "exchanges": exchanges},
         price_store=None if store is None else {"tickers": store.tickers(),
                                                 "max_stale_sessions": store.max_stale_sessions},
+        risk=(risk or Model(portfolio)).described(),
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
                           "with or without .SA, any case",
                  "prices": f"window to {MAX_PRICES} closes, oldest first; the last `context` are used (the last "
@@ -71,7 +74,11 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None) -> Descripti
                          "many as `prices`; likewise `high` and `low`",
                  "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",
                  "instances": f"a portfolio: up to {MAX_INSTANCES} such objects, answered as 'predictions' in "
-                              "order (a bad one gets its own error object)"},
+                              "order (a bad one gets its own error object)",
+                 "risk": "optional, with 'instances': {\"positions\": [shares per instance, negative: short], "
+                         f"\"levels\": {list(RISK_LEVELS)}, \"horizons\": {list(RISK_HORIZONS)}}} adds the "
+                         "position's VaR, ES, profit-and-loss quantiles and component VaR as 'risk'; every instance "
+                         f"needs 'last_date' and a common history (up to {RISK_DAYS} days of returns are read)"},
     )
 
 

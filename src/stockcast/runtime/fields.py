@@ -224,6 +224,7 @@ def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[st
 RISK_LEVELS = (0.99, 0.975)
 RISK_HORIZONS = (1, 10)
 RISK_FIELDS = ("positions", "levels", "horizons")
+RISK_DAYS = 250  # the most daily returns a portfolio's dependence is estimated on: a year's (by name: the store's)
 
 
 @dataclass(frozen=True)

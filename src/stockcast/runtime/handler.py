@@ -66,7 +66,7 @@ class ForecastHandler(BaseHandler):
         outputs = inference.forecast(batch.instances)
         bodies: list[str | bytes] = [b""] * len(data)
         for index in described:  # json's: the description is small, and a client reads it once
-            described_body = description.describe(self.portfolio, self.store)
+            described_body = description.describe(self.portfolio, self.store, self.risk)
             bodies[index] = self._answer(context, index, HTTPStatus.OK, described_body, json.dumps)
         for index, request in zip(asked, batch.requests, strict=True):
             status, body = postprocess.reply(request, batch.instances, outputs, self.risk)

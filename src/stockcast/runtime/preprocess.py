@@ -131,27 +131,30 @@ def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio:
     forecasts: list[_Read | Instance | BadRequest] = []
     for instance in instances:
         try:
-            forecasts.append(_read_forecast(instance, portfolio, store, today))
+            forecasts.append(_read_forecast(instance, portfolio, store, today, risk is not None))
         except BadRequest as err:
             forecasts.append(err)
     return forecasts, True, risk
 
 
-def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, today: dt.date) -> _Read:
-    """One forecast's fields, read; raises BadRequest naming the first thing wrong with their shape."""
+def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, today: dt.date,
+                   risk: bool = False) -> _Read:
+    """One forecast's fields, read; raises BadRequest naming the first thing wrong with their shape. By name in a
+    portfolio asking for its `risk`: a year of the store's bars, which the dependence reads."""
     body = fields.check_forecast(body, by_name=store is not None)
     symbol, bundle = portfolio.member(body.get("stock"))
     stored = None
     if "prices" not in body and store is not None:
-        body, stored = _from_store(body, symbol, bundle, store, portfolio.sessions(symbol), today)
+        days = max(bundle.meta.context, fields.RISK_DAYS + 1) if risk else bundle.meta.context
+        body, stored = _from_store(body, symbol, bundle, store, portfolio.sessions(symbol), today, days)
     return _Read(body, fields.sent_columns(body, bundle.meta.window, bundle.meta.features, bundle.is_price),
                  symbol, bundle, stored)
 
 
 def _from_store(body: dict[str, Any], symbol: str, bundle: Bundle, store: PriceStore, sessions: Sequence[str],
-                today: dt.date) -> tuple[dict[str, Any], tuple[str, int]]:
-    """A by-name forecast as if its last `context` bars were sent: closes and bars (or the older per-day rows of
-    a model reading other features), `last_date` the last bar's."""
+                today: dt.date, days: int) -> tuple[dict[str, Any], tuple[str, int]]:
+    """A by-name forecast as if its last `days` bars were sent: closes and bars (or the older per-day rows of a
+    model reading other features), `last_date` the last bar's."""
     stored, behind = store.recent(symbol, sessions, today)
     features = bundle.meta.features
     if len(stored.dates) < bundle.meta.window:
@@ -160,7 +163,7 @@ def _from_store(body: dict[str, Any], symbol: str, bundle: Bundle, store: PriceS
     missing = [name for name in features if name not in stored.columns]
     if missing:
         raise Unavailable(f"the price store's bars of {symbol} have no {', '.join(missing)}, which this model reads")
-    rows = slice(-bundle.meta.context, None)
+    rows = slice(-days, None)
     sent: dict[str, Any]
     if set(features) <= {"Close", *BAR_FIELDS.values()}:
         sent = {"prices": stored.columns["Close"][rows]} | {

@@ -20,7 +20,7 @@ import torch
 
 from stockcast.runtime import copula
 from stockcast.runtime.body import BadRequest
-from stockcast.runtime.fields import RiskAsk
+from stockcast.runtime.fields import RISK_DAYS, RiskAsk
 from stockcast.runtime.preprocess import Instance
 from stockcast.runtime.routing import Portfolio
 
@@ -33,16 +33,23 @@ class Model:
     `handler.risk`)."""
 
     portfolio: Portfolio
-    scenarios: int = 10_000
-    tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
-    min_days: int = 20  # the fewest common returns the dependence is estimated on
-    max_days: int = 250  # the most: the last year's
+    sampler: copula.Sampler = copula.Sampler()
+    min_days: int = 20  # the fewest common returns the dependence is estimated on (the most: fields.RISK_DAYS)
 
     @classmethod
     def configured(cls, portfolio: Portfolio, settings: Mapping[str, Any] | None) -> Model:
-        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, min_days, max_days}, each optional)."""
-        return cls(portfolio, **{key: value for key, value in (settings or {}).items()
-                                 if key in ("scenarios", "tail_shape", "min_days", "max_days")})
+        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, copula_df, min_days}, each optional)."""
+        settings = settings or {}
+        sampler = copula.Sampler(**{key: settings[key] for key in ("scenarios", "tail_shape", "copula_df")
+                                    if key in settings})
+        return cls(portfolio, sampler, **{key: settings[key] for key in ("min_days",) if key in settings})
+
+    def described(self) -> dict[str, Any]:
+        """What the management description says of it."""
+        df = self.sampler.copula_df
+        return {"scenarios": self.sampler.scenarios, "tail_shape": self.sampler.tail_shape,
+                "copula": "gaussian" if df is None else f"student-t, {df} degrees of freedom",
+                "min_days": self.min_days, "max_days": RISK_DAYS}
 
     def assess(self, ask: RiskAsk, instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> dict[str, Any]:
         """The answer's `risk` for a portfolio's forecasts (every one valid), in the contract's keys."""
@@ -52,23 +59,21 @@ class Model:
             raise BadRequest(f"'horizons' reach {max(ask.horizons)} trading days; these models forecast 1 to "
                              f"{horizon}")
         closes, first, last = self.common_closes(instances)
-        dependence = copula.shrunk_correlation(copula.standardized(closes))
         last_closes = torch.tensor([float(instance.history[-1, 0]) for instance in instances], dtype=torch.float64)
         quantiles = torch.stack([output.double() for output in outputs])  # [N, H, Q] prices
         seed = _seed(ask, last_closes, quantiles)
-        u = copula.uniforms(dependence, len(instances), self.scenarios, seed)
+        dependence, changes = self.sampler.draw(closes, last_closes, quantiles, levels, ask.horizons, seed)
         shares = torch.tensor(ask.positions, dtype=torch.float64)
-        per_horizon = [copula.measures(
-            self.changes(quantiles[:, step - 1], levels, last_closes, u) * shares, list(ask.levels),
-            list(PNL_LEVELS)) for step in ask.horizons]
+        per_horizon = [copula.measures(step * shares, list(ask.levels), list(PNL_LEVELS)) for step in changes]
         exchanges = sorted({self.portfolio.exchange(instance.symbol) or "unknown" for instance in instances})
-        method = {"copula": "gaussian", "scenarios": self.scenarios, "seed": seed,
+        described = self.described()
+        method = {"copula": described["copula"], "scenarios": self.sampler.scenarios, "seed": seed,
                   "dependence": {"estimator": "Ledoit-Wolf shrunk correlation of daily log returns over their EWMA "
                                               f"volatility (decay {copula.DECAY})",
                                  "days": dependence.days, "first_day": first, "last_day": last,
                                  "shrinkage": round(dependence.shrinkage, 4)},
-                  "marginals": {"served_levels": [levels[0], levels[-1]], "tail": "generalized Pareto",
-                                "tail_shape": self.tail_shape},
+                  "marginals": {"served_levels": [float(levels[0]), float(levels[-1])], "tail": "generalized Pareto",
+                                "tail_shape": self.sampler.tail_shape},
                   "exchanges": exchanges}
         if len(exchanges) > 1:
             method["currencies"] = ("tickers of several exchanges: each position's value is in its own currency "
@@ -83,15 +88,9 @@ class Model:
                                   for k, level in enumerate(ask.levels)},
                 "method": method}
 
-    def changes(self, quantiles: torch.Tensor, levels: torch.Tensor, last_closes: torch.Tensor,
-                u: torch.Tensor) -> torch.Tensor:
-        """[N, Q] one horizon's quantile prices -> [S, N] each ticker's price change per scenario (per share)."""
-        log_changes = (quantiles / last_closes[:, None]).log()
-        return last_closes * copula.quantile_function(log_changes, levels, u, self.tail_shape).expm1()
-
     def common_closes(self, instances: Sequence[Instance]) -> tuple[torch.Tensor, str, str]:
         """[T + 1, N] the instances' closes on the last days all of them traded (by their exchanges' sessions, from
-        each one's `last_date` backwards, every row sent: at most `max_days` returns), the first and last day."""
+        each one's `last_date` backwards, every row sent: at most RISK_DAYS returns), the first and last day."""
         dated: list[dict[str, float]] = []
         for index, instance in enumerate(instances):
             if instance.last_date is None:
@@ -102,7 +101,7 @@ class Model:
             closes = (instance.history if instance.rows is None else instance.rows)[:, 0].tolist()
             days = sessions[max(0, end - len(closes)):end]
             dated.append(dict(zip(days, closes[len(closes) - len(days):], strict=True)))
-        common = sorted(set.intersection(*(set(days) for days in dated)))[-self.max_days - 1:]
+        common = sorted(set.intersection(*(set(days) for days in dated)))[-RISK_DAYS - 1:]
         if len(common) < self.min_days + 1:
             raise BadRequest(f"the instances' bars share {len(common)} trading days; the risk needs at least "
                              f"{self.min_days + 1} common days (send more bars, with matching 'last_date's)")
