@@ -9,7 +9,7 @@ export STOCKCAST_ROOT := $(CURDIR)
 .DEFAULT_GOAL := help
 TICKERS ?= VALE3,PETR4,ITUB4,BBAS3,AAPL,MSFT
 
-.PHONY: help install train sweep evaluate report results test test-fast lint mlflow-ui clean universe universe-data
+.PHONY: help install train sweep evaluate risk report results test test-fast lint mlflow-ui clean universe universe-data
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ sweep: $(VENV)/.installed ## one MLflow run per job; ARGS="model.net.hidden=32,6
 
 evaluate: $(VENV)/.installed ## walk-forward backtest of the newest run vs baselines; ARGS="stock=PETR4"
 	$(PY) evaluate.py $(ARGS)
+
+risk: $(VENV)/.installed prices/universe ## portfolio VaR and ES walked over 2024 beside 4 peers (docs/risk.md); MLflow experiment risk
+	$(PY) risk.py $(ARGS)
 
 report: $(VENV)/.installed ## comparison table of the newest evaluation per ticker, written into docs/results.md
 	$(PY) scripts/report.py --doc docs/results.md $(ARGS)

@@ -299,3 +299,38 @@ def christoffersen(hits: np.ndarray) -> Significance:
         _bernoulli_loglik(n11, n10, n11 / (n10 + n11) if n10 + n11 else 0.0)
     independent = _bernoulli_loglik(n01 + n11, n00 + n10, (n01 + n11) / after.size)
     return _likelihood_ratio(2 * (markov - independent))
+
+
+def conditional_coverage(hits: np.ndarray, coverage: float) -> Significance:
+    """Christoffersen's conditional coverage test: Kupiec's and the independence statistics summed, against
+    chi-squared with two degrees of freedom. A small p-value: misses too many, too few or clustered."""
+    statistic = kupiec(hits, coverage).statistic + christoffersen(hits).statistic
+    return Significance(statistic, float(stats.chi2.sf(statistic, df=2)))
+
+
+# ---- the risk of a position: VaR and ES as positive losses, profit and loss (`pnl`) signed ----
+
+TRAFFIC_LIGHT = ((4, "green"), (9, "yellow"))  # Basel's zones for 250 days of 99 % VaR: 0-4, 5-9, 10 and more
+
+
+def traffic_light(exceptions: int) -> str:
+    """Basel's traffic-light zone of a 99 % VaR's exceptions over 250 days: green, yellow or red."""
+    return next((zone for most, zone in TRAFFIC_LIGHT if exceptions <= most), "red")
+
+
+def acerbi_szekely_z2(pnl: np.ndarray, var: np.ndarray, es: np.ndarray, level: float) -> float:
+    """Acerbi and Szekely's (2014) Z2 of an ES at `level` ([T] each): sum of the exceptions' pnl over
+    T (1 - level) ES, plus 1. Zero in expectation for a correct model; negative when the losses beyond the
+    VaR are larger than the ES said (-0.70 rejects at about 5 % for 250 days at 97.5 %)."""
+    pnl, var, es = (np.asarray(values, dtype=float) for values in (pnl, var, es))
+    exceptions = pnl < -var
+    return float((pnl * exceptions / es).sum() / (len(pnl) * (1 - level)) + 1)
+
+
+def fz0_loss(pnl: np.ndarray, var: np.ndarray, es: np.ndarray, level: float) -> np.ndarray:
+    """[T] the FZ0 joint loss of (VaR, ES) at `level` (Patton, Ziegel and Chen 2019): strictly consistent for
+    the pair, so lower on average means better; scale-free in the pnl's units only up to a constant, so compare
+    methods on the same portfolio. With v = -VaR, e = -ES < 0 and a = 1 - level:
+    -1{y <= v}(v - y) / (a e) + v / e + log(-e) - 1."""
+    y, v, e = (np.asarray(values, dtype=float) for values in (pnl, -np.asarray(var), -np.asarray(es)))
+    return -((y <= v) * (v - y)) / ((1 - level) * e) + v / e + np.log(-e) - 1

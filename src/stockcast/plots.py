@@ -163,3 +163,20 @@ def served_figure(stock: str, model_version: str, last_date: str, last_close: fl
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def var_figure(portfolio: str, daily: pd.DataFrame) -> Figure:
+    """The served 1-day VaR at 99 and 97.5 % against the realized profit and loss, exceptions marked: `daily` holds
+    one portfolio's served rows of the risk backtest (date, pnl_1, var_1_0.99, var_1_0.975)."""
+    fig = Figure(figsize=(12, 4.5))
+    axis = fig.subplots()
+    pnl = daily.pnl_1 * 100
+    axis.bar(daily.date, pnl, width=1.0, color="grey", alpha=0.6, label="realized profit and loss")
+    for column, level, colour in (("var_1_0.99", "99", "C3"), ("var_1_0.975", "97.5", "C1")):
+        axis.plot(daily.date, -daily[column] * 100, color=colour, lw=1.4, label=f"-VaR {level} %")
+    exceptions = daily.pnl_1 < -daily["var_1_0.99"]
+    axis.scatter(daily.date[exceptions], pnl[exceptions], color="C3", zorder=3, s=30,
+                 label=f"exceptions at 99 % ({int(exceptions.sum())} of {len(daily)} days)")
+    axis.set(title=f"{portfolio}: served 1-day VaR against the next day's profit and loss",
+             ylabel="% of the position's gross value")
+    return _finish(fig, axis)

@@ -180,3 +180,70 @@ def test_christoffersen_degenerate_sequences():
         assert result.statistic == pytest.approx(0, abs=1e-12) and result.pvalue == pytest.approx(1)
     with pytest.raises(ValueError):
         christoffersen(np.array([True]))
+
+
+def test_conditional_coverage_adds_kupiec_and_independence_on_a_known_sequence():
+    """250 days, 5 exceptions at 99 %, two of them on consecutive days: the statistics by hand."""
+    from scipy import stats
+
+    from stockcast.metrics import conditional_coverage
+
+    hits = np.ones(250, dtype=bool)
+    hits[[10, 11, 100, 180, 240]] = False
+    n, x, p = 250, 5, 0.01
+    lr_uc = 2 * (x * np.log(x / n) + (n - x) * np.log(1 - x / n) - x * np.log(p) - (n - x) * np.log(1 - p))
+    # transitions: n01 = 4 (hit -> miss), n11 = 1, n00 = 249 - 5 - ... counted over the 249 pairs
+    n01, n11, n10 = 4, 1, 4
+    n00 = 249 - n01 - n11 - n10
+    pi0, pi1, pi = n01 / (n00 + n01), n11 / (n10 + n11), (n01 + n11) / 249
+    lr_ind = 2 * (n00 * np.log(1 - pi0) + n01 * np.log(pi0) + n10 * np.log(1 - pi1) + n11 * np.log(pi1)
+                  - (n00 + n10) * np.log(1 - pi) - (n01 + n11) * np.log(pi))
+    found = conditional_coverage(hits, 99)
+    assert kupiec(hits, 99).statistic == pytest.approx(lr_uc)
+    assert christoffersen(hits).statistic == pytest.approx(lr_ind)
+    assert found.statistic == pytest.approx(lr_uc + lr_ind)
+    assert found.pvalue == pytest.approx(stats.chi2.sf(lr_uc + lr_ind, 2))
+
+
+@pytest.mark.parametrize(("exceptions", "zone"), [(0, "green"), (4, "green"), (5, "yellow"), (9, "yellow"),
+                                                  (10, "red"), (30, "red")])
+def test_traffic_light_zones(exceptions, zone):
+    from stockcast.metrics import traffic_light
+
+    assert traffic_light(exceptions) == zone
+
+
+def test_z2_is_near_zero_for_a_correct_model_and_negative_for_a_too_narrow_one():
+    """Student-t pnl; the model's VaR and ES at 97.5 % from the right scale, then from 70 % of it."""
+    from scipy import stats
+
+    from stockcast.metrics import acerbi_szekely_z2
+
+    level, days, df = 0.975, 250, 5
+    rng = np.random.default_rng(1)
+    scale = np.exp(rng.normal(0, 0.3, (400, days)))  # a different volatility every day, known to the model
+    pnl = stats.t.rvs(df, size=(400, days), random_state=rng) * scale
+    q = stats.t.ppf(1 - level, df)
+    es_unit = (df + q ** 2) / (df - 1) * stats.t.pdf(q, df) / (1 - level)  # the t's ES at level, positive
+    correct = [acerbi_szekely_z2(p, -q * s, es_unit * s, level) for p, s in zip(pnl, scale, strict=True)]
+    narrow = [acerbi_szekely_z2(p, -q * s * 0.7, es_unit * s * 0.7, level) for p, s in zip(pnl, scale, strict=True)]
+    assert abs(np.mean(correct)) < 0.05
+    assert np.mean(np.array(correct) < -0.70) < 0.10  # about 5 % rejections of a right model
+    assert np.mean(narrow) < -0.70 and np.mean(np.array(narrow) < -0.70) > 0.6
+
+
+def test_fz0_is_lowest_at_the_true_var_and_es():
+    """The expected FZ0 loss of a normal pnl: the true pair beats a scaled one in either direction."""
+    from scipy import stats
+
+    from stockcast.metrics import fz0_loss
+
+    pnl = np.random.default_rng(2).normal(size=200_000)
+    level = 0.975
+    var, es = stats.norm.ppf(level), stats.norm.pdf(stats.norm.ppf(level)) / (1 - level)
+    losses = {k: fz0_loss(pnl, np.full(pnl.size, var * k), np.full(pnl.size, es * k), level).mean()
+              for k in (0.8, 1.0, 1.25)}
+    assert losses[1.0] < losses[0.8] and losses[1.0] < losses[1.25]
+    # one day by hand: an exception of y = -3
+    one = fz0_loss(np.array([-3.0]), np.array([var]), np.array([es]), level)[0]
+    assert one == pytest.approx(-(-var + 3) / (0.025 * -es) + var / es + np.log(es) - 1)
