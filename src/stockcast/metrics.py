@@ -311,6 +311,7 @@ def conditional_coverage(hits: np.ndarray, coverage: float) -> Significance:
 # ---- the risk of a position: VaR and ES as positive losses, profit and loss (`pnl`) signed ----
 
 TRAFFIC_LIGHT = ((4, "green"), (9, "yellow"))  # Basel's zones for 250 days of 99 % VaR: 0-4, 5-9, 10 and more
+ZONES = ("green", "yellow", "red")
 
 
 def traffic_light(exceptions: int) -> str:

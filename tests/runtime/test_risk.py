@@ -37,6 +37,14 @@ def test_shrunk_correlation_is_scikit_learns_ledoit_wolf():
     assert torch.linalg.eigvalsh(found.correlation).min() > 0
 
 
+def test_a_ticker_that_never_moved_is_independent_not_a_nan():
+    closes = torch.tensor([[10.0, 20.0 + day % 3, 5.0 + (day * 7) % 5] for day in range(30)], dtype=torch.float64)
+    closes[:, 2] = 5.0
+    found = copula.shrunk_correlation(copula.standardized(closes)[0]).correlation
+    assert torch.isfinite(found).all() and found[0, 0] == found[2, 2] == 1 and found[0, 1] == found[1, 2] == 0
+    copula.uniforms(copula.Dependence(found, 0.0, 29), 3, 10, seed=1)  # drawn from, too
+
+
 def test_standardized_returns_follow_their_ewma_volatility():
     """A calm stretch then a wild one: over the EWMA volatility (the recursion's) both come out near unit scale."""
     rng = np.random.default_rng(0)
@@ -167,6 +175,7 @@ def test_a_portfolio_of_one_ticker_works_and_same_exchange_says_nothing_of_curre
     ({"positions": [1, "2"]}, "'positions' must be a list of 2 finite numbers"),
     ({"positions": [1, True]}, "'positions' must be a list of 2 finite numbers"),
     ({"positions": [1, float("nan")]}, "'positions' must be a list of 2 finite numbers"),
+    ({"positions": [1, 1e300]}, "'positions' must be a list of 2 finite numbers"),
     ({"positions": [0, 0.0]}, "'positions' are all zero"),
     ({"positions": [1, 2], "levels": [1.0]}, "'levels' must be 1 to 10 different numbers between 0.5 and 1"),
     ({"positions": [1, 2], "levels": [0.5]}, "'levels' must be"),

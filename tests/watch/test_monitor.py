@@ -30,6 +30,7 @@ from stockcast.serving.archive import ServedSet, archive
 from stockcast.serving.sessions import session_closes
 from stockcast.watch.drift import DriftRules
 from stockcast.watch.monitor import assess
+from stockcast.watch.portfolio_risk import RiskStatus
 from stockcast.watch.publish import EXPERIMENT, JOB, exposition, push
 from stockcast.watch.replay import replay
 from stockcast.watch.track_record import Origin, TrackRecord
@@ -151,13 +152,15 @@ def test_pushgateway_gets_the_metrics_the_alert_rules_read():
             pass
 
     statuses = [assess(_Track(_scores(0.5, 1.05)), "X", DriftRules(), Policy())]
+    risks = [RiskStatus("pair", 300, 6, 0.04, "yellow", pd.Timestamp("2025-01-02"), 1234.5, False)]
     with http.server.HTTPServer(("127.0.0.1", 0), Gateway) as gateway:
         thread = threading.Thread(target=gateway.handle_request)
         thread.start()
-        push(f"http://127.0.0.1:{gateway.server_port}", statuses, 20)
+        push(f"http://127.0.0.1:{gateway.server_port}", statuses, 20, risks)
         thread.join(10)
     [(path, body)] = bodies
-    assert path == f"/metrics/job/{JOB}" and body == exposition(statuses, 20)
+    assert path == f"/metrics/job/{JOB}" and body == exposition(statuses, 20, risks)
+    assert 'stockcast_portfolio_zone{portfolio="pair",zone="yellow"} 1\n' in body
     assert 'stockcast_coverage_80{ticker="X",model_version="1",window="20"} 0.5\n' in body
     assert 'stockcast_drift{ticker="X",reason="coverage"} 1\n' in body
     assert 'stockcast_drift{ticker="X",reason="input"} 0\n' in body

@@ -138,5 +138,5 @@ def test_the_alert_rules_evaluate_without_errors_and_none_fires(scraped):
     time.sleep(1.5)  # one more evaluation round after the scrapes the queries saw
     groups = call("GET", f"{scraped}/api/v1/rules").json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 4 + 5 and all(rule["health"] == "ok" for rule in rules), rules  # alerts.yml, drift_rules.yml
+    assert len(rules) == 4 + 6 and all(rule["health"] == "ok" for rule in rules), rules  # alerts.yml, drift_rules.yml
     assert [rule["name"] for rule in rules if rule["state"] != "inactive"] == []

@@ -69,9 +69,13 @@ def shrunk_correlation(scaled: torch.Tensor) -> Dependence:
     beta = ((squares.T @ squares).sum() / days - covariance.square().sum()) / days
     delta = (covariance - target * torch.eye(count, dtype=scaled.dtype)).square().sum()
     shrinkage = float((beta.clamp(max=delta) / delta).clamp(0, 1)) if delta > 0 else 1.0
-    shrunk = (1 - shrinkage) * covariance + shrinkage * target * torch.eye(count, dtype=scaled.dtype)
+    identity = torch.eye(count, dtype=scaled.dtype)
+    shrunk = (1 - shrinkage) * covariance + shrinkage * target * identity
     scale = shrunk.diagonal().sqrt()
-    return Dependence(shrunk / scale[:, None] / scale[None, :], shrinkage, days)
+    moving = scale > 0  # a ticker whose closes never moved: independent of the others
+    scale = torch.where(moving, scale, torch.ones((), dtype=scaled.dtype))
+    correlation = torch.where(moving[:, None] & moving[None, :], shrunk / scale[:, None] / scale[None, :], identity)
+    return Dependence(correlation.fill_diagonal_(1.0), shrinkage, days)
 
 
 def uniforms(dependence: Dependence | None, count: int, scenarios: int, seed: int,

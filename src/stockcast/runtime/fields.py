@@ -224,6 +224,7 @@ def read_dates(last_date: Any, sessions: Sequence[str], horizon: int) -> list[st
 RISK_LEVELS = (0.99, 0.975)
 RISK_HORIZONS = (1, 10)
 RISK_FIELDS = ("positions", "levels", "horizons")
+MAX_SHARES = 1e12  # a position's size bound: its value and losses stay finite numbers
 RISK_DAYS = 250  # the most daily returns a portfolio's dependence is estimated on: a year's (by name: the store's)
 
 
@@ -245,9 +246,10 @@ def read_risk(value: Any, count: int) -> RiskAsk:
         raise BadRequest(f"unknown 'risk' field(s) {', '.join(map(shown, unknown[:10]))}; "
                          f"expected {', '.join(RISK_FIELDS)}")
     positions = value.get("positions")
-    if not isinstance(positions, list) or len(positions) != count or not all(_finite(item) for item in positions):
+    if not isinstance(positions, list) or len(positions) != count or not all(
+            _finite(item) and abs(item) <= MAX_SHARES for item in positions):
         raise BadRequest(f"'positions' must be a list of {count} finite numbers (shares per instance, in order; "
-                         f"negative: short), got {shown(positions)}")
+                         f"negative: short; at most {MAX_SHARES:g} in size), got {shown(positions)}")
     if not any(positions):
         raise BadRequest("'positions' are all zero: a position holds at least one share")
     levels = value.get("levels", list(RISK_LEVELS))

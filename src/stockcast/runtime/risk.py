@@ -10,6 +10,7 @@ needs every position.
 from __future__ import annotations
 
 import bisect
+import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
@@ -78,6 +79,9 @@ class Model:
         if len(exchanges) > 1:
             method["currencies"] = ("tickers of several exchanges: each position's value is in its own currency "
                                     "and they are added as they are (no conversion: out of scope)")
+        if not all(math.isfinite(number) for step in per_horizon for number in (*step.var, *step.es, *step.quantiles)):
+            raise BadRequest("the risk of these forecasts is not a finite number: their prices are too far from the "
+                             "prices these models were trained on")
         return {"value": float((shares * last_closes).sum()), "horizons": list(ask.horizons),
                 "levels": list(ask.levels),
                 "var": {f"{level:g}": [step.var[k] for step in per_horizon] for k, level in enumerate(ask.levels)},

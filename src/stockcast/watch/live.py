@@ -2,7 +2,8 @@
 
 The track record of every default the server was deployed with (`serve/deployed.json`) is recomputed from
 the archives and the price caches; each ticker's figures go to MLflow (track `serve`) and, given its URL, to a
-Prometheus Pushgateway, a table is printed, each drift said; the drifted tickers are retrained into the
+Prometheus Pushgateway, with the watched portfolios' served VaR scored (`watch.portfolio_risk`); a table is printed,
+each drift said; the drifted tickers are retrained into the
 running server (`release.retrain`, gated as ever) when the settings say so.
 """
 
@@ -12,16 +13,20 @@ from pathlib import Path
 
 import torch
 
+from stockcast import ROOT
 from stockcast.cli import Say
 from stockcast.data.download import Downloader
 from stockcast.release.retrain import retrain, summary, train_config
 from stockcast.serving.server import Server
 from stockcast.symbols import normalize_symbol
+from stockcast.watch import portfolio_risk
 from stockcast.watch.monitor import Settings, Status, check, history, table, vol_ratios
-from stockcast.watch.publish import EXPERIMENT, log_figures, push
+from stockcast.watch.publish import EXPERIMENT, log_figures, log_portfolio, push
 from stockcast.watch.track_record import TrackRecord
 
 TRACK = "serve"  # the MLflow track of the served figures (a replay logs under its own)
+WATCHED = ROOT / "monitoring" / "portfolios.yaml"  # the portfolios whose served VaR is scored
+MODEL_CONFIG = ROOT / "model-config.yaml"  # its handler.risk: the served risk model's settings
 
 
 def monitor(server: Server, data_dir: Path, tracking_uri: str, stocks: list[str] | None, settings: Settings,
@@ -40,10 +45,21 @@ def monitor(server: Server, data_dir: Path, tracking_uri: str, stocks: list[str]
             logged = sum(log_figures(tracking_uri, TRACK, symbol, history(track.origins(symbol)),
                                      vol_ratios(track.origins(symbol))) for symbol in symbols)
             say(table(statuses, settings.rules))
+            risks = []
+            scores = portfolio_risk.PortfolioScores(track, portfolio_risk.sampler(MODEL_CONFIG))
+            for name, positions in portfolio_risk.watched(WATCHED).items():
+                missing = sorted(set(positions) - set(track.served_symbols()))
+                if missing:
+                    say(f"portfolio {name}: not scored, {', '.join(missing)} never served")
+                    continue
+                risks.append(scores.status(name, positions))
+                logged += log_portfolio(tracking_uri, TRACK, name, scores.days(name, positions))
+            if risks:
+                say(portfolio_risk.table(risks))
             say(f"MLflow: {logged} new values in experiment {EXPERIMENT} ({tracking_uri})")
             if pushgateway:
                 try:
-                    push(pushgateway, statuses, settings.rules.window)
+                    push(pushgateway, statuses, settings.rules.window, risks)
                     say(f"pushed the latest figures to {pushgateway}")
                 except OSError as err:
                     say(f"warning: cannot push to {pushgateway}: {err}")

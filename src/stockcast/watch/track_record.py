@@ -98,6 +98,10 @@ class TrackRecord:
             _score(found, prices)
         return sorted(known.values(), key=lambda origin: origin.date)
 
+    def closes(self, symbol: str) -> pd.Series:
+        """The ticker's closes in its price cache, by date."""
+        return self.downloader.read_cache(symbol)["Close"]
+
     def vol_range(self, symbol: str, bundle: Bundle) -> tuple[float, float]:
         """The lowest and highest EWMA volatility (in the net's units, as `vol_ratio`) over the windows ending
         in the bundle's training period (before its validation period)."""
