@@ -1,0 +1,84 @@
+"""`make risk`'s parts on synthetic markets: the portfolios its config lists are the seeded rule's, every method
+walks the same origins and a right model passes its tests, the tables have the columns checks read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from stockcast.config import load_config
+from stockcast.eval import risk
+from stockcast.eval.risk_methods import FilteredHistorical, Historical, RiskMetrics, Served, Window
+from stockcast.portfolios import KINDS, draw
+from stockcast.runtime.copula import Sampler
+from stockcast.universe import SHARED
+from tests.bundles import LEVELS
+
+SIGMA = np.array([0.01, 0.015, 0.02])
+CORRELATION = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
+
+
+def test_the_config_lists_the_seeded_rules_portfolios():
+    listed = {name: dict(weights) for name, weights in load_config("risk").portfolios.items()}
+    assert listed == draw() and len(listed) == sum(KINDS.values()) + 1 >= 50
+    assert set(listed["shared"]) == set(SHARED)
+    for name, weights in listed.items():
+        assert sum(abs(w) for w in weights.values()) == pytest.approx(1, abs=1e-3), name
+        assert len(weights) == (6 if name == "shared" else 10 if "equal" in name else 20)
+        assert (min(weights.values()) < 0) == name.startswith("long_short"), name
+
+
+def _market(days: int = 700) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Three tickers of correlated normal log returns, each day's forecast their true quantiles at every horizon
+    (sqrt(h) wide)."""
+    rng = np.random.default_rng(5)
+    returns = rng.multivariate_normal(np.zeros(3), CORRELATION, days) * SIGMA
+    dates = pd.bdate_range("2023-01-02", periods=days)
+    closes = pd.DataFrame(100 * np.exp(np.cumsum(returns, axis=0)), index=dates, columns=["A", "B", "C"])
+    z = stats.norm.ppf(LEVELS)
+    steps = np.sqrt(np.arange(1, 11))[:, None]
+    forecasts = {ticker: pd.Series([close * np.exp(SIGMA[k] * steps * z) for close in closes[ticker]], index=dates,
+                                   dtype=object) for k, ticker in enumerate(closes)}
+    return closes, forecasts
+
+
+def test_every_method_walks_the_same_days_and_a_right_model_passes():
+    closes, forecasts = _market()
+    weights = {"A": 0.5, "B": 0.3, "C": -0.2}
+    methods = {risk.SERVED: Served(Sampler(4000)), risk.INDEPENDENT: Served(Sampler(4000), independent=True),
+               "historical": Historical(), "riskmetrics": RiskMetrics(), "fhs": FilteredHistorical()}
+    span = (closes.index[260], closes.index[-12])
+    walked = risk.walk("synthetic", weights, closes, forecasts, np.array(LEVELS), methods, span, 250, 100)
+    days = walked.daily.groupby("method").date.apply(tuple)
+    assert days.nunique() == 1 and len(days.iloc[0]) == 429
+    backtest, joint = risk.scored("synthetic", walked)
+    table = pd.DataFrame(backtest, columns=risk.BACKTEST_COLUMNS)
+    assert list(pd.DataFrame(joint).columns) == risk.JOINT_COLUMNS and len(joint) == 5
+    assert len(table) == 5 * 3 and set(table.zone[(table.horizon == 1) & (table.level == 0.99)]) <= {
+        "green", "yellow", "red"}
+    served = table[table.method == risk.SERVED].set_index(["horizon", "level"])
+    assert (served.kupiec_p > 0.05).all() and (served.cc_p > 0.05).all(), served
+    assert served.loc[(10, 0.99), "days"] == 43  # non-overlapping 10-day windows
+    assert served.loc[(1, 0.975), "z2"] > -0.7
+    # the true model's joint forecast beats the independent one's on the variogram score (dependence)
+    scores = pd.DataFrame(joint).set_index("method")
+    assert scores.loc[risk.SERVED, "variogram"] < scores.loc[risk.INDEPENDENT, "variogram"]
+
+
+def test_the_peers_var_is_their_textbook_formula():
+    """RiskMetrics: z sqrt(w' S w) of the EWMA covariance; historical simulation: the window's empirical quantile."""
+    closes, _ = _market(300)
+    window = Window(closes.to_numpy()[-251:], np.array([0.5, 0.3, 0.2]), np.zeros((3, 10, 19)), np.array(LEVELS), 1)
+    asked = ((1, 0.99), (10, 0.99))
+    returns = np.log1p(window.returns)
+    covariance = np.cov(returns[:25].T, bias=True)
+    for row in returns:
+        covariance = 0.94 * covariance + 0.06 * np.outer(row, row)
+    spread = np.sqrt(window.weights @ covariance @ window.weights)
+    found = RiskMetrics()(window, asked, 10)
+    assert found.var[1, 0.99] == pytest.approx(stats.norm.ppf(0.99) * spread)
+    assert found.var[10, 0.99] == pytest.approx(np.sqrt(10) * found.var[1, 0.99])
+    pnl = np.sort(window.returns @ window.weights)
+    assert Historical()(window, asked, 10).var[1, 0.99] == pytest.approx(-pnl[int(round((1 - 0.99) * 250)) - 1])
