@@ -31,7 +31,7 @@ from stockcast.runtime.store import STORE_ENV
 from stockcast.serving.client import post_json
 from stockcast.serving.client_loop import ClientLoop
 
-ROWS = 120  # bars per file: the model's context (100 days) and a margin
+ROWS = 300  # bars per file: a year of returns for a portfolio's risk (251 bars read), the model's context in it
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
 With --doc, the table also replaces what stands between <!-- results:start --> and <!-- results:end -->
 in that file (`make report` writes docs/results.md), and where `make universe` ran, the global net's tables
-what stands between <!-- universe:start --> and <!-- universe:end -->. --readme is the former name of --doc.
+what stands between <!-- universe:start --> and <!-- universe:end -->, and where `make risk` ran, its tables
+what stands between <!-- risk:start --> and <!-- risk:end -->. --readme is the former name of --doc.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from mlflow import MlflowClient
 
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
-from stockcast.eval.report import SECTION, UNIVERSE, comparison_table, pooled_tests, universe_section
+from stockcast.eval.report import (
+    RISK,
+    SECTION,
+    UNIVERSE,
+    comparison_table,
+    pooled_tests,
+    risk_section,
+    universe_section,
+)
 from stockcast.markdown import replace_section
 
 
@@ -37,6 +46,8 @@ def main() -> None:
             sections[SECTION] = _evaluations(client, cfg.experiment_name)
         if client.get_experiment_by_name(UNIVERSE) is not None:
             sections[UNIVERSE] = universe_section(client)
+        if client.get_experiment_by_name(RISK) is not None:
+            sections[RISK] = risk_section(client)
         for name, text in sections.items():
             print(text)
             if args.doc:

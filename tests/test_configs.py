@@ -104,3 +104,18 @@ def test_quantiles_without_the_interval_ends_are_refused_before_training(tmp_pat
     cfg = compose_config("train", tmp_path, "model.quantiles=[0.1,0.5,0.9]")
     with pytest.raises(Exception, match=r"model.quantiles must hold \[0.05, 0.1, 0.5, 0.9, 0.95\]"):
         instantiate(cfg.model, _convert_="all")
+
+
+def test_the_risk_backtest_scores_what_model_config_serves(tmp_path):
+    """make risk's peers build from their `_target_`s, it draws as many scenarios as the server, and the served
+    tail shape and copula are among those its validation year chose between."""
+    from stockcast.eval.risk_methods import FilteredHistorical, Historical, RiskMetrics
+    from stockcast.watch.live import MODEL_CONFIG
+    from stockcast.watch.portfolio_risk import sampler
+
+    cfg = compose_config("risk", tmp_path)
+    peers = instantiate(cfg.baselines, _convert_="all")
+    assert [type(peer) for peer in peers.values()] == [Historical, RiskMetrics, FilteredHistorical]
+    served = sampler(MODEL_CONFIG)
+    assert served.scenarios == cfg.scenarios
+    assert served.tail_shape in cfg.tail_shapes and served.copula_df in cfg.copulas
