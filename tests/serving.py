@@ -44,6 +44,19 @@ def predict(server: Server, payload: Any) -> Response:
     return post_json(f"{server.url('inference')}/predictions/lstm", payload, server.key("inference"))
 
 
+def answered(server: Server, payload: Any) -> tuple[int, Any]:
+    """A prediction's status and JSON body."""
+    response = predict(server, payload)
+    return response.status, response.json()
+
+
+def sent_bars(frame: pd.DataFrame, rows: int = 100) -> dict[str, Any]:
+    """The last `rows` bars of `frame` as a request sends them, with the last one's date."""
+    last = frame.iloc[-rows:]
+    return {"prices": last.Close.tolist(), "open": last.Open.tolist(), "high": last.High.tolist(),
+            "low": last.Low.tolist(), "last_date": f"{frame.index[-1]:%Y-%m-%d}"}
+
+
 def client_loop(server: Server, clients: int = 4) -> ClientLoop:
     """Clients posting PRICES until the block ends; each pauses 5 ms between requests, so the loop does not
     starve a training of the 2 CPUs it runs beside."""

@@ -15,7 +15,7 @@ import pytest
 from stockcast.serving.versions import startup_archive
 from tests.bad_bodies import HOSTILE_STOCKS
 from tests.conftest import ROOT
-from tests.serving import predict, recent_bars, running_server, store_file
+from tests.serving import answered, recent_bars, running_server, sent_bars, store_file
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +47,12 @@ def _write(store: Path, sessions: list[str], behind: int = 0) -> dict:
     partial = store / ".VALE3.SA.csv.partial"
     partial.write_bytes(store_file(frame))
     os.replace(partial, store / "VALE3.SA.csv")
-    last = frame.iloc[-100:]
-    return {"prices": last.Close.tolist(), "open": last.Open.tolist(), "high": last.High.tolist(),
-            "low": last.Low.tolist(), "last_date": f"{frame.index[-1]:%Y-%m-%d}"}
-
-
-def _answer(server, body: dict) -> tuple[int, dict]:
-    response = predict(server, body)
-    return response.status, response.json()
+    return sent_bars(frame)
 
 
 def test_by_name_is_the_sent_bars_answer_and_the_default_answers_an_empty_object(served, store, sessions):
     sent = _write(store, sessions)
-    by_name, default, with_bars = (_answer(served, body) for body in ({"stock": "vale3"}, {},
+    by_name, default, with_bars = (answered(served, body) for body in ({"stock": "vale3"}, {},
                                                                       {"stock": "VALE3", **sent}))
     assert by_name[0] == default[0] == with_bars[0] == 200, (by_name, default)
     assert by_name[1]["last_date"] == sent["last_date"] and by_name[1]["stale_sessions"] == 0
@@ -70,9 +63,9 @@ def test_by_name_is_the_sent_bars_answer_and_the_default_answers_an_empty_object
 
 def test_a_file_replaced_under_the_running_server_is_read_by_the_next_request(served, store, sessions):
     _write(store, sessions, behind=1)
-    before = _answer(served, {"stock": "VALE3"})[1]
+    before = answered(served, {"stock": "VALE3"})[1]
     sent = _write(store, sessions)
-    after = _answer(served, {"stock": "VALE3"})[1]
+    after = answered(served, {"stock": "VALE3"})[1]
     assert after["last_date"] == sent["last_date"] > before["last_date"] and after["forecast"] != before["forecast"]
     assert (before["stale_sessions"], after["stale_sessions"]) == (1, 0)
 
@@ -81,15 +74,15 @@ def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, 
     sent = _write(store, sessions)
     portfolio = {"instances": [{"stock": "VALE3"}, {"stock": "VALE3", **sent}]}
     (store / "VALE3.SA.csv").write_text("Date,Open,High,Low,Close\n2025-01-02,1,2,0.5,not a number\n")
-    status, broken = _answer(served, portfolio)
+    status, broken = answered(served, portfolio)
     assert status == 200 and broken["predictions"][0]["code"] == 422
     assert "VALE3.SA.csv cannot be read" in broken["predictions"][0]["message"]
     assert "forecast" in broken["predictions"][1]
     (store / "VALE3.SA.csv").unlink()
-    status, missing = _answer(served, {"stock": "VALE3"})
+    status, missing = answered(served, {"stock": "VALE3"})
     assert status == 422 and "holds no bars of VALE3.SA" in missing["message"]
     stale = _write(store, sessions, behind=7)
-    status, answer = _answer(served, {"stock": "VALE3"})
+    status, answer = answered(served, {"stock": "VALE3"})
     assert status == 422 and f"last bar of VALE3.SA is {stale['last_date']}, 7 trading sessions ago" in \
         answer["message"]
     _write(store, sessions)
@@ -98,7 +91,7 @@ def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, 
 @pytest.mark.parametrize("stock", HOSTILE_STOCKS)
 def test_a_hostile_stock_is_a_400_and_reads_no_file(served, store, stock):
     shutil.copy(ROOT / "prices" / "VALE3.SA.csv", store / "decoy.csv")
-    status, answer = _answer(served, {"stock": stock})
+    status, answer = answered(served, {"stock": stock})
     assert status == 400 and "has no deployed model" in answer["message"], answer
 
 

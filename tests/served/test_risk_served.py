@@ -12,7 +12,7 @@ import pytest
 
 from stockcast.serving.client import call
 from stockcast.serving.versions import startup_archive
-from tests.serving import predict, recent_bars, running_server, store_file
+from tests.serving import answered, recent_bars, running_server, sent_bars, store_file
 
 pytestmark = pytest.mark.slow
 
@@ -34,21 +34,14 @@ def served(trained_run, tmp_path_factory):
 
 
 def _sent(frame, rows: int = 260) -> dict:
-    last = frame.iloc[-rows:]
-    return {"stock": "VALE3", "prices": last.Close.tolist(), "open": last.Open.tolist(), "high": last.High.tolist(),
-            "low": last.Low.tolist(), "last_date": f"{frame.index[-1]:%Y-%m-%d}"}
-
-
-def _answer(server, body: dict) -> tuple[int, dict]:
-    response = predict(server, body)
-    return response.status, response.json()
+    return {"stock": "VALE3", **sent_bars(frame, rows)}
 
 
 def test_a_portfolio_with_risk_answers_the_contract_beside_its_predictions(served):
     server, frame = served
     instances = [_sent(frame), {"stock": "VALE3"}]  # the same ticker in two books: sent bars, and by name
-    status, plain = _answer(server, {"instances": instances})
-    status_risk, answer = _answer(server, {"instances": instances, "risk": {"positions": [1000, -300]}})
+    status, plain = answered(server, {"instances": instances})
+    status_risk, answer = answered(server, {"instances": instances, "risk": {"positions": [1000, -300]}})
     assert status == status_risk == 200, answer
     assert [p["forecast"] for p in answer["predictions"]] == [p["forecast"] for p in plain["predictions"]]
     risk = answer["risk"]
@@ -60,7 +53,7 @@ def test_a_portfolio_with_risk_answers_the_contract_beside_its_predictions(serve
         assert [sum(parts) for parts in risk["contributions"][level]] == pytest.approx(risk["var"][level])
     assert risk["method"]["dependence"]["days"] == 250  # by name: a year of the store's bars
     assert risk["method"]["scenarios"] > 0 and "currencies" not in risk["method"]
-    assert _answer(server, {"instances": instances, "risk": {"positions": [1000, -300]}})[1]["risk"] == risk
+    assert answered(server, {"instances": instances, "risk": {"positions": [1000, -300]}})[1]["risk"] == risk
 
 
 @pytest.mark.parametrize(("risk", "message"), [
@@ -72,7 +65,7 @@ def test_a_portfolio_with_risk_answers_the_contract_beside_its_predictions(serve
 ])
 def test_each_bad_risk_field_is_a_400_naming_it(served, risk, message):
     server, frame = served
-    status, answer = _answer(server, {"instances": [_sent(frame), {"stock": "VALE3"}], "risk": risk})
+    status, answer = answered(server, {"instances": [_sent(frame), {"stock": "VALE3"}], "risk": risk})
     assert status == 400 and answer["message"].startswith(message), answer
 
 
@@ -83,13 +76,13 @@ def test_an_instance_without_last_date_or_with_too_few_days_or_a_bad_one_fails_t
              ([_sent(frame, rows=20), _sent(frame, rows=20)], "the instances' bars share 20 trading days"),
              ([_sent(frame), {"stock": "PETR4"}], "instance 1: stock 'PETR4' has no deployed model")]
     for instances, message in cases:
-        status, answer = _answer(server, {"instances": instances, "risk": {"positions": [1, 2]}})
+        status, answer = answered(server, {"instances": instances, "risk": {"positions": [1, 2]}})
         assert status == 400 and answer["message"].startswith(message), answer
 
 
 def test_risk_on_a_single_request_says_to_send_instances(served):
     server, frame = served
-    status, answer = _answer(server, {**_sent(frame), "risk": {"positions": [1]}})
+    status, answer = answered(server, {**_sent(frame), "risk": {"positions": [1]}})
     assert status == 400 and "'risk' is a portfolio's" in answer["message"]
 
 
