@@ -5,7 +5,8 @@
 With --doc, the table also replaces what stands between <!-- results:start --> and <!-- results:end -->
 in that file (`make report` writes docs/results.md), and where `make universe` ran, the global net's tables
 what stands between <!-- universe:start --> and <!-- universe:end -->, and where `make risk` ran, its tables
-what stands between <!-- risk:start --> and <!-- risk:end -->. --readme is the former name of --doc.
+what stands between <!-- risk:start --> and <!-- risk:end -->; --section writes only the one named (`make report
+ARGS="--section risk"` after `make risk`). --readme is the former name of --doc.
 """
 
 from __future__ import annotations
@@ -33,20 +34,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--doc", "--readme", dest="doc", type=Path, metavar="FILE",
                         help="also write the table into this file's results section (make report: docs/results.md)")
+    parser.add_argument("--section", choices=[SECTION, UNIVERSE, RISK],
+                        help="only this section (the others' experiments may be in another store)")
     parser.add_argument("overrides", nargs="*", help="overrides of configs/evaluate.yaml")
     args = parser.parse_args()
     cfg = load_config("evaluate", args.overrides)
     with user_errors_exit():
         client = MlflowClient(cfg.logger.tracking_uri)
+        wanted = {args.section} if args.section else {SECTION, UNIVERSE, RISK}
         sections = {}
-        # Each section from its own experiment: evaluations (make results) and the global net (make universe);
-        # with neither, the evaluations' error says what to run.
-        if client.get_experiment_by_name(cfg.experiment_name) is not None or \
-                client.get_experiment_by_name(UNIVERSE) is None:
+        # Each section from its own experiment: evaluations (make results), the global net (make universe) and
+        # the portfolio risk (make risk); with none, the evaluations' error says what to run.
+        if SECTION in wanted and (client.get_experiment_by_name(cfg.experiment_name) is not None or
+                                  client.get_experiment_by_name(UNIVERSE) is None):
             sections[SECTION] = _evaluations(client, cfg.experiment_name)
-        if client.get_experiment_by_name(UNIVERSE) is not None:
+        if UNIVERSE in wanted and client.get_experiment_by_name(UNIVERSE) is not None:
             sections[UNIVERSE] = universe_section(client)
-        if client.get_experiment_by_name(RISK) is not None:
+        if RISK in wanted and (client.get_experiment_by_name(RISK) is not None or args.section == RISK):
             sections[RISK] = risk_section(client)
         for name, text in sections.items():
             print(text)

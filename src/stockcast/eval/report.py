@@ -206,6 +206,7 @@ def risk_section(client: MlflowClient, experiment_name: str = RISK) -> str:
     summary.index.name = "method"
     tests = _artifact_csv(client, run.info.run_id, "risk_tests.csv")
     tails = _artifact_csv(client, run.info.run_id, "validation_tails.csv")
+    tails.insert(1, "copula", ["gaussian" if pd.isna(df) else f"student-t {df:g}" for df in tails.pop("copula_df")])
     backtest = _artifact_csv(client, run.info.run_id, "risk_backtest.csv")
     served = summary.loc["served"]
 
