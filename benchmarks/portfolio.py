@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> str:
                     parsed = {name: loaded.instances(body) for name, body in bodies.items()}
                     assert len(parsed["by_name"]) == figures["by_name_tickers"], "the store answered not every ticker"
                     [(status, answer)] = loaded.handle([bodies["by_name_risk"]])
-                    assert status == 200 and '"risk"' in answer, f"the risk was not answered: {answer[:300]}"
+                    assert status == 200 and b'"risk"' in answer, f"the risk was not answered: {answer[:300]!r}"
                     calls = {}
                     for name, body in bodies.items():
                         if name != "by_name_risk":  # its forward passes are by_name's
