@@ -71,7 +71,7 @@ def _gaussian_position(scenarios: int):
     grid = torch.from_numpy(sigma[:, None] * stats.norm.ppf(levels.numpy())[None, :])
     dependence = copula.Dependence(torch.from_numpy(correlation), 0.0, 100)
     u = copula.uniforms(dependence, 3, scenarios, seed=11)
-    changes = copula.Located.of(levels, u, shape=0.0).changes(grid).T.double() * torch.from_numpy(shares)
+    changes = copula.Located.of(levels, u, shape=0.0).changes(grid).T.double()
     covariance = correlation * np.outer(sigma, sigma)
     return changes, shares, covariance
 
@@ -80,7 +80,7 @@ def test_gaussian_var_and_es_are_the_closed_form_within_monte_carlo_error():
     scenarios = 400_000
     changes, shares, covariance = _gaussian_position(scenarios)
     spread = math.sqrt(shares @ covariance @ shares)
-    found = copula.measures(changes, [0.99, 0.975], [0.01, 0.5])
+    found = copula.measures(changes, torch.from_numpy(shares), [0.99, 0.975], [0.01, 0.5])
     for level, var, es in zip([0.99, 0.975], found.var, found.es, strict=True):
         z = stats.norm.ppf(level)
         # the standard error of a sample quantile: sqrt(p (1 - p) / n) / density at it
@@ -92,7 +92,7 @@ def test_gaussian_var_and_es_are_the_closed_form_within_monte_carlo_error():
 
 def test_component_var_sums_to_var_and_is_eulers_allocation():
     changes, shares, covariance = _gaussian_position(400_000)
-    found = copula.measures(changes, [0.99], [0.5])
+    found = copula.measures(changes, torch.from_numpy(shares), [0.99], [0.5])
     assert sum(found.contributions[0]) == pytest.approx(found.var[0], rel=1e-12)
     spread = math.sqrt(shares @ covariance @ shares)
     euler = stats.norm.ppf(0.99) * shares * (covariance @ shares) / spread  # each position's share of the VaR

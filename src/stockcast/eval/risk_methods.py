@@ -120,7 +120,7 @@ class Served:
         es: dict[tuple[int, float], float] = {}
         for horizon, step in zip(horizons, changes, strict=True):
             levels = [level for h, level in asked if h == horizon]
-            found = copula.measures(step * shares, levels, [0.5])
+            found = copula.measures(step, shares, levels, [0.5])
             var |= {(horizon, level): value for level, value in zip(levels, found.var, strict=True)}
             es |= {(horizon, level): value for level, value in zip(levels, found.es, strict=True)}
         one_day = (changes[horizons.index(1)][:members] / last).numpy()

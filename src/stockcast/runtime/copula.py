@@ -163,20 +163,23 @@ class Sampler:
     def draw(self, closes: torch.Tensor, last_closes: torch.Tensor, quantiles: torch.Tensor, levels: torch.Tensor,
              horizons: Sequence[int], seed: int, independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:
         """The dependence of `closes` [T + 1, N] (common days, oldest first) and, per horizon, [S, N] each
-        ticker's price change per share in each scenario, from its forecast `quantiles` [N, H, Q] at `levels` and
-        its `last_closes` [N]; `independent`: the same marginals, drawn independently (the backtest's peer)."""
+        ticker's price change per share in each scenario (float32), from its forecast `quantiles` [N, H, Q] at
+        `levels` and its `last_closes` [N]; `independent`: the same marginals, drawn independently (a backtest's
+        peer)."""
         dependence = shrunk_correlation(standardized(closes)[0])
         u = uniforms(None if independent else dependence, len(last_closes), self.scenarios, seed,
                      None if independent else self.copula_df)
         located = Located.of(levels, u, self.tail_shape)
         log_changes = (quantiles / last_closes[:, None, None]).log()
-        return dependence, [(last_closes[:, None] * located.changes(log_changes[:, step - 1]).expm1()).T
-                            for step in horizons]
+        closes = last_closes.float()[:, None]
+        return dependence, [(closes * located.changes(log_changes[:, step - 1]).expm1()).T for step in horizons]
 
 
-def measures(changes: torch.Tensor, levels: list[float], quantile_levels: list[float]) -> Measures:
-    """[S, N] each position's change per scenario -> VaR, ES and component VaR at `levels`, the total change's
-    quantiles at `quantile_levels`."""
+def measures(changes: torch.Tensor, shares: torch.Tensor, levels: list[float],
+             quantile_levels: list[float]) -> Measures:
+    """[S, N] each ticker's change per share and scenario, [N] the shares held -> VaR, ES and component VaR at
+    `levels`, the position's change's quantiles at `quantile_levels` (in the changes' precision)."""
+    changes = changes * shares.to(changes.dtype)
     total = changes.sum(1)
     order = total.argsort()
     ranked = total[order]

@@ -65,7 +65,7 @@ class Model:
         seed = _seed(ask, last_closes, quantiles)
         dependence, changes = self.sampler.draw(closes, last_closes, quantiles, levels, ask.horizons, seed)
         shares = torch.tensor(ask.positions, dtype=torch.float64)
-        per_horizon = [copula.measures(step * shares, list(ask.levels), list(PNL_LEVELS)) for step in changes]
+        per_horizon = [copula.measures(step, shares, list(ask.levels), list(PNL_LEVELS)) for step in changes]
         exchanges = sorted({self.portfolio.exchange(instance.symbol) or "unknown" for instance in instances})
         described = self.described()
         method = {"copula": described["copula"], "scenarios": self.sampler.scenarios, "seed": seed,
@@ -95,7 +95,7 @@ class Model:
     def common_closes(self, instances: Sequence[Instance]) -> tuple[torch.Tensor, str, str]:
         """[T + 1, N] the instances' closes on the last days all of them traded (by their exchanges' sessions, from
         each one's `last_date` backwards, every row sent: at most RISK_DAYS returns), the first and last day."""
-        dated: list[dict[str, float]] = []
+        spans: list[tuple[list[float], Sequence[str]]] = []  # each instance's closes and their days
         for index, instance in enumerate(instances):
             if instance.last_date is None:
                 raise BadRequest(f"instance {index} ({instance.symbol}) has no 'last_date': the risk aligns the "
@@ -104,13 +104,22 @@ class Model:
             end = bisect.bisect_right(sessions, instance.last_date)
             closes = (instance.history if instance.rows is None else instance.rows)[:, 0].tolist()
             days = sessions[max(0, end - len(closes)):end]
-            dated.append(dict(zip(days, closes[len(closes) - len(days):], strict=True)))
-        common = sorted(set.intersection(*(set(days) for days in dated)))[-RISK_DAYS - 1:]
-        if len(common) < self.min_days + 1:
-            raise BadRequest(f"the instances' bars share {len(common)} trading days; the risk needs at least "
+            spans.append((closes[len(closes) - len(days):], days))
+        count = min(len(days) for _, days in spans)
+        shortest = list(spans[0][1][-count:])
+        # One calendar and one last date (the usual portfolio): the common days are the last `count`, no lookup
+        common = shortest if count and all(list(days[-count:]) == shortest for _, days in spans) else []
+        if common:
+            table = [closes[-len(common):] for closes, _ in spans]
+        else:
+            dated = [dict(zip(days, closes, strict=True)) for closes, days in spans]
+            common = sorted(set.intersection(*(set(days) for days in dated)))
+            table = [[days[day] for day in common] for days in dated]
+        keep = min(len(common), RISK_DAYS + 1)
+        if keep < self.min_days + 1:
+            raise BadRequest(f"the instances' bars share {keep} trading days; the risk needs at least "
                              f"{self.min_days + 1} common days (send more bars, with matching 'last_date's)")
-        return torch.tensor([[days[day] for days in dated] for day in common], dtype=torch.float64), \
-            common[0], common[-1]
+        return torch.tensor([row[-keep:] for row in table], dtype=torch.float64).T, common[-keep], common[-1]
 
 
 def _levels(instances: Sequence[Instance]) -> torch.Tensor:

@@ -95,7 +95,7 @@ class PortfolioScores:
             levels = torch.tensor(origins[0].bundle.meta.levels or (), dtype=torch.float64)
             _, [changes] = self.sampler.draw(window, window[-1], quantiles, levels, [1],
                                              zlib.crc32(f"{name} {day.date()}".encode()))
-            var = copula.measures(changes * shares, [LEVEL], [0.5]).var[0]
+            var = copula.measures(changes, shares, [LEVEL], [0.5]).var[0]
             pnl = float(shares @ torch.from_numpy(closes.iloc[row + 1].to_numpy() - closes.iloc[row].to_numpy()))
             known[day] = {"date": day, "var": var, "pnl": pnl, "exception": pnl < -var}
         return pd.DataFrame(sorted(known.values(), key=lambda found: found["date"]),
