@@ -3,11 +3,14 @@ rules on tiny bundles built in memory (a real TorchServe answers them in tests/s
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
@@ -212,3 +215,24 @@ def test_the_model_reads_model_configs_risk_settings_and_ignores_others():
     assert Model.configured(portfolio, {"scenarios": 123, "tail_shape": 0.2, "other": 1}) == \
         Model(portfolio, Sampler(123, 0.2))
     assert Model.configured(portfolio, None) == Model(portfolio)
+
+
+_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                    max_leaves=12)
+_NUMBER = st.integers(-10**15, 10**15) | st.floats(allow_nan=True, allow_infinity=True) | _ANY
+_RISK = st.fixed_dictionaries({}, optional={"positions": st.lists(_NUMBER, min_size=2, max_size=2) | _ANY,
+                                            "levels": st.lists(st.floats(0.4, 1.1) | _ANY, max_size=3) | _ANY,
+                                            "horizons": st.lists(st.integers(-2, 12) | _ANY, max_size=3) | _ANY,
+                                            "other": _ANY}) | _ANY
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(risk=_RISK)
+def test_any_risk_value_is_answered_finite_or_is_a_400(risk):
+    status, answer = _answer({"instances": [_instance("AAA", 1), _instance("BBB", 2)], "risk": risk}, scenarios=200)
+    assert status in (200, 400), answer
+    json.dumps(answer, allow_nan=False)  # no NaN or infinity in any answer
+    if status == 200:
+        assert set(answer["risk"]["var"]) == {f"{level:g}" for level in answer["risk"]["levels"]}

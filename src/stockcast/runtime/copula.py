@@ -1,7 +1,7 @@
 """A position's joint profit and loss from per-ticker forecast quantiles: tails, dependence, scenarios, measures.
 
-Torch only (it ships in the archive) and shared with the backtest (`stockcast.eval.risk`), so the served numbers
-are the backtested ones. The steps:
+Torch only (it ships in the archive) and shared with the backtest (`stockcast.eval.risk_methods`) and the monitor
+(`stockcast.watch.portfolio_risk`), so the served numbers are the backtested and watched ones. The steps:
 - marginals: each ticker's quantiles as log changes, linear between the served levels and, beyond the lowest and
   highest, a generalized Pareto tail whose scale continues the quantile function's slope at the last level and
   whose `shape` (0: exponential) was chosen on validation (docs/risk.md);
