@@ -119,3 +119,4 @@ def test_the_risk_backtest_scores_what_model_config_serves(tmp_path):
     served = sampler(MODEL_CONFIG)
     assert served.scenarios == cfg.scenarios
     assert served.tail_shape in cfg.tail_shapes and served.copula_df in cfg.copulas
+    assert served.shrink_to in cfg.targets

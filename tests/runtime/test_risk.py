@@ -40,10 +40,45 @@ def test_shrunk_correlation_is_scikit_learns_ledoit_wolf():
     assert torch.linalg.eigvalsh(found.correlation).min() > 0
 
 
-def test_a_ticker_that_never_moved_is_independent_not_a_nan():
+def _constant_correlation_by_the_paper(x: np.ndarray) -> float:
+    """Ledoit and Wolf's (2004, "Honey, I shrunk...") intensity towards the constant-correlation matrix, term by
+    term as the paper's appendix writes it."""
+    t, n = x.shape
+    y = x - x.mean(0)
+    s = y.T @ y / t
+    r = s / np.sqrt(np.outer(np.diag(s), np.diag(s)))
+    mean = (r.sum() - n) / (n * (n - 1))
+    f = mean * np.sqrt(np.outer(np.diag(s), np.diag(s)))
+    np.fill_diagonal(f, np.diag(s))
+    pi = np.array([[np.mean((y[:, i] * y[:, j] - s[i, j]) ** 2) for j in range(n)] for i in range(n)])
+    theta = np.array([[np.mean((y[:, i] ** 2 - s[i, i]) * (y[:, i] * y[:, j] - s[i, j])) for j in range(n)]
+                      for i in range(n)])
+    rho = np.trace(pi) + sum(mean / 2 * (np.sqrt(s[j, j] / s[i, i]) * theta[i, j] + np.sqrt(s[i, i] / s[j, j])
+                                         * theta[j, i]) for i in range(n) for j in range(n) if i != j)
+    kappa = (pi.sum() - rho) / ((f - s) ** 2).sum()
+    return float(max(0.0, min(1.0, kappa / t)))
+
+
+def test_the_constant_correlation_target_is_the_papers_and_keeps_the_level_of_co_movement():
+    rng = np.random.default_rng(9)
+    correlation = np.full((12, 12), 0.35) + 0.65 * np.eye(12)
+    scaled = rng.multivariate_normal(np.zeros(12), correlation, 250) * rng.uniform(0.5, 2, 12)
+    x = torch.from_numpy(scaled)
+    constant = copula.shrunk_correlation(x, "constant")
+    assert constant.shrinkage == pytest.approx(_constant_correlation_by_the_paper(scaled), rel=1e-9)
+    off = ~np.eye(12, dtype=bool)
+    sample = np.corrcoef(scaled.T)[off].mean()
+    assert constant.correlation.numpy()[off].mean() == pytest.approx(sample, abs=1e-9)  # only dispersion shrinks
+    towards_zero = copula.shrunk_correlation(x, "identity")
+    assert towards_zero.correlation.numpy()[off].mean() < sample - 0.01
+    assert torch.linalg.eigvalsh(constant.correlation).min() > 0
+
+
+@pytest.mark.parametrize("target", copula.TARGETS)
+def test_a_ticker_that_never_moved_is_independent_not_a_nan(target):
     closes = torch.tensor([[10.0, 20.0 + day % 3, 5.0 + (day * 7) % 5] for day in range(30)], dtype=torch.float64)
     closes[:, 2] = 5.0
-    found = copula.shrunk_correlation(copula.standardized(closes)[0]).correlation
+    found = copula.shrunk_correlation(copula.standardized(closes)[0], target).correlation
     assert torch.isfinite(found).all() and found[0, 0] == found[2, 2] == 1 and found[0, 1] == found[1, 2] == 0
     copula.uniforms(copula.Dependence(found, 0.0, 29), 3, 10, seed=1)  # drawn from, too
 

@@ -241,7 +241,8 @@ def risk_section(client: MlflowClient, experiment_name: str = RISK) -> str:
         f"portfolios, test {params.get('test_start')}..{params.get('test_end')}, marginals from run "
         f"{params.get('marginals_run_id', '')[:8]}, {params.get('scenarios')} scenarios a day. Chosen on validation "
         f"(the lowest mean FZ0 of the served 1-day 97.5 % VaR and ES): tail shape {params.get('tail_shape')}, "
-        f"{copula} copula.", "", tails.to_markdown(index=False, floatfmt=".4g"), "",
+        f"{copula} copula, correlation shrunk towards the {params.get('shrink_to', 'identity')} target.", "",
+        tails.to_markdown(index=False, floatfmt=".4g"), "",
         "The goals, served method:", "", goal_table.to_markdown(index=False), "",
         "Each method over the portfolios (shares of portfolios passing; exceptions_99: the share of days beyond "
         "the 1-day 99 % VaR; fz0, energy, variogram, crps_value: means, lower is better):", "",

@@ -69,11 +69,11 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
     levels = pd.Series(bundle.meta.levels).to_numpy(dtype=float)
 
     tails = []
-    for shape, df in itertools.product(cfg.tail_shapes, cfg.copulas):
-        served = {risk.SERVED: Served(Sampler(int(cfg.validation_scenarios), float(shape), df))}
+    for shape, df, target in itertools.product(cfg.tail_shapes, cfg.copulas, cfg.targets):
+        served = {risk.SERVED: Served(Sampler(int(cfg.validation_scenarios), float(shape), df, target))}
         daily = pd.concat([risk.walk(name, weights, closes[name], forecasts, levels, served, validation, cfg.history,
                                      cfg.ensemble, joint=False).daily for name, weights in portfolios.items()])
-        tails.append({"tail_shape": float(shape), "copula_df": df, "fz0": float(fz0_loss(
+        tails.append({"tail_shape": float(shape), "copula_df": df, "shrink_to": target, "fz0": float(fz0_loss(
             daily.pnl_1, daily["var_1_0.975"], daily["es_1_0.975"], risk.ES_LEVEL).mean()),
             "exceptions_99": float((daily.pnl_1 < -daily["var_1_0.99"]).mean()),
             "exceptions_975": float((daily.pnl_1 < -daily["var_1_0.975"]).mean())})
@@ -81,7 +81,7 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
     tail_table = pd.DataFrame(tails)
     best = tail_table.loc[tail_table.fz0.idxmin()]
     chosen = Sampler(int(cfg.scenarios), float(best.tail_shape),
-                     None if pd.isna(best.copula_df) else int(best.copula_df))
+                     None if pd.isna(best.copula_df) else int(best.copula_df), str(best.shrink_to))
 
     methods = risk.methods_of(cfg, chosen)
     rows, joint_rows, dailies, joints = [], [], [], []
@@ -115,6 +115,7 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
     assert experiment is not None  # prepare_store made it
     run = client.create_run(experiment.experiment_id, run_name=cfg.run_name)
     params = {"marginals_run_id": marginals_run, "tail_shape": chosen.tail_shape, "copula_df": chosen.copula_df,
+              "shrink_to": chosen.shrink_to,
               "scenarios": cfg.scenarios,
               "history": cfg.history, "portfolios": len(portfolios), "test_start": cfg.test.start,
               "test_end": cfg.test.end, "validation_start": cfg.validation.start}

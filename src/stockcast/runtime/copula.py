@@ -6,7 +6,8 @@ Torch only (it ships in the archive) and shared with the backtest (`stockcast.ev
   highest, a generalized Pareto tail whose scale continues the quantile function's slope at the last level and
   whose `shape` (0: exponential) was chosen on validation (docs/risk.md);
 - dependence: daily log returns over an EWMA volatility (RiskMetrics' 0.94), their correlation shrunk towards
-  the identity by Ledoit and Wolf's (2004) optimal intensity, a Gaussian or Student-t copula;
+  the identity or the constant-correlation matrix by Ledoit and Wolf's (2004) optimal intensity, a Gaussian or
+  Student-t copula;
 - scenarios: correlated normals -> uniforms -> each marginal's quantile function -> the position's change;
 - measures: VaR and ES per level, the change's quantiles, and each position's component VaR (its mean change in
   the scenarios next to the VaR scenario, scaled so the components sum to the VaR: Euler's allocation).
@@ -56,21 +57,40 @@ def standardized(closes: torch.Tensor, decay: float = DECAY) -> tuple[torch.Tens
     return returns / volatility[:-1], volatility[-1]
 
 
-def shrunk_correlation(scaled: torch.Tensor) -> Dependence:
-    """[T, N] standardized returns -> their Ledoit-Wolf covariance (towards a scaled identity), as a correlation.
+TARGETS = ("identity", "constant")  # what the correlation is shrunk towards
 
-    The intensity is Ledoit and Wolf's (2004) estimate, as scikit-learn's LedoitWolf computes it: with fewer days
+
+def shrunk_correlation(scaled: torch.Tensor, target: str = "identity") -> Dependence:
+    """[T, N] standardized returns -> their covariance shrunk by Ledoit and Wolf's optimal intensity, as a
+    correlation. `target` "identity": towards a scaled identity (Ledoit and Wolf 2004, "A well-conditioned
+    estimator", as scikit-learn's LedoitWolf computes it); "constant": towards the constant-correlation matrix,
+    every pair at the mean sample correlation (Ledoit and Wolf 2004, "Honey, I shrunk the sample covariance
+    matrix"), which keeps the level of the tickers' co-movement and shrinks only its dispersion. With fewer days
     than tickers the sample correlation is singular, and the shrunk one is still positive definite."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     days, count = scaled.shape
+    identity = torch.eye(count, dtype=scaled.dtype)
     centred = scaled - scaled.mean(0)
     covariance = centred.T @ centred / days
-    target = covariance.diagonal().mean()
     squares = centred.square()
-    beta = ((squares.T @ squares).sum() / days - covariance.square().sum()) / days
-    delta = (covariance - target * torch.eye(count, dtype=scaled.dtype)).square().sum()
-    shrinkage = float((beta.clamp(max=delta) / delta).clamp(0, 1)) if delta > 0 else 1.0
-    identity = torch.eye(count, dtype=scaled.dtype)
-    shrunk = (1 - shrinkage) * covariance + shrinkage * target * identity
+    pi = (squares.T @ squares) / days - covariance.square()  # the sample covariances' asymptotic variances
+    variance = covariance.diagonal()
+    if target == "identity":
+        goal = variance.mean() * identity
+        error = pi.sum() / days
+    else:
+        spread = variance.clamp_min(1e-300).sqrt()
+        correlation = covariance / spread[:, None] / spread[None, :]
+        off = ~identity.bool()
+        mean = correlation[off].mean() if count > 1 else torch.zeros((), dtype=scaled.dtype)
+        goal = torch.where(off, mean * spread[:, None] * spread[None, :], covariance)
+        theta = (centred.pow(3).T @ centred) / days - variance[:, None] * covariance  # theta[i, j] = theta_ii,ij
+        rho = pi.diagonal().sum() + mean * (spread[None, :] / spread[:, None] * theta)[off].sum()
+        error = (pi.sum() - rho) / days
+    distance = (covariance - goal).square().sum()
+    shrinkage = float((error.clamp(max=distance) / distance).clamp(0, 1)) if distance > 0 else 1.0
+    shrunk = (1 - shrinkage) * covariance + shrinkage * goal
     scale = shrunk.diagonal().sqrt()
     moving = scale > 0  # a ticker whose closes never moved: independent of the others
     scale = torch.where(moving, scale, torch.ones((), dtype=scaled.dtype))
@@ -159,6 +179,7 @@ class Sampler:
     scenarios: int = 5_000
     tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
     copula_df: int | None = None  # None: a Gaussian copula; 2 or 4: a Student-t copula, chosen on validation
+    shrink_to: str = "identity"  # the correlation's shrinkage target (TARGETS), chosen on validation
 
     def draw(self, closes: torch.Tensor, last_closes: torch.Tensor, quantiles: torch.Tensor, levels: torch.Tensor,
              horizons: Sequence[int], seed: int, independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:
@@ -166,7 +187,7 @@ class Sampler:
         ticker's price change per share in each scenario (float32), from its forecast `quantiles` [N, H, Q] at
         `levels` and its `last_closes` [N]; `independent`: the same marginals, drawn independently (a backtest's
         peer)."""
-        dependence = shrunk_correlation(standardized(closes)[0])
+        dependence = shrunk_correlation(standardized(closes)[0], self.shrink_to)
         u = uniforms(None if independent else dependence, len(last_closes), self.scenarios, seed,
                      None if independent else self.copula_df)
         located = Located.of(levels, u, self.tail_shape)

@@ -25,6 +25,7 @@ from stockcast.runtime.fields import RISK_DAYS, RiskAsk
 from stockcast.runtime.preprocess import Instance
 from stockcast.runtime.routing import Portfolio
 
+SAMPLER = ("scenarios", "tail_shape", "copula_df", "shrink_to")  # model-config's handler.risk keys of the Sampler
 PNL_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 
 
@@ -39,10 +40,10 @@ class Model:
 
     @classmethod
     def configured(cls, portfolio: Portfolio, settings: Mapping[str, Any] | None) -> Model:
-        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, copula_df, min_days}, each optional)."""
+        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, copula_df, shrink_to, min_days}, each
+        optional)."""
         settings = settings or {}
-        sampler = copula.Sampler(**{key: settings[key] for key in ("scenarios", "tail_shape", "copula_df")
-                                    if key in settings})
+        sampler = copula.Sampler(**{key: settings[key] for key in SAMPLER if key in settings})
         return cls(portfolio, sampler, **{key: settings[key] for key in ("min_days",) if key in settings})
 
     def described(self) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class Model:
         df = self.sampler.copula_df
         return {"scenarios": self.sampler.scenarios, "tail_shape": self.sampler.tail_shape,
                 "copula": "gaussian" if df is None else f"student-t, {df} degrees of freedom",
-                "min_days": self.min_days, "max_days": RISK_DAYS}
+                "shrink_to": self.sampler.shrink_to, "min_days": self.min_days, "max_days": RISK_DAYS}
 
     def assess(self, ask: RiskAsk, instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> dict[str, Any]:
         """The answer's `risk` for a portfolio's forecasts (every one valid), in the contract's keys."""
@@ -69,8 +70,9 @@ class Model:
         exchanges = sorted({self.portfolio.exchange(instance.symbol) or "unknown" for instance in instances})
         described = self.described()
         method = {"copula": described["copula"], "scenarios": self.sampler.scenarios, "seed": seed,
-                  "dependence": {"estimator": "Ledoit-Wolf shrunk correlation of daily log returns over their EWMA "
-                                              f"volatility (decay {copula.DECAY})",
+                  "dependence": {"estimator": f"Ledoit-Wolf shrunk correlation (towards the {self.sampler.shrink_to} "
+                                              "target) of daily log returns over their EWMA volatility (decay "
+                                              f"{copula.DECAY})",
                                  "days": dependence.days, "first_day": first, "last_day": last,
                                  "shrinkage": round(dependence.shrinkage, 4)},
                   "marginals": {"served_levels": [float(levels[0]), float(levels[-1])], "tail": "generalized Pareto",
