@@ -50,16 +50,14 @@ class Method(Protocol):
     def __call__(self, window: Window, asked: Asked, members: int) -> RiskForecast: ...
 
 
-def _empirical(pnl: np.ndarray, asked: Asked) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
-    """VaR and ES of 1-day pnl scenarios, scaled by sqrt(horizon)."""
-    ordered = np.sort(pnl)
-    var: dict[tuple[int, float], float] = {}
-    es: dict[tuple[int, float], float] = {}
-    for horizon, level in asked:
-        tail = max(1, int(round((1 - level) * len(ordered))))
-        var[horizon, level] = float(-ordered[tail - 1] * np.sqrt(horizon))
-        es[horizon, level] = float(-ordered[:tail].mean() * np.sqrt(horizon))
-    return var, es
+def _empirical(scenarios: np.ndarray, weights: np.ndarray,
+               asked: Asked) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
+    """VaR and ES of 1-day joint return scenarios [M, N] of a position of `weights`, as the served model's are
+    read off its scenarios (`copula.measures`), scaled by sqrt(horizon)."""
+    levels = sorted({level for _, level in asked})
+    found = copula.measures(torch.from_numpy(scenarios), torch.from_numpy(weights), levels, [0.5])
+    return ({(h, level): found.var[levels.index(level)] * np.sqrt(h) for h, level in asked},
+            {(h, level): found.es[levels.index(level)] * np.sqrt(h) for h, level in asked})
 
 
 class Historical:
@@ -67,7 +65,7 @@ class Historical:
 
     def __call__(self, window: Window, asked: Asked, members: int) -> RiskForecast:
         returns = window.returns
-        return RiskForecast(*_empirical(returns @ window.weights, asked), returns)
+        return RiskForecast(*_empirical(returns, window.weights, asked), returns)
 
 
 class FilteredHistorical:
@@ -80,7 +78,7 @@ class FilteredHistorical:
     def __call__(self, window: Window, asked: Asked, members: int) -> RiskForecast:
         scaled, today = copula.standardized(torch.from_numpy(window.closes), self.decay)
         scenarios = np.expm1((scaled * today).numpy())
-        return RiskForecast(*_empirical(scenarios @ window.weights, asked), scenarios)
+        return RiskForecast(*_empirical(scenarios, window.weights, asked), scenarios)
 
 
 class RiskMetrics:

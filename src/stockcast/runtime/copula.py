@@ -15,8 +15,9 @@ Torch only (it ships in the archive) and shared with the backtest (`stockcast.ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -180,6 +181,12 @@ class Sampler:
     tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
     copula_df: int | None = None  # None: a Gaussian copula; 2 or 4: a Student-t copula, chosen on validation
     shrink_to: str = "identity"  # the correlation's shrinkage target (TARGETS), chosen on validation
+
+    @classmethod
+    def configured(cls, settings: Mapping[str, Any]) -> Sampler:
+        """From model-config.yaml's `handler.risk` (its other keys are the request's, not the draws')."""
+        return cls(**{key: settings[key] for key in ("scenarios", "tail_shape", "copula_df", "shrink_to")
+                      if key in settings})
 
     def draw(self, closes: torch.Tensor, last_closes: torch.Tensor, quantiles: torch.Tensor, levels: torch.Tensor,
              horizons: Sequence[int], seed: int, independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:

@@ -25,7 +25,6 @@ from stockcast.runtime.fields import RISK_DAYS, RiskAsk
 from stockcast.runtime.preprocess import Instance
 from stockcast.runtime.routing import Portfolio
 
-SAMPLER = ("scenarios", "tail_shape", "copula_df", "shrink_to")  # model-config's handler.risk keys of the Sampler
 PNL_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 
 
@@ -43,7 +42,7 @@ class Model:
         """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, copula_df, shrink_to, min_days}, each
         optional)."""
         settings = settings or {}
-        sampler = copula.Sampler(**{key: settings[key] for key in SAMPLER if key in settings})
+        sampler = copula.Sampler.configured(settings)
         return cls(portfolio, sampler, **{key: settings[key] for key in ("min_days",) if key in settings})
 
     def described(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from stockcast.errors import StockcastError
 from stockcast.metrics import kupiec, traffic_light
 from stockcast.runtime import copula
 from stockcast.runtime.fields import RISK_DAYS
-from stockcast.runtime.risk import SAMPLER, Model
+from stockcast.runtime.risk import Model
 from stockcast.watch.track_record import Origin
 
 LEVEL = 0.99  # the VaR watched: Basel's
@@ -54,7 +54,7 @@ def watched(path: Path) -> dict[str, dict[str, float]]:
 def sampler(model_config: Path) -> copula.Sampler:
     """The served risk model's sampler, from model-config.yaml's `handler.risk`."""
     settings = (yaml.safe_load(model_config.read_text()).get("handler") or {}).get("risk") or {}
-    return copula.Sampler(**{key: settings[key] for key in SAMPLER if key in settings})
+    return copula.Sampler.configured(settings)
 
 
 @dataclass(frozen=True)
