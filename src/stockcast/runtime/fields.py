@@ -41,10 +41,7 @@ def check_forecast(body: Any, by_name: bool = False) -> dict[str, Any]:
     holds the bars: then `stock` alone, or nothing for the default ticker, and no bars without `prices`)."""
     if not isinstance(body, dict):
         raise BadRequest(f'a forecast must be a JSON object like {{"prices": [...]}}, got {json_type(body)}')
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(shown(key) for key in unknown[:10])}; "
-                         f"expected {', '.join(FIELDS)}")
+    _only_known(body, FIELDS, "field(s)")
     if "prices" not in body and not by_name:
         raise BadRequest(f"'prices' is missing: send {{\"prices\": [close, ...]}}, oldest first "
                          f"(got {', '.join(shown(key) for key in sorted(body)[:10]) or 'no field'}); this server "
@@ -53,6 +50,14 @@ def check_forecast(body: Any, by_name: bool = False) -> dict[str, Any]:
         raise BadRequest("'open', 'high' and 'low' go with the closes in 'prices': send all of them, or only "
                          "'stock' to forecast from the bars the server holds")
     return body
+
+
+def _only_known(body: dict[str, Any], known: Sequence[str], what: str) -> None:
+    """Raises BadRequest naming the first ten keys of `body` not in `known` (`what` they are), sorted."""
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise BadRequest(f"unknown {what} {', '.join(shown(key) for key in unknown[:10])}; "
+                         f"expected {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -241,10 +246,7 @@ def read_risk(value: Any, count: int) -> RiskAsk:
     """A request's `risk` object for `count` instances; raises BadRequest naming the field that is wrong."""
     if not isinstance(value, dict):
         raise BadRequest(f"'risk' must be an object like {{\"positions\": [100, -50]}}, got {json_type(value)}")
-    unknown = sorted(set(value) - set(RISK_FIELDS))
-    if unknown:
-        raise BadRequest(f"unknown 'risk' field(s) {', '.join(map(shown, unknown[:10]))}; "
-                         f"expected {', '.join(RISK_FIELDS)}")
+    _only_known(value, RISK_FIELDS, "'risk' field(s)")
     positions = value.get("positions")
     if not isinstance(positions, list) or len(positions) != count or not all(
             _finite(item) and abs(item) <= MAX_SHARES for item in positions):
