@@ -6,6 +6,9 @@ import hydra
 from omegaconf import DictConfig
 
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.logs import capture_warnings
+
+capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")

@@ -15,8 +15,10 @@ from omegaconf import DictConfig
 # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 from stockcast.cli import user_error, user_errors_exit
 from stockcast.config import register_resolvers
+from stockcast.logs import capture_warnings
 
 register_resolvers()
+capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

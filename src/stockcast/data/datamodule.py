@@ -156,6 +156,7 @@ class PriceDataModule(L.LightningDataModule):
             with self._skipped_when_pooled(symbol):
                 prices[symbol] = self._load(symbol)
         self._check_some_left(prices)
+        log.info(self.downloader.summary())
         union = pd.DatetimeIndex(sorted(set().union(*(frame.index for frame in prices.values()))))
         val_date, test_date = self._boundary_dates(union)
         splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}
