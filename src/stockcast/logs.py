@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 
 # Third-party messages that tell this project's user nothing, matched by message (their loggers also say things
 # that matter). Each with the library that says it.
@@ -36,6 +37,15 @@ def noise(message: str) -> bool:
     if SRUN_HINT.search(message):
         return "SLURM_JOB_ID" not in os.environ
     return any(pattern.search(message) for pattern in NOISE)
+
+
+def log_file() -> str:
+    """The running Hydra job's log file, for the line a command ends with."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    path = Path(hydra.runtime.output_dir) / f"{hydra.job.name}.log"
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def capture_warnings() -> None:
