@@ -66,7 +66,8 @@ def sample(arguments: list[str], count: int, log_path: os.PathLike) -> float:
     started = time.perf_counter()
     with open(log_path, "w") as log_file:
         process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *arguments], cwd=ROOT, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})  # each job's end as it comes
         for line in tracked(_job_ends(process.stdout, log_file), "per-ticker sample, tickers trained", count):
             if line.startswith("error"):
                 print(line, end="", flush=True)

@@ -72,13 +72,14 @@ def tracked(items: Iterable[T], description: str, total: int | None = None, ever
 
 class PlainProgressBar(ProgressBar):
     """Lightning's progress bar as plain lines, for a fit whose output is not a terminal: the epoch, the batch,
-    the time and the last validation loss, at most every `every` seconds."""
+    the time and the last validation loss, at most every `every` seconds; a long validation its own lines."""
 
     def __init__(self, every: float = EVERY) -> None:
         super().__init__()
         self.every = every
         self.enabled = True
         self.plain: Plain | None = None
+        self.validation: Plain | None = None
 
     def disable(self) -> None:
         self.enabled = False
@@ -95,6 +96,19 @@ class PlainProgressBar(ProgressBar):
         if self.enabled and self.plain is not None:
             done = trainer.current_epoch * int(self.total_train_batches) + batch_idx + 1
             self.plain.update(done, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{self._loss(trainer)}")
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.enabled and not trainer.sanity_checking:
+            self.validation = Plain("validation", int(self.total_val_batches), self.every)
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.enabled and self.validation is not None and not trainer.sanity_checking:
+            self.validation.update(batch_idx + 1, f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.enabled and self.validation is not None and not trainer.sanity_checking:
+            self.validation.finish(self._loss(trainer).lstrip(", "))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled and self.plain is not None:
