@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from stockcast import ROOT
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
-from stockcast.eval.report import UNIVERSE, universe_figure, universe_section
+from stockcast.eval.report import UNIVERSE, UNIVERSE_FIGURE, universe_figure, universe_section
 from stockcast.progress import tracked
 from stockcast.universe import FOLDS, SAMPLED
 
@@ -40,7 +40,6 @@ PER_TICKER_DEFAULT = ["data.unseen=[]", "serve_any_ticker=false", "logger.run_na
                       "callbacks.early_stopping.patience=8",
                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 OUTPUT_DIR = ROOT / "outputs" / "universe"  # a folder per run: each fold's Hydra output folder, the sample's log
-FIGURE = "universe_skill.png"
 
 
 def train(arguments: list[str], output: IO[str] | None = None) -> tuple[float, float]:
@@ -118,14 +117,14 @@ def main() -> None:
                               *PER_TICKER_DEFAULT, *overrides], len(cfg.per_ticker_sample), log_path)
             print(f"per-ticker sample ({len(cfg.per_ticker_sample)} tickers): {seconds / 60:.1f} min", flush=True)
         figure = universe_figure(client)
-        figure.savefig(output_dir / FIGURE, dpi=110)
+        figure.savefig(output_dir / UNIVERSE_FIGURE, dpi=110)
         for run_id in runs.values():
-            client.log_figure(run_id, figure, FIGURE)
+            client.log_figure(run_id, figure, UNIVERSE_FIGURE)
         print(universe_section(client))
         print(f"\nfull logs: {shown}/<fold>/train.log" + ("" if args.no_sample else f", {shown}/sample.log"))
         print(f"MLflow experiment {UNIVERSE!r} (make mlflow-ui): "
               + ", ".join(f"{fold} run {run_id}" for fold, run_id in runs.items()))
-        print(f"figure: {shown / FIGURE}, logged on each fold's run (make report puts it and the tables into "
+        print(f"figure: {shown / UNIVERSE_FIGURE}, logged on each fold's run (make report puts it and the tables into "
               "docs/results.md)")
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from stockcast.universe import FOLDS, SAMPLED, SHARED
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
 UNIVERSE = "universe"  # the MLflow experiment of `make universe`, and its section of docs/results.md
+UNIVERSE_FIGURE = "universe_skill.png"  # universe_figure's file: on each fold's run, beside docs/results.md
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
