@@ -56,9 +56,12 @@ class Plain:
 
 
 def tracked(items: Iterable[T], description: str, total: int | None = None, every: float = EVERY) -> Iterator[T]:
-    """`items`, with progress: rich's bar on a terminal, `Plain` lines otherwise."""
+    """`items`, with progress: rich's bar on a terminal (none for a single item), `Plain` lines otherwise."""
     count = total if total is not None else len(items) if isinstance(items, Sized) else 0
     if on_terminal():
+        if count == 1:
+            yield from items
+            return
         from rich.progress import track
 
         yield from track(items, description=description, total=count or None)
