@@ -16,7 +16,7 @@ from tests.conftest import compose_config
 def console(tmp_path):
     """Configure logging as train.py's does for `overrides`; undone after the test."""
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, logging.getLogger("stockcast").level
+    saved = root.handlers[:], root.level, logging.getLogger("stockcast").level, warnings.formatwarning
 
     def configure(*overrides: str) -> None:
         cfg = compose_config("train", tmp_path, *overrides, keep_hydra=True)
@@ -32,6 +32,7 @@ def console(tmp_path):
     root.handlers, root.level = saved[0], saved[1]
     logging.getLogger("stockcast").setLevel(saved[2])
     logging.captureWarnings(False)
+    warnings.formatwarning = saved[3]
 
 
 @pytest.mark.parametrize("verbose", [False, True])
@@ -57,8 +58,11 @@ def test_known_third_party_noise_stays_off_the_console(console, tmp_path, capsys
     warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)`",
                   stacklevel=1)
     warnings.warn("a warning nobody filtered", stacklevel=1)
+    logging.getLogger("py.warnings").warning("%s", "lightning/fit_loop.py:321: Lightning's own format\n")
     shown = capsys.readouterr().out
-    assert "Trainer.fit` stopped" in shown and "a warning nobody filtered" in shown
+    assert "Trainer.fit` stopped" in shown and "UserWarning: a warning nobody filtered\n" in shown
+    assert "Lightning's own format" in shown
+    assert "" not in shown.splitlines()  # a warning is one line: no source line, no blank line after
     for noise in ("Tip", "GPU available", "srun", "LeafSpec"):
         assert noise not in shown
     assert "LeafSpec" in (tmp_path / "train.log").read_text()  # the log file keeps it

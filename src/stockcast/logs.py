@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 # Third-party messages that tell this project's user nothing, matched by message (their loggers also say things
@@ -29,6 +30,8 @@ class Console(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO and not self.verbose:
             return False
+        if record.name == "py.warnings":  # Lightning's own warning format ends in a newline: no blank line after
+            record.msg, record.args = record.getMessage().rstrip(), ()
         return not noise(record.getMessage())
 
 
@@ -49,6 +52,12 @@ def log_file() -> str:
 
 
 def capture_warnings() -> None:
-    """Python warnings through logging (`py.warnings`), so the console's filter sees them and the log file keeps
-    them; for entry points, before they configure logging."""
+    """Python warnings through logging (`py.warnings`), one line each, so the console's filter sees them and the
+    log file keeps them; for entry points, before they configure logging."""
+    warnings.formatwarning = _one_line
     logging.captureWarnings(True)
+
+
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              line: str | None = None) -> str:
+    return f"{filename}:{lineno}: {category.__name__}: {message}"
