@@ -39,11 +39,11 @@ report: $(VENV)/.installed ## comparison table of the newest evaluation per tick
 	$(PY) scripts/report.py --doc docs/results.md $(ARGS)
 
 results: $(VENV)/.installed ## per-ticker + pooled LSTMs tested on 2024 and 2025, backtested, table into docs/results.md
-	for fold in test2024 test2025; do \
-	  $(PY) train.py -m experiment=$$fold stock=$(TICKERS) && \
-	  $(PY) evaluate.py -m stock=$(TICKERS) && \
-	  $(PY) train.py experiment=$$fold 'stock=[$(TICKERS)]' && \
-	  $(PY) evaluate.py 'stock=[$(TICKERS)]' || exit 1; \
+	@for fold in test2024 test2025; do \
+	  echo "make results, $$fold: 1/4 the per-ticker LSTMs" && $(PY) train.py -m experiment=$$fold stock=$(TICKERS) && \
+	  echo "make results, $$fold: 2/4 their backtests" && $(PY) evaluate.py -m stock=$(TICKERS) && \
+	  echo "make results, $$fold: 3/4 the pooled LSTM" && $(PY) train.py experiment=$$fold 'stock=[$(TICKERS)]' && \
+	  echo "make results, $$fold: 4/4 its backtest" && $(PY) evaluate.py 'stock=[$(TICKERS)]' || exit 1; \
 	done
 	$(PY) scripts/report.py --doc docs/results.md
 

@@ -6,6 +6,9 @@ import hydra
 from omegaconf import DictConfig
 
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.logs import capture_warnings, log_file
+
+capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
@@ -18,7 +21,8 @@ def main(cfg: DictConfig) -> float:
     for result in results:
         print(f"evaluation {result.run_id} of run {result.evaluated_run_id} ({result.symbol}):")
         print(result.summary.to_markdown(floatfmt=".4g"))
-        print(f"written to {result.output_dir}")
+        print(f"written to {result.output_dir} (plots, tables); MLflow run {result.run_id}")
+    print(f"full log: {log_file()}")
     return sum(float(r.summary.loc["lstm", "skill_mape"]) for r in results) / len(results)
 
 

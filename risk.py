@@ -7,6 +7,9 @@ import hydra
 from omegaconf import DictConfig
 
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
+from stockcast.logs import capture_warnings, log_file
+
+capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="risk")
@@ -23,7 +26,7 @@ def main(cfg: DictConfig) -> None:
     print(f"\n{cfg.test.start[:4]}, {len(cfg.portfolios)} portfolios (MLflow run {result.run_id}, {cfg.run_name}):")
     print(result.summary.to_markdown(floatfmt=".3g"))
     print(result.tests.to_markdown(index=False, floatfmt=".3g"))
-    print(f"written to {result.output_dir}")
+    print(f"written to {result.output_dir} (risk_var.png, the tables); full log: {log_file()}")
 
 
 if __name__ == "__main__":

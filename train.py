@@ -15,8 +15,10 @@ from omegaconf import DictConfig
 # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 from stockcast.cli import user_error, user_errors_exit
 from stockcast.config import register_resolvers
+from stockcast.logs import capture_warnings, log_file
 
 register_resolvers()
+capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -41,6 +43,7 @@ def main(cfg: DictConfig) -> float:
         f"{name}={result.metrics[name]:.4f}"
         for name in ("test_mape", "naive_mape", "skill_mape", "test_crps", "naive_crps", "skill_crps",
                      "ewma_skill_crps", "test_coverage_80", "val_crps")))
+    print(f"full log: {log_file()}; MLflow run {result.run_id} (make mlflow-ui), its plots forecast_test.png, ...")
     return result.metrics[cfg.optimized_metric]
 
 

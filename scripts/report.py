@@ -4,7 +4,8 @@
 
 With --doc, the table also replaces what stands between <!-- results:start --> and <!-- results:end -->
 in that file (`make report` writes docs/results.md), and where `make universe` ran, the global net's tables
-what stands between <!-- universe:start --> and <!-- universe:end -->, and where `make risk` ran, its tables
+what stands between <!-- universe:start --> and <!-- universe:end --> (with their figure, written beside the
+file as universe_skill.png), and where `make risk` ran, its tables
 what stands between <!-- risk:start --> and <!-- risk:end -->; --section writes only the one named (`make report
 ARGS="--section risk"` after `make risk`). --readme is the former name of --doc.
 """
@@ -22,9 +23,11 @@ from stockcast.eval.report import (
     RISK,
     SECTION,
     UNIVERSE,
+    UNIVERSE_FIGURE,
     comparison_table,
     pooled_tests,
     risk_section,
+    universe_figure,
     universe_section,
 )
 from stockcast.markdown import replace_section
@@ -50,6 +53,10 @@ def main() -> None:
             sections[SECTION] = _evaluations(client, cfg.experiment_name)
         if UNIVERSE in wanted and client.get_experiment_by_name(UNIVERSE) is not None:
             sections[UNIVERSE] = universe_section(client)
+            if args.doc:
+                universe_figure(client).savefig(args.doc.parent / UNIVERSE_FIGURE, dpi=110)
+                sections[UNIVERSE] += (f"\n\n![Per fold: each ticker's CRPS skill against its group's best baseline's, "
+                                       f"seen and unseen; 80 % coverage by ticker]({UNIVERSE_FIGURE})")
         if RISK in wanted and (client.get_experiment_by_name(RISK) is not None or args.section == RISK):
             sections[RISK] = risk_section(client)
         for name, text in sections.items():

@@ -30,6 +30,7 @@ from stockcast.metrics import Quantiles, averages, compare_distributions, compar
 from stockcast.models.module import Forecaster
 from stockcast.models.net import ForecastNet
 from stockcast.plots import forecast_figure
+from stockcast.progress import tracked
 from stockcast.runtime.bundle import BundleMeta, write_bundle
 from stockcast.tracking import prepare_store
 
@@ -217,7 +218,7 @@ def _baselines(datamodule: PriceDataModule, levels: list[float],
     found = {period: {name: np.empty((len(getattr(datamodule, period)), datamodule.horizon, len(levels)))
                       for name in names} for period in ("val", "test")}
     first = dict.fromkeys(found, 0)
-    for symbol, periods in datamodule.by_symbol.items():
+    for symbol, periods in tracked(datamodule.by_symbol.items(), "baselines, tickers", len(datamodule.by_symbol)):
         train = periods["train"]
         rows = {period: slice(start, start + len(periods[period])) for period, start in first.items()}
         for name, baseline in window_baselines(levels, slopes).items():

@@ -180,3 +180,31 @@ def var_figure(portfolio: str, daily: pd.DataFrame) -> Figure:
     axis.set(title=f"{portfolio}: served 1-day VaR against the next day's profit and loss",
              ylabel="% of the position's gross value")
     return _finish(fig, axis)
+
+
+def universe_figure(folds: dict[str, pd.DataFrame]) -> Figure:
+    """Per fold (a row), the global net against its best baseline ticker by ticker: left, the net's CRPS skill
+    against the best baseline's (above the diagonal: the net did better), seen and unseen tickers apart; right,
+    each ticker's 80 % coverage, sorted, with the 0.75..0.85 band. `folds`: per_ticker.csv's rows with `best`,
+    the group's best baseline's skill on that ticker."""
+    fig = Figure(figsize=(12, 4.2 * len(folds)))
+    axes = fig.subplots(len(folds), 2, squeeze=False)
+    for (fold, table), (skill, coverage) in zip(folds.items(), axes, strict=True):
+        for seen, colour, label in ((True, "C0", "seen"), (False, "C1", "unseen")):
+            rows = table[table.seen == seen]
+            skill.scatter(100 * rows.best, 100 * rows.skill_crps, s=10, alpha=0.6, color=colour,
+                          label=f"{label} ({len(rows)}; net better on {(rows.skill_crps > rows.best).mean():.0%})")
+        low, high = (100 * np.nanpercentile(table[["best", "skill_crps"]].to_numpy(), q) for q in (0.5, 99.5))
+        skill.plot([low, high], [low, high], color="black", lw=0.8, label="equal skill")
+        skill.set(title=f"{fold}: CRPS skill per ticker (% vs naive-empirical)", xlabel="best baseline's",
+                  ylabel="global net's", xlim=(low, high), ylim=(low, high))
+        ordered = table.sort_values("test_coverage_80").reset_index(drop=True)
+        coverage.axhspan(0.75, 0.85, color="grey", alpha=0.2, label="0.75..0.85")
+        for seen, colour, label in ((True, "C0", "seen"), (False, "C1", "unseen")):
+            rows = ordered[ordered.seen == seen]
+            coverage.scatter(rows.index, rows.test_coverage_80, s=8, color=colour, label=label)
+        coverage.axhline(0.8, color="black", lw=0.8)
+        coverage.set(title=f"{fold}: 80 % interval coverage per ticker", xlabel="tickers, sorted by coverage",
+                     ylabel="share of test outcomes inside")
+        _finish(fig, skill, coverage)
+    return fig

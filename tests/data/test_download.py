@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yfinance
 
-from stockcast.data.download import PRICES_DIR, Downloader
+from stockcast import ROOT
+from stockcast.data.download import PRICES_DIR, SAMPLE_DIR, Downloader
 from stockcast.data.prices import read_price_csv, write_price_csv
 from stockcast.errors import StockcastError
 from tests.yahoo import fake_download, yfinance_frame
@@ -92,9 +93,12 @@ def test_offline_never_asks_yahoo_and_reads_the_sample(tmp_path, monkeypatch, fa
     """The container image's build: downloads off, no prices/ folder, the committed sample, nothing cached; what
     was asked for is said at INFO, not warned about."""
     monkeypatch.delenv("STOCKCAST_DATA_DIRS", raising=False)
-    with caplog.at_level(logging.INFO):
-        frame = Downloader(tmp_path, online=False, repo_dirs=[]).load("VALE3", "2024-01-01", "2025-11-07")
+    downloader = Downloader(tmp_path, online=False, repo_dirs=[])
+    with caplog.at_level(logging.DEBUG):
+        frame = downloader.load("VALE3", "2024-01-01", "2025-11-07")
     assert fake_yf == [] and "downloads are off" in caplog.text and "sample/VALE3.SA.csv" in caplog.text
+    assert caplog.records[-1].levelno == logging.DEBUG  # each file read: the summary says it at INFO, once
+    assert downloader.summary() == f"1 ticker read from {SAMPLE_DIR.relative_to(ROOT)}, downloads off"
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert frame.index[-1] == pd.Timestamp("2025-11-07") and not list(tmp_path.iterdir())
 

@@ -71,12 +71,50 @@ def test_unknown_feature_column_is_refused(shared_data):
         check_prices(read_price_csv(shared_data / "VALE3.SA.csv"), ["Close", "RSI"], "VALE3.SA")
 
 
-def test_unadjusted_split_is_flagged_with_date_and_ratio(shared_data, caplog):
+def test_unadjusted_split_is_flagged_with_date_ratio_and_reason(shared_data, caplog):
     with caplog.at_level(logging.WARNING):
         warnings = warn_split_jumps(read_price_csv(shared_data / "unadjusted" / "ITUB4.SA.csv"), "ITUB4.SA")
     assert len(warnings) == 1
     assert "2018-11-21" in warnings[0] and "ratio 1.520" in warnings[0]
+    assert "suspect an unadjusted split" in warnings[0] and "the day's volume ordinary" in warnings[0]
+    assert "the new level held" in warnings[0]
     assert "2018-11-21" in caplog.text
+
+
+@pytest.mark.parametrize("volume", ["raw", "none"])
+def test_a_split_put_into_an_adjusted_file_is_flagged(shared_data, volume):
+    """AAPL un-adjusted for a 2:1 split on 2022-06-01: prices before doubled, and the raw volume halved (or no
+    Volume column at all, as a closes-only file has)."""
+    frame = read_price_csv(shared_data / "AAPL.csv")
+    before = frame.index < "2022-06-01"
+    frame.loc[before, ["Open", "High", "Low", "Close"]] *= 2
+    frame.loc[before, "Volume"] /= 2
+    if volume == "none":
+        frame = frame.drop(columns="Volume")
+    [warning] = warn_split_jumps(frame, "AAPL")
+    assert "on 2022-06-01" in warning and "suspect an unadjusted split" in warning
+    assert "the new level held" in warning
+    assert ("the day's volume ordinary" in warning) == (volume == "raw")
+
+
+@pytest.mark.parametrize("path, day", [("us/APA.csv", "2020-03-16"), ("us/EOG.csv", "2020-03-09"),
+                                       ("us/HES.csv", "2020-03-09"), ("us/DG.csv", "2024-08-29"),
+                                       ("us/EW.csv", "2024-07-25"), ("us/SMCI.csv", "2024-10-30"),
+                                       ("us/AMD.csv", "2016-04-22")])
+def test_real_moves_near_a_split_ratio_are_not_flagged(universe, caplog, path, day):
+    """Earnings days and the COVID crash, split-adjusted: each traded several times its usual volume. Said at
+    DEBUG, with why."""
+    with caplog.at_level(logging.DEBUG, logger="stockcast.data.prices"):
+        assert warn_split_jumps(read_price_csv(universe / path), path) == []
+    assert f"on {day}: a market move, not a split: traded news" in caplog.text
+
+
+def test_the_index_clears_a_market_day_without_volume(universe):
+    """HES fell a third on 2020-03-09, the day the S&P 500 fell 7.6 %: with no volume to read, the index says."""
+    frame = read_price_csv(universe / "us" / "HES.csv").drop(columns="Volume").loc["2020-01":"2020-06"]
+    assert warn_split_jumps(frame, "HES") != []  # closes alone: the level held, so suspect
+    market = read_price_csv(universe / "index" / "^GSPC.csv")["Close"]
+    assert warn_split_jumps(frame, "HES", market) == []
 
 
 @pytest.mark.parametrize("name", ["VALE3.SA.csv", "PETR4.SA.csv", "ITUB4.SA.csv", "BBAS3.SA.csv", "AAPL.csv",

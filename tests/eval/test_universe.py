@@ -132,7 +132,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
     from stockcast.eval.evaluation import evaluate
     from stockcast.eval.per_ticker import PER_TICKER
-    from stockcast.eval.report import universe_section
+    from stockcast.eval.report import universe_figure, universe_section
     from stockcast.pipeline import BUNDLE_PATH, run
     from stockcast.serving.archive import archive
 
@@ -157,6 +157,11 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     section = universe_section(client)  # what make universe prints and make report writes
     assert "| universe2024 | seen      |       6 |" in section and "| universe2024 | unseen    |       2 |" in section
     assert "| MSFT     | universe2024 |" in section and "The per-ticker default" not in section  # none trained
+    figure = universe_figure(client)  # what make universe logs on the fold's run and make report puts in the docs
+    skill, coverage = figure.axes
+    labels = [text.get_text() for text in skill.get_legend().get_texts()]
+    assert labels[0].startswith("seen (6; net better on") and labels[1].startswith("unseen (2; net better on")
+    assert [len(collection.get_offsets()) for collection in coverage.collections] == [6, 2]
 
     cfg = compose_config("evaluate", tmp_path, f"logger.tracking_uri={result.tracking_uri}", f"run_id={result.run_id}",
                          "stock=[KO,ITSA3]", "~baselines.ets", "~baselines.garch",

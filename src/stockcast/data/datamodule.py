@@ -18,6 +18,7 @@ from stockcast.data.download import Downloader
 from stockcast.data.prices import REPAIRS, check_prices, cut_placeholders, warn_split_jumps
 from stockcast.errors import StockcastError
 from stockcast.models.net import BARS
+from stockcast.progress import tracked
 from stockcast.symbols import normalize_symbol, parse_date, parse_range
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,11 @@ class PriceDataModule(L.LightningDataModule):
         if self.prices:
             return
         prices = {}
-        for symbol in self.symbols:
+        for symbol in tracked(self.symbols, "reading prices, tickers"):
             with self._skipped_when_pooled(symbol):
                 prices[symbol] = self._load(symbol)
         self._check_some_left(prices)
+        log.info(self.downloader.summary())
         union = pd.DatetimeIndex(sorted(set().union(*(frame.index for frame in prices.values()))))
         val_date, test_date = self._boundary_dates(union)
         splits: dict[str, list[Split]] = {"train": [], "val": [], "test": []}

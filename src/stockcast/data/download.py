@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,11 @@ def _captured_log(name: str) -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
+def _shown(folder: Path) -> str:
+    """A folder as a user would type it: relative to the checkout where it lies inside it."""
+    return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
+
+
 class Downloader:
     """Fetch a ticker's daily OHLCV for an ISO date range, caching it as `<data_dir>/<SYMBOL>.csv`.
 
@@ -77,6 +83,7 @@ class Downloader:
             self.extra_dirs.append(SAMPLE_DIR)
         self.timeout = timeout
         self.online = online
+        self.read_from: dict[str, Path] = {}  # symbol -> the file its prices came from (cache, download, copy)
 
     def cache_path(self, symbol: str) -> Path:
         return self.data_dir / f"{symbol}.csv"
@@ -128,12 +135,22 @@ class Downloader:
             return None
         first, last = covered
         if first <= start and end <= last:
-            log.info("using cached %s for %s..%s", self.cache_path(symbol), start, end)
+            log.debug("using cached %s for %s..%s", self.cache_path(symbol), start, end)
             return self._read(self.cache_path(symbol))
         return None
 
+    def summary(self) -> str:
+        """Where the prices read so far came from, in one line: "494 tickers read from prices/universe/us (458),
+        ..., downloads off"."""
+        folders = Counter(_shown(path.parent) for path in self.read_from.values())
+        where = ", ".join(f"{folder} ({count})" if len(folders) > 1 else folder for folder, count in folders.items())
+        count = len(self.read_from)
+        return (f"{count} ticker{'s' if count != 1 else ''} read from {where}, "
+                f"downloads {'on' if self.online else 'off'}")
+
     def _read(self, path: Path) -> pd.DataFrame:
         """A local price file; when a broken one is the cache, the error says how to get a fresh copy."""
+        self.read_from[path.stem] = path
         try:
             return read_price_csv(path)
         except StockcastError as err:
@@ -154,6 +171,7 @@ class Downloader:
             cached = self._read(path)
             frame = pd.concat([cached[~cached.index.isin(frame.index)], frame]).sort_index()
         self.store(symbol, frame, start, end)
+        self.read_from[symbol] = path
         log.info("downloaded %d rows of %s into %s", len(frame), symbol, path)
         return frame
 
@@ -179,8 +197,8 @@ class Downloader:
             if path.exists():
                 if self.online:
                     log.warning("download of %s failed (%s); using local file %s", symbol, reason, path)
-                else:  # asked for: no warning (a universe run reads 494 files)
-                    log.info("%s from local file %s (downloads are off)", symbol, path)
+                else:  # asked for: no warning (a universe run reads 494 files; `summary` says it once)
+                    log.debug("%s from local file %s (downloads are off)", symbol, path)
                 return self._read(path)
         searched = ", ".join(str(d) for d in [self.data_dir, *self.extra_dirs])
         raise StockcastError(

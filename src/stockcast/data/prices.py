@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,18 @@ log = logging.getLogger(__name__)
 COLUMNS = ["Open", "High", "Low", "Close", "Adj Close", "Volume"]
 REPAIRS = "repairs"  # frame.attrs key: what reading the file repaired, with a warning each
 PRICE_COLUMNS = ["Open", "High", "Low", "Close", "Adj Close"]
-# Split and bonus-share ratios; a one-day close jump this close to one is suspect. Smaller ratios
-# (10-25 % bonus issues) are indistinguishable from real crashes such as March 2020, so not flagged.
-SPLIT_RATIOS = (1.5, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
+# Split and bonus-share ratios, and the reverse splits'; a one-day close jump this close to one is examined
+# (find_split_jumps). Smaller ratios (10-25 % bonus issues) are left alone: too close to ordinary big days.
+SPLIT_RATIOS = tuple(ratio for split in (1.5, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0) for ratio in (split, 1 / split))
 SPLIT_TOLERANCE = 0.03
+# What tells a split from a market move near its ratio: the day's volume against the VOLUME_SESSIONS before
+# (VOLUME_SPIKE times what a split would trade), the share of the move undone REVERSION_SESSIONS later, and the
+# index's own move that day. On the universe, real moves trade 2.2x..33x a split day's volume.
+VOLUME_SESSIONS = 60
+VOLUME_SPIKE = 2.0
+REVERSION_SESSIONS = 20
+REVERSION_SHARE = 0.5
+MARKET_MOVE = 0.03
 # Rows whose Open or Close lies outside [Low, High] (or High below Low): isolated ones are repaired, a file
 # with more than this share of them is refused (its columns are probably not what their names say).
 MAX_INCONSISTENT = 0.01
@@ -295,26 +304,88 @@ def cut_placeholders(frame: pd.DataFrame, symbol: str) -> tuple[pd.DataFrame, li
     return kept, [message]
 
 
-def find_split_jumps(close: pd.Series) -> list[tuple[pd.Timestamp, float]]:
-    """Days whose close moved by a ratio near a split ratio: likely unadjusted for that split."""
+@dataclass(frozen=True)
+class Jump:
+    """A one-day close move near a split ratio, and what the days around it say it was."""
+
+    date: pd.Timestamp
+    ratio: float  # previous close / this close
+    split: bool  # True: suspected unadjusted split or bonus issue; False: a market move
+    evidence: str  # why, in words
+
+
+def _volume_evidence(volume: pd.Series, at: int, ratio: float) -> tuple[bool, str] | None:
+    """A split day trades as usual at its new level: volume at most `max(1, ratio)` times the level before (raw
+    volume moves by the ratio, adjusted volume not at all); news that moves a price a third trades several times
+    that. None without volume to read."""
+    before = volume.iloc[max(0, at - VOLUME_SESSIONS):at].median()
+    day = volume.iloc[at]
+    if not (day > 0) or not np.isfinite(before):
+        return None
+    if before == 0:
+        return False, f"the first trades after {VOLUME_SESSIONS} sessions without any: a stale quote ended"
+    after = volume.iloc[at + 1:at + 1 + VOLUME_SESSIONS].median()
+    level = f"x{after / before:.2f} the {VOLUME_SESSIONS} sessions after" if np.isfinite(after) else "none after"
+    if day / before / max(1.0, ratio) >= VOLUME_SPIKE:
+        return False, f"traded news: volume {day / before:.1f}x its level that day, {level}"
+    return True, f"the day's volume ordinary: {day / before:.2f}x its level, {level}"
+
+
+def _reversion_evidence(close: pd.Series, at: int, ratio: float) -> tuple[bool, str] | None:
+    """A split moves the level for good; a market move this large often gives half of it back within weeks."""
+    if at + REVERSION_SESSIONS >= len(close):
+        return None
+    back = math.log(close.iloc[at + REVERSION_SESSIONS] / close.iloc[at]) / math.log(ratio)
+    if back >= REVERSION_SHARE:
+        return False, f"{back:.0%} of the move undone {REVERSION_SESSIONS} sessions later"
+    return True, f"the new level held: {abs(back):.0%} of the move undone {REVERSION_SESSIONS} sessions later"
+
+
+def _market_evidence(market: pd.Series | None, date: pd.Timestamp, ratio: float) -> tuple[bool, str] | None:
+    """A split owes nothing to the market; a day the index itself moved several percent the same way is a market
+    day."""
+    if market is None or date not in market.index:
+        return None
+    at = market.index.get_loc(date)
+    if not isinstance(at, int) or at == 0:
+        return None
+    move = market.iloc[at] / market.iloc[at - 1] - 1
+    if abs(move) >= MARKET_MOVE and (move < 0) == (ratio > 1):
+        return False, f"the index moved {move:+.1%} that day"
+    return True, f"the index moved {move:+.1%} that day"
+
+
+def find_split_jumps(frame: pd.DataFrame, market: pd.Series | None = None) -> list[Jump]:
+    """Days whose close moved by a ratio near a split ratio, each judged a split or a market move on the volume
+    that day, whether the price reverted, and the market index's move (`market`: its closes, where known). Any
+    sign of a market move clears the day; a day with no evidence either way stays suspect."""
+    close = frame["Close"]
+    volume = frame["Volume"].astype(float) if "Volume" in frame else None
     ratio = close.shift(1) / close
-    suspects = []
+    jumps = []
     for date, value in ratio.dropna().items():
-        for split in SPLIT_RATIOS:
-            for candidate in (split, 1 / split):
-                if abs(math.log(value / candidate)) < SPLIT_TOLERANCE:
-                    suspects.append((date, float(value)))
-    return suspects
+        if not any(abs(math.log(value) - math.log(split)) < SPLIT_TOLERANCE for split in SPLIT_RATIOS):
+            continue
+        at = close.index.get_loc(date)
+        found = [_volume_evidence(volume, at, value) if volume is not None else None,
+                 _reversion_evidence(close, at, value), _market_evidence(market, date, value)]
+        said = [item for item in found if item is not None]
+        split = all(verdict for verdict, _ in said)
+        reasons = [reason for verdict, reason in said if verdict == split] or ["no volume, later prices or index"]
+        jumps.append(Jump(date, float(value), split, "; ".join(reasons)))
+    return jumps
 
 
-def warn_split_jumps(frame: pd.DataFrame, symbol: str) -> list[str]:
-    """Log one warning per suspect day and return the warnings, so runs can record them."""
+def warn_split_jumps(frame: pd.DataFrame, symbol: str, market: pd.Series | None = None) -> list[str]:
+    """One warning per suspected split, returned so runs can record them; the market moves near a split ratio
+    at DEBUG, with why they are not splits."""
     warnings = []
-    for date, ratio in find_split_jumps(frame["Close"]):
-        message = (
-            f"{symbol}: close jumped by ratio {ratio:.3f} (previous/current) on {date:%Y-%m-%d}; "
-            "this looks like an unadjusted split or bonus issue. Use split-adjusted prices."
-        )
+    for jump in find_split_jumps(frame, market):
+        head = f"{symbol}: close jumped by ratio {jump.ratio:.3f} (previous/current) on {jump.date:%Y-%m-%d}"
+        if not jump.split:
+            log.debug("%s: a market move, not a split: %s", head, jump.evidence)
+            continue
+        message = f"{head}: suspect an unadjusted split or bonus issue; {jump.evidence}. Use split-adjusted prices."
         log.warning(message)
         warnings.append(message)
     return warnings

@@ -11,6 +11,7 @@ from stockcast.data.datamodule import bars_of
 from stockcast.eval.baselines import Method, history_columns
 from stockcast.metrics import Quantiles
 from stockcast.models.net import BARS
+from stockcast.progress import tracked
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def walk_forward(methods: dict[str, Method], prices: pd.DataFrame, features: lis
     if len(origins) == 0:
         raise ValueError("the test period is shorter than the horizon")
     answers: dict[str, list[np.ndarray]] = {name: [] for name in methods}
-    for origin in origins:
+    for origin in tracked(origins, "walk-forward origins"):
         history = values[:origin + 1]  # nothing after the origin
         for name, method in methods.items():
             answers[name].append(method(history, horizon))

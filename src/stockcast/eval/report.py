@@ -7,8 +7,10 @@ import tempfile
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
+from stockcast import plots
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
@@ -20,6 +22,7 @@ from stockcast.universe import FOLDS, SAMPLED, SHARED
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
 UNIVERSE = "universe"  # the MLflow experiment of `make universe`, and its section of docs/results.md
+UNIVERSE_FIGURE = "universe_skill.png"  # universe_figure's file: on each fold's run, beside docs/results.md
 
 
 def comparison_table(client: MlflowClient, experiment_name: str) -> pd.DataFrame:
@@ -117,11 +120,7 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
     """The global net's folds (`make universe`) as markdown: per fold and group of tickers (seen, unseen) the mean
     skills over tickers and the net's standing against the best baseline; the six shared tickers' ticker-years;
     the per-ticker default on its sample beside the global net; what each fold's training cost."""
-    runs = _finished_runs(client, experiment_name, "run make universe first")
-    found = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
-    folds = {fold: run for fold, run in found.items() if run is not None}
-    if not folds:
-        raise StockcastError(f"no finished fold run ({', '.join(FOLDS)}) in experiment {experiment_name!r}")
+    runs, folds = _fold_runs(client, experiment_name)
     groups, shared, costs = [], [], []
     for fold, run in folds.items():
         metrics = run.data.metrics
@@ -166,6 +165,28 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
                  sample.to_markdown(index=False, floatfmt=".3g")]
     return "\n".join(text + ["", "What it cost (2-core CPU unless the run says otherwise):", "",
                              pd.DataFrame(costs).to_markdown(index=False, floatfmt=".3g")])
+
+
+def _fold_runs(client: MlflowClient, experiment_name: str) -> tuple[list, dict]:
+    """The experiment's finished runs, and the newest of each fold."""
+    runs = _finished_runs(client, experiment_name, "run make universe first")
+    found = {fold: next((run for run in runs if run.info.run_name == fold), None) for fold in FOLDS}
+    folds = {fold: run for fold, run in found.items() if run is not None}
+    if not folds:
+        raise StockcastError(f"no finished fold run ({', '.join(FOLDS)}) in experiment {experiment_name!r}")
+    return runs, folds
+
+
+def universe_figure(client: MlflowClient, experiment_name: str = UNIVERSE) -> Figure:
+    """The newest fold runs' per-ticker skills against their group's best baseline, and coverage by ticker."""
+    tables = {}
+    for fold, run in _fold_runs(client, experiment_name)[1].items():
+        table = _artifact_csv(client, run.info.run_id, PER_TICKER)
+        best = {seen: best_baseline(run.data.metrics, group) for seen, group in ((True, "seen"), (False, "unseen"))
+                if f"{group}_best_baseline" in run.data.metrics}
+        tables[fold] = table.assign(best=[getattr(row, f"{best[row.seen]}_skill_crps") if row.seen in best
+                                          else np.nan for row in table.itertuples()])
+    return plots.universe_figure(tables)
 
 
 SKILL_LABELS = {"global net": skill_key(), **{peer.label: skill_key(peer) for peer in (RANGE_EWMA, HAR, PANEL_HAR)},

@@ -27,6 +27,7 @@ from stockcast.eval import risk
 from stockcast.eval.risk_methods import Served
 from stockcast.metrics import fz0_loss
 from stockcast.plots import var_figure
+from stockcast.progress import tracked
 from stockcast.runtime.bundle import Bundle, load_bundle
 from stockcast.runtime.copula import Sampler
 from stockcast.tracking import prepare_store
@@ -69,7 +70,8 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
     levels = pd.Series(bundle.meta.levels).to_numpy(dtype=float)
 
     tails = []
-    for shape, df, target in itertools.product(cfg.tail_shapes, cfg.copulas, cfg.targets):
+    shapes = list(itertools.product(cfg.tail_shapes, cfg.copulas, cfg.targets))
+    for shape, df, target in tracked(shapes, f"validation walk, {len(portfolios)} portfolios per shape"):
         served = {risk.SERVED: Served(Sampler(int(cfg.validation_scenarios), float(shape), df, target))}
         daily = pd.concat([risk.walk(name, weights, closes[name], forecasts, levels, served, validation, cfg.history,
                                      cfg.ensemble, joint=False).daily for name, weights in portfolios.items()])
@@ -77,7 +79,7 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
             daily.pnl_1, daily["var_1_0.975"], daily["es_1_0.975"], risk.ES_LEVEL).mean()),
             "exceptions_99": float((daily.pnl_1 < -daily["var_1_0.99"]).mean()),
             "exceptions_975": float((daily.pnl_1 < -daily["var_1_0.975"]).mean())})
-        log.info("validation: %s", tails[-1])
+        log.debug("validation: %s", tails[-1])
     tail_table = pd.DataFrame(tails)
     best = tail_table.loc[tail_table.fz0.idxmin()]
     chosen = Sampler(int(cfg.scenarios), float(best.tail_shape),
@@ -85,14 +87,14 @@ def backtest(cfg: DictConfig, output_dir: Path) -> RiskBacktest:
 
     methods = risk.methods_of(cfg, chosen)
     rows, joint_rows, dailies, joints = [], [], [], []
-    for name, weights in portfolios.items():
+    for name, weights in tracked(portfolios.items(), "test walk, portfolios", len(portfolios)):
         walked = risk.walk(name, weights, closes[name], forecasts, levels, methods, test, cfg.history, cfg.ensemble)
         found, joint = risk.scored(name, walked)
         rows += found
         joint_rows += joint
         dailies.append(walked.daily.assign(portfolio=name))
         joints.append(walked.joint.assign(portfolio=name))
-        log.info("test, %s: %s", name, [(row["method"], row["exceptions"]) for row in found if row["level"] == 0.99
+        log.debug("test, %s: %s", name, [(row["method"], row["exceptions"]) for row in found if row["level"] == 0.99
                                         and row["horizon"] == 1])
     table = pd.DataFrame(rows, columns=risk.BACKTEST_COLUMNS)
     joint_table = pd.DataFrame(joint_rows, columns=risk.JOINT_COLUMNS)
