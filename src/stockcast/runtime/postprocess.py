@@ -15,25 +15,20 @@ from typing import Any
 import torch
 
 from stockcast.runtime.body import BadRequest
+from stockcast.runtime.failure import failed
 from stockcast.runtime.fields import RiskAsk
 from stockcast.runtime.preprocess import Instance, Parsed
 from stockcast.runtime.risk import Model
 
 
-def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor],
+def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor | BadRequest],
           risk: Model | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
-    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index; `risk`
-    answers a portfolio's `risk` (None: such a request is a 400)."""
+    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index (an output
+    may be its forecast's error); `risk` answers a portfolio's `risk` (None: such a request is a 400). Anything a
+    forecast or the risk raises is that forecast's or that request's own error."""
     if isinstance(parsed, BadRequest):
         return parsed.status, error(parsed)
-    results: list[tuple[HTTPStatus, dict[str, Any]]] = []
-    for item in parsed.items:
-        try:
-            if isinstance(item, BadRequest):
-                raise item
-            results.append((HTTPStatus.OK, answer(instances[item], outputs[item])))
-        except BadRequest as err:
-            results.append((err.status, error(err)))
+    results = [_answered(item, instances, outputs) for item in parsed.items]
     if parsed.risk is None:
         return (HTTPStatus.OK, {"predictions": [body for _, body in results]}) if parsed.many else results[0]
     try:
@@ -42,10 +37,29 @@ def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: S
                                              risk)}
     except BadRequest as err:
         return err.status, error(err)
+    except Exception as err:
+        return HTTPStatus.INTERNAL_SERVER_ERROR, error(failed(err, "assessing the portfolio's risk"))
+
+
+def _answered(item: int | BadRequest, instances: Sequence[Instance],
+              outputs: Sequence[torch.Tensor | BadRequest]) -> tuple[HTTPStatus, dict[str, Any]]:
+    """One forecast's status and JSON answer (or error object)."""
+    if isinstance(item, BadRequest):
+        return item.status, error(item)
+    output = outputs[item]
+    if isinstance(output, BadRequest):
+        return output.status, error(output)
+    try:
+        return HTTPStatus.OK, answer(instances[item], output)
+    except BadRequest as err:
+        return err.status, error(err)
+    except Exception as err:
+        return HTTPStatus.INTERNAL_SERVER_ERROR, error(failed(err, "answering a forecast"))
 
 
 def _risk(ask: RiskAsk, items: Sequence[int | BadRequest], results: Sequence[tuple[HTTPStatus, dict[str, Any]]],
-          instances: Sequence[Instance], outputs: Sequence[torch.Tensor], risk: Model | None) -> dict[str, Any]:
+          instances: Sequence[Instance], outputs: Sequence[torch.Tensor | BadRequest],
+          risk: Model | None) -> dict[str, Any]:
     """A portfolio's `risk`, once every one of its forecasts is answered; raises BadRequest otherwise."""
     if risk is None:
         raise BadRequest("this server answers no 'risk'")
@@ -53,7 +67,8 @@ def _risk(ask: RiskAsk, items: Sequence[int | BadRequest], results: Sequence[tup
         if status != HTTPStatus.OK:
             raise BadRequest(f"instance {index}: {body['message']} (the risk needs every position)")
     answered = [item for item in items if isinstance(item, int)]
-    return risk.assess(ask, [instances[item] for item in answered], [outputs[item] for item in answered])
+    return risk.assess(ask, [instances[item] for item in answered],
+                       [output for item in answered if isinstance(output := outputs[item], torch.Tensor)])
 
 
 def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from stockcast.runtime import fields
 from stockcast.runtime.bars import BAR_FIELDS
 from stockcast.runtime.body import BadRequest, read_body, shown
 from stockcast.runtime.bundle import Bundle
+from stockcast.runtime.failure import failed, shared
 from stockcast.runtime.routing import Portfolio
 from stockcast.runtime.store import PriceStore, Unavailable
 
@@ -85,12 +86,14 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         except BadRequest as err:
             outcomes.append(err)
             many, risk = False, None
+        except Exception as err:
+            outcomes.append(failed(err, "reading the request"))
+            many, risk = False, None
         shapes.append((many, risk))
     readable = {request: forecasts for request, forecasts in enumerate(outcomes) if isinstance(forecasts, list)}
     pending = [(request, item, forecast) for request, forecasts in readable.items()
                for item, forecast in enumerate(forecasts) if isinstance(forecast, _Read)]
-    checked = fields.checked_rows([forecast.columns for *_, forecast in pending],
-                                  [forecast.bundle.meta.features for *_, forecast in pending])
+    checked = shared(_checked, [forecast for *_, forecast in pending], "checking the bars")
     for (request, item, forecast), rows in zip(pending, checked, strict=True):
         readable[request][item] = rows if isinstance(rows, BadRequest) else _instance(forecast, rows, portfolio)
     instances: list[Instance] = []
@@ -134,6 +137,8 @@ def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio:
             forecasts.append(_read_forecast(instance, portfolio, store, today, risk is not None))
         except BadRequest as err:
             forecasts.append(err)
+        except Exception as err:
+            forecasts.append(failed(err, "reading a forecast"))
     return forecasts, True, risk
 
 
@@ -173,6 +178,12 @@ def _from_store(body: dict[str, Any], symbol: str, bundle: Bundle, store: PriceS
     return {**body, **sent, "last_date": stored.dates[-1]}, (stored.dates[-1], behind)
 
 
+def _checked(forecasts: Sequence[_Read]) -> list[torch.Tensor | BadRequest]:
+    """The forecasts' rows, checked together (`fields.checked_rows`)."""
+    return fields.checked_rows([forecast.columns for forecast in forecasts],
+                               [forecast.bundle.meta.features for forecast in forecasts])
+
+
 def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Instance | BadRequest:
     """The forecast of checked `rows`, with its dates where it gave `last_date`, or the error of a wrong one."""
     meta, last_date = forecast.bundle.meta, forecast.body.get("last_date")
@@ -181,4 +192,6 @@ def _instance(forecast: _Read, rows: torch.Tensor, portfolio: Portfolio) -> Inst
                                                                  meta.horizon)
     except BadRequest as err:
         return err
+    except Exception as err:
+        return failed(err, "dating a forecast")
     return Instance(rows[-meta.context:], forecast.symbol, forecast.bundle, dates, forecast.stored, last_date, rows)

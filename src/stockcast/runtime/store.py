@@ -51,7 +51,7 @@ class PriceStore:
 
     def __init__(self, folder: Path, max_stale_sessions: int | None = 5) -> None:
         self.folder, self.max_stale_sessions = folder, max_stale_sessions
-        self._read: dict[str, tuple[tuple[int, int], Stored | Unavailable]] = {}
+        self._read: dict[str, tuple[tuple[int, int], Stored | str]] = {}
         self._listing: tuple[int, dict[str, str]] = (-1, {})
         self._lock = threading.Lock()
 
@@ -118,19 +118,21 @@ class PriceStore:
                     self._read[symbol] = known
         except OSError as err:
             raise Unavailable(f"the price store has no readable {path.name} ({err.strerror})") from None
-        if isinstance(known[1], Unavailable):
-            raise known[1]
+        if isinstance(known[1], str):
+            raise Unavailable(known[1])
         return known[1]
 
 
-def _parsed(data: bytes, name: str) -> Stored | Unavailable:
-    """A file's rows: ISO dates, increasing; finite numbers; a row of empty prices skipped (a holiday Yahoo lists)."""
+def _parsed(data: bytes, name: str) -> Stored | str:
+    """A file's rows: ISO dates, increasing; finite numbers; a row of empty prices skipped (a holiday Yahoo lists).
+    Else what is wrong with it: the message, not an exception, is what is kept (a kept exception raised again
+    grows its traceback on each request)."""
     try:
         rows = csv.reader(io.StringIO(data.decode("utf-8-sig")))
         header = [column.strip() for column in next(rows, [])]
         missing = [column for column in REQUIRED if column not in header]
         if missing:
-            return Unavailable(f"the price store's {name} has no column {', '.join(missing)} (header {header[:8]})")
+            return f"the price store's {name} has no column {', '.join(missing)} (header {header[:8]})"
         wanted = [column for column in ("Close", "Open", "High", "Low", "Volume") if column in header]
         at, date = [header.index(column) for column in wanted], header.index("Date")
         dates: list[str] = []
@@ -141,17 +143,17 @@ def _parsed(data: bytes, name: str) -> Stored | Unavailable:
             day = row[date].strip()[:10]
             dt.date.fromisoformat(day)
             if dates and day <= dates[-1]:
-                return Unavailable(f"the price store's {name}: line {line} ({day}) is not after {dates[-1]}")
+                return f"the price store's {name}: line {line} ({day}) is not after {dates[-1]}"
             values = [float(row[index]) if row[index].strip() else math.nan for index in at]
             if not all(math.isfinite(value) for value in values[:4]):
-                return Unavailable(f"the price store's {name}: line {line} ({day}) has a missing or infinite price")
+                return f"the price store's {name}: line {line} ({day}) has a missing or infinite price"
             dates.append(day)
             for column, value in zip(wanted, values, strict=True):
                 columns[column].append(value)
     except (ValueError, IndexError, UnicodeDecodeError, csv.Error) as err:
-        return Unavailable(f"the price store's {name} cannot be read ({str(err)[:80]})")
+        return f"the price store's {name} cannot be read ({str(err)[:80]})"
     if not dates:
-        return Unavailable(f"the price store's {name} holds no rows")
+        return f"the price store's {name} holds no rows"
     return Stored(tuple(dates), columns)
 
 
