@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stockcast.serving.client_loop import ClientLoop
 from stockcast.serving.versions import startup_archive
 from tests.bad_bodies import HOSTILE_STOCKS
 from tests.conftest import ROOT
@@ -68,6 +69,17 @@ def test_a_file_replaced_under_the_running_server_is_read_by_the_next_request(se
     after = answered(served, {"stock": "VALE3"})[1]
     assert after["last_date"] == sent["last_date"] > before["last_date"] and after["forecast"] != before["forecast"]
     assert (before["stale_sessions"], after["stale_sessions"]) == (1, 0)
+
+
+def test_files_replaced_under_load_are_read_by_the_next_request_and_fail_nothing(served, store, sessions):
+    _write(store, sessions, behind=3)
+    url, key = f"{served.url('inference')}/predictions/lstm", served.key("inference")
+    with ClientLoop(url, key, {"stock": "VALE3"}, clients=4) as load:
+        for behind in (2, 1, 0):
+            sent = _write(store, sessions, behind=behind)
+            status, answer = answered(served, {"stock": "VALE3"})
+            assert status == 200 and (answer["last_date"], answer["stale_sessions"]) == (sent["last_date"], behind)
+    assert load.requests > 20 and load.errors == 0, load.statuses
 
 
 def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, sessions):

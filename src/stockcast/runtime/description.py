@@ -64,7 +64,8 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None, risk: Model 
                                                 "max_stale_sessions": store.max_stale_sessions},
         risk=(risk or Model(portfolio)).described(),
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
-                          "with or without .SA, any case",
+                          "with or without .SA, any case, spaces around (one spelling: a B3 code is read with its "
+                          ".SA)",
                  "prices": f"window to {MAX_PRICES} closes, oldest first; the last `context` are used (the last "
                            "`window` by the network, up to `context` by its volatility estimate: send them all "
                            "for the full estimate); "
