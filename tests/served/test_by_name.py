@@ -100,6 +100,22 @@ def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, 
     _write(store, sessions)
 
 
+def test_a_compact_answer_is_the_full_one_on_the_fields_it_keeps(served, store, sessions):
+    sent = _write(store, sessions)
+    portfolio = {"instances": [{"stock": "VALE3"}, {"stock": "vale3", **sent}]}
+    compact = {"quantiles": [], "intervals": [80], "p_up": False}
+    (status, full), (compact_status, small) = (answered(served, body) for body in (
+        portfolio, {**portfolio, "answer": compact}))  # one request at a time: the same forward pass
+    assert status == compact_status == 200
+    for whole, kept in zip(full["predictions"], small["predictions"], strict=True):
+        assert set(kept) == set(whole) - {"quantiles", "p_up"} and kept["intervals"] == {"80": whole["intervals"]["80"]}
+        assert {key: value for key, value in kept.items() if key != "intervals"} == \
+            {key: whole[key] for key in kept if key != "intervals"}
+    status, single = answered(served, {"stock": "VALE3", "answer": {"quantiles": [0.1, 0.9], "dates": False}})
+    assert status == 200 and list(single["quantiles"]) == ["0.1", "0.9"] and "dates" not in single
+    assert single["quantiles"]["0.1"] == pytest.approx(full["predictions"][0]["quantiles"]["0.1"], rel=1e-5)
+
+
 @pytest.mark.parametrize("stock", HOSTILE_STOCKS)
 def test_a_hostile_stock_is_a_400_and_reads_no_file(served, store, stock):
     shutil.copy(ROOT / "prices" / "VALE3.SA.csv", store / "decoy.csv")

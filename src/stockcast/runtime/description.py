@@ -76,6 +76,10 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None, risk: Model 
                  "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",
                  "instances": f"a portfolio: up to {MAX_INSTANCES} such objects, answered as 'predictions' in "
                               "order (a bad one gets its own error object)",
+                 "answer": "optional, beside a forecast's fields or 'instances': what each answer carries beside "
+                           "its median 'forecast', {\"quantiles\": [levels kept, of `quantiles`; [] none], "
+                           "\"intervals\": [80, 90: those kept; [] none], \"p_up\": true, \"dates\": true}; each "
+                           "part left out is kept whole (the default: the full answer)",
                  "risk": "optional, with 'instances': {\"positions\": [shares per instance, negative: short], "
                          f"\"levels\": {list(RISK_LEVELS)}, \"horizons\": {list(RISK_HORIZONS)}}} adds the "
                          "position's VaR, ES, profit-and-loss quantiles and component VaR as 'risk'; every instance "

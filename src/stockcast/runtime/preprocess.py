@@ -59,6 +59,7 @@ class Parsed:
     items: tuple[int | BadRequest, ...]
     many: bool  # the portfolio shape: answered {"predictions": [...]}
     risk: fields.RiskAsk | None = None  # a portfolio's `risk`: its position's measures are asked too
+    answer: fields.AnswerAsk = fields.FULL_ANSWER  # what each forecast's answer carries
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,18 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     forecast without `prices` is read from `store`'s bars of its ticker."""
     today = dt.datetime.now(dt.UTC).date()
     outcomes: list[list[_Read | Instance | BadRequest] | BadRequest] = []
-    shapes: list[tuple[bool, fields.RiskAsk | None]] = []
+    shapes: list[tuple[bool, fields.RiskAsk | None, fields.AnswerAsk]] = []
     for row, headers in requests:
         try:
-            forecasts, many, risk = _read_request(row, headers, portfolio, store, today)
+            forecasts, many, risk, answer = _read_request(row, headers, portfolio, store, today)
             outcomes.append(forecasts)
+            shapes.append((many, risk, answer))
         except BadRequest as err:
             outcomes.append(err)
-            many, risk = False, None
+            shapes.append((False, None, fields.FULL_ANSWER))
         except Exception as err:
             outcomes.append(failed(err, "reading the request"))
-            many, risk = False, None
-        shapes.append((many, risk))
+            shapes.append((False, None, fields.FULL_ANSWER))
     readable = {request: forecasts for request, forecasts in enumerate(outcomes) if isinstance(forecasts, list)}
     pending = [(request, item, forecast) for request, forecasts in readable.items()
                for item, forecast in enumerate(forecasts) if isinstance(forecast, _Read)]
@@ -104,7 +105,7 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         readable[request][item] = rows if isinstance(rows, BadRequest) else _instance(forecast, rows)
     instances: list[Instance] = []
     parsed: list[Parsed | BadRequest] = []
-    for outcome, (many, risk) in zip(outcomes, shapes, strict=True):
+    for outcome, (many, risk, answer) in zip(outcomes, shapes, strict=True):
         if isinstance(outcome, BadRequest):
             parsed.append(outcome)
             continue
@@ -115,23 +116,27 @@ def parse_batch(requests: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
                 instances.append(done)
             elif isinstance(done, BadRequest):
                 items.append(done)
-        parsed.append(Parsed(tuple(items), many, risk))
+        parsed.append(Parsed(tuple(items), many, risk, answer))
     return Batch(parsed, instances)
 
 
 def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio: Portfolio, store: PriceStore | None,
-                  today: dt.date) -> tuple[list[_Read | Instance | BadRequest], bool, fields.RiskAsk | None]:
-    """One request's forecasts, read but not checked, whether it is a portfolio and its `risk`, read: {"prices":
-    [...], "stock": ..., "last_date": ...}, or {"instances": [such objects], "risk": {...}}."""
+                  today: dt.date) -> tuple[list[_Read | Instance | BadRequest], bool, fields.RiskAsk | None,
+                                           fields.AnswerAsk]:
+    """One request's forecasts, read but not checked, whether it is a portfolio, its `risk` and its `answer`, read:
+    {"prices": [...], "stock": ..., "last_date": ..., "answer": {...}}, or {"instances": [such objects without
+    `answer`], "risk": {...}, "answer": {...}}."""
     body = read_body(row, headers)
+    answer = fields.read_answer(body["answer"]) if "answer" in body else fields.FULL_ANSWER
     if "instances" not in body:
         if "risk" in body:
             raise BadRequest("'risk' is a portfolio's: send {\"instances\": [{\"stock\": ...}, ...], \"risk\": "
                              "{\"positions\": [...]}}, even for one ticker")
-        return [_read_forecast(body, portfolio, store, today)], False, None
+        forecast = {key: value for key, value in body.items() if key != "answer"}
+        return [_read_forecast(forecast, portfolio, store, today)], False, None, answer
     instances = body["instances"]
-    if not set(body) <= {"instances", "risk"}:
-        raise BadRequest(f"a portfolio request has only 'instances' and 'risk', got "
+    if not set(body) <= {"instances", "risk", "answer"}:
+        raise BadRequest(f"a portfolio request has only 'instances', 'risk' and 'answer', got "
                          f"{', '.join(map(shown, sorted(body)[:10]))}")
     if not isinstance(instances, list) or not 1 <= len(instances) <= MAX_INSTANCES:
         raise BadRequest(f"'instances' must be a list of 1 to {MAX_INSTANCES} forecasts like "
@@ -145,7 +150,7 @@ def _read_request(row: Mapping[str, Any], headers: Mapping[str, Any], portfolio:
             forecasts.append(err)
         except Exception as err:
             forecasts.append(failed(err, "reading a forecast"))
-    return forecasts, True, risk
+    return forecasts, True, risk, answer
 
 
 def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, today: dt.date,
