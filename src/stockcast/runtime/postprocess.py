@@ -92,7 +92,7 @@ def answer(instance: Instance, output: torch.Tensor | Sequence[Any], ask: Answer
         body["forecast"] = values
     else:
         labels, median, intervals = _labelled(meta.levels)
-        columns = [list(column) for column in zip(*values, strict=True)]  # [Q][H]
+        columns = list(map(list, zip(*values, strict=True)))  # [Q][H]
         body["forecast"] = columns[median]
         kept = range(len(labels)) if ask.quantiles is None else _kept_levels(ask.quantiles, labels)
         if kept:

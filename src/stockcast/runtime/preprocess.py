@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -165,7 +165,8 @@ def _read_forecast(body: Any, portfolio: Portfolio, store: PriceStore | None, to
         days = max(meta.context, fields.RISK_DAYS + 1) if risk else meta.context
         ready = store.stored(ticker.symbol, (ticker.bundle.name, days), functools.partial(_from_store, ticker, days))
         last_date = str(ready.last_date)  # always the last stored bar's
-        return replace(ready, stored=(last_date, store.behind(ticker.symbol, last_date, ticker.sessions, today)))
+        behind = store.behind(ticker.symbol, last_date, ticker.sessions, today)
+        return Instance(ready.history, ticker, ready.dates, (last_date, behind), last_date, ready.rows)
     return _Read(body, fields.sent_columns(body, meta.window, meta.features, ticker.bundle.is_price), ticker)
 
 

@@ -6,6 +6,7 @@ exchange's sessions; the store's file, the answer's `stock` and dates and the ri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from stockcast.runtime.body import BadRequest, shown
 from stockcast.runtime.bundle import Bundle
 from stockcast.runtime.spelling import TICKER, spelled
+
+MAX_RESOLVED = 10_000  # tickers kept resolved (`Portfolio.ticker`)
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,21 @@ class Portfolio:
             symbol = spelled(stock)
         else:
             symbol = None
-        bundle = self.members.get(symbol, self.any_ticker) if symbol is not None else None
-        if symbol is None or bundle is None:
-            raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
-        return Ticker(symbol, self.bundles[bundle], self.exchange(symbol), self.sessions(symbol))
+        found = self._resolved.get(symbol) if symbol is not None else None
+        if found is None:
+            bundle = self.members.get(symbol, self.any_ticker) if symbol is not None else None
+            if symbol is None or bundle is None:
+                raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
+            if len(self._resolved) >= MAX_RESOLVED:  # tickers no member names are many: the memory stays bounded
+                self._resolved.clear()
+            found = self._resolved[symbol] = Ticker(symbol, self.bundles[bundle], self.exchange(symbol),
+                                                    self.sessions(symbol))
+        return found
+
+    @functools.cached_property
+    def _resolved(self) -> dict[str, Ticker]:
+        """Tickers resolved so far, by symbol: what resolving one costs is paid once."""
+        return {}
 
     def _served(self) -> str:
         listed = f"{len(self.members)} ticker(s): {', '.join(list(self.members)[:20])}"

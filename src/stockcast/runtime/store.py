@@ -117,7 +117,7 @@ class PriceStore:
             raise Unavailable(f"the price store holds no bars of {symbol}: send them as 'prices' (with 'open', 'high' "
                               "and 'low')")
         try:
-            return stem, _version(os.stat(self.folder / f"{stem}{SUFFIX}"))
+            return stem, _version(os.stat(os.path.join(self.folder, stem + SUFFIX)))  # no Path: a request's cost
         except FileNotFoundError:
             if self.listed(symbol) is None:  # removed since listed
                 return self.version(symbol)
