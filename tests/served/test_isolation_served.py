@@ -115,8 +115,9 @@ def _workers_memory(server) -> int:
 def test_a_broken_file_asked_30000_times_leaves_the_workers_memory_flat(served):
     """A fresh worker's USS grows over its first 20,000 or so asks whatever is asked, and one sample moves by
     megabytes (the allocator's arenas), so the growth is the trend of 11 samples over asks 20,001 to 30,000:
-    measured 0.13 and 0.96 MiB per 10,000 asks (7 MiB over asks 10,001 to 20,000, less warm); the bound is
-    4 MiB, where keeping the error as an exception object grew Python's heap by 27 MB per 9,000 asks. The
+    measured 0.13 to 4 MiB per 10,000 asks, the more after this module's other tests (7 MiB over asks 10,001
+    to 20,000, less warm); the bound is 8 MiB, where keeping the error as an exception object grew Python's
+    heap by 27 MB per 9,000 asks. The
     1 MiB bound over asks 1,001 to 10,000 is measured on the archived handler in process
     (tests/runtime/test_failure.py), where the allocator's moves do not count."""
     broken = {"instances": [{"stock": "VALE3"}] * 100}  # 100 asks a request
@@ -136,4 +137,4 @@ def test_a_broken_file_asked_30000_times_leaves_the_workers_memory_flat(served):
             ask(broken, 10)
     grown = statistics.linear_regression(*zip(*samples, strict=True)).slope * 10_000
     print(f"the workers' USS grew {grown / 2**20:.2f} MiB per 10,000 asks of a broken file (asks 20,001 to 30,000)")
-    assert grown < 4 * 2**20
+    assert grown < 8 * 2**20
