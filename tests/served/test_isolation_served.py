@@ -117,9 +117,8 @@ def test_a_broken_file_asked_30000_times_leaves_the_workers_memory_flat(served):
     megabytes (the allocator's arenas), so the growth is the trend of 11 samples over asks 20,001 to 30,000:
     measured 0.13 to 4 MiB per 10,000 asks, the more after this module's other tests (7 MiB over asks 10,001
     to 20,000, less warm); the bound is 8 MiB, where keeping the error as an exception object grew Python's
-    heap by 27 MB per 9,000 asks. The
-    1 MiB bound over asks 1,001 to 10,000 is measured on the archived handler in process
-    (tests/runtime/test_failure.py), where the allocator's moves do not count."""
+    heap by 27 MB per 9,000 asks. The 1 MiB bound over asks 1,001 to 10,000 is measured on the archived
+    handler in process (tests/runtime/test_failure.py), where the allocator's moves do not count."""
     broken = {"instances": [{"stock": "VALE3"}] * 100}  # 100 asks a request
 
     def ask(body, requests: int) -> None:
