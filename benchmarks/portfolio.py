@@ -31,6 +31,7 @@ from stockcast import ROOT
 from stockcast.serving.client import with_bars
 
 PRICES = [60.0 * (1 + 0.01 * ((day * 7919) % 11 - 5) / 5) for day in range(100)]  # 100 closes: the context
+COMPACT = {"quantiles": [], "intervals": [80], "p_up": False}  # the median and one interval (docs/serving.md)
 
 
 def main() -> None:
@@ -126,18 +127,21 @@ def run(args: argparse.Namespace) -> str:
                 downloader, {item["stock"]: None for item in pooled_portfolio["instances"]}))
             by_name = {"instances": [{"stock": symbol} for symbol in prices.bars]}
             with_risk = {**by_name, "risk": {"positions": [100.0] * len(by_name["instances"])}}
+            compact = {**by_name, "answer": COMPACT}
             bodies = {"pooled": json.dumps(pooled_portfolio).encode(), "by_name": json.dumps(by_name).encode(),
-                      "by_name_risk": json.dumps(with_risk).encode()}
+                      "by_name_risk": json.dumps(with_risk).encode(), "by_name_compact": json.dumps(compact).encode()}
             with served_from(prices.folder):  # the server's workers and the in-process handler read this store
                 with private_server(pooled.path.parent, work_dir / "ts-pooled") as server:
                     target = (f"{server.url('inference')}/predictions/lstm", server.key("inference"))
                     wrk_run(*target, 2, 3, pooled_portfolio)
                     wrk_run(*target, 2, 3, by_name)
                     wrk_run(*target, 2, 3, with_risk)
-                    loads = interleaved({"pooled": target, "by_name": target, "by_name_risk": target},
-                                        pooled_portfolio, 2, {"by_name": by_name, "by_name_risk": with_risk})
-                    figures["pooled_2"], figures["by_name_2"] = loads["pooled"], loads["by_name"]
-                    figures["by_name_risk_2"] = loads["by_name_risk"]
+                    wrk_run(*target, 2, 3, compact)
+                    loads = interleaved({"pooled": target, "by_name": target, "by_name_risk": target,
+                                         "by_name_compact": target}, pooled_portfolio, 2,
+                                        {"by_name": by_name, "by_name_risk": with_risk, "by_name_compact": compact})
+                    for name, found in loads.items():
+                        figures[f"{name}_2"] = found
                     figures["pooled_tickers"] = len(pooled_portfolio["instances"])
                     figures["by_name_tickers"] = len(by_name["instances"])
                     figures["refreshed"] = refresh_under_load(*target, prices, by_name)
@@ -149,7 +153,7 @@ def run(args: argparse.Namespace) -> str:
                     assert status == 200 and b'"risk"' in answer, f"the risk was not answered: {answer[:300]!r}"
                     calls = {}
                     for name, body in bodies.items():
-                        if name != "by_name_risk":  # its forward passes are by_name's
+                        if name in ("pooled", "by_name"):  # the others' forward passes are by_name's
                             calls[name, "floor"] = functools.partial(loaded.forward, parsed[name])
                         calls[name, "handler"] = functools.partial(loaded.handle, [body])
                     found = interleaved_ms(calls, 100)
@@ -208,9 +212,10 @@ def report(figures: dict, args: argparse.Namespace) -> str:
             lines.append(f"| portfolio of {count}{what}, 2 connections | TorchServe, one pooled model | "
                          f"{found.rps:,.1f} ({found.rps * count:,.0f} windows/s) | {found.p50:.1f} | {found.p99:.1f} | "
                          f"{found.errors} |")
-        found = figures["by_name_risk_2"]
-        lines.append(f"| portfolio of {figures['by_name_tickers']} by name with `risk`, 2 connections | TorchServe, "
-                     f"one pooled model | {found.rps:,.1f} | {found.p50:.1f} | {found.p99:.1f} | {found.errors} |")
+        for what, key in (("with `risk`", "by_name_risk"), ("compact answer", "by_name_compact")):
+            found = figures[f"{key}_2"]
+            lines.append(f"| portfolio of {figures['by_name_tickers']} by name, {what}, 2 connections | TorchServe, "
+                         f"one pooled model | {found.rps:,.1f} | {found.p50:.1f} | {found.p99:.1f} | {found.errors} |")
     lines += [
         "", "Ratios (the goals in brackets):", "",
         f"- {n} vs 1 ticker loaded, single-ticker req/s at 32 connections: {many_32.rps / one_32.rps:.2f} "
@@ -237,6 +242,14 @@ def report(figures: dict, args: argparse.Namespace) -> str:
                   f"without, {figures['by_name_risk_2'].p50 / figures['by_name_2'].p50:.2f}x [at most 2x]; "
                   f"{figures['by_name_risk_2'].errors} errors; in process {figures['by_name_risk_handler_ms']:.1f} "
                   f"against {figures['by_name_handler_ms']:.1f} ms",
+                  f"- the same portfolio by name with a compact answer (`\"answer\": {json.dumps(COMPACT)}`: the "
+                  f"median and the 80 % interval): p50 at 2 connections {figures['by_name_compact_2'].p50:.1f} ms, "
+                  f"{figures['by_name_compact_2'].p50 / by_name_floor:.1f}x its floor [at most 2.5x]; in process "
+                  f"{figures['by_name_compact_handler_ms']:.1f} ms against {figures['by_name_handler_ms']:.1f} ms "
+                  "for the full answer",
+                  f"- the handler's whole request by name against the same portfolio with its bars, in process: "
+                  f"{figures['by_name_handler_ms']:.1f} against {figures['pooled_handler_ms']:.1f} ms, "
+                  f"{figures['by_name_handler_ms'] / figures['pooled_handler_ms']:.2f}x [at most 0.5x]",
                   f"- a refresh of every file of that store while 4 clients asked the portfolio by name: "
                   f"{refreshed.line()} [0 failed, the next answers read the new bar]"]
     rss_one, rss_many = figures["one_rss"], figures["many_rss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,15 @@ PRICES = [60.0 + 0.1 * day for day in range(30)]
 
 
 @contextmanager
-def running_server(result: RunResult | list[RunResult], folder: Path) -> Iterator[Server]:
-    """TorchServe serving the run(s) as version 1 (archived like `make archive` into `<folder>/model_store`), its
-    price store `$STOCKCAST_PRICE_STORE` where set, else an empty folder of its own (not the checkout's data/)."""
+def running_server(result: RunResult | list[RunResult], folder: Path,
+                   altered: Callable[[Path], None] | None = None) -> Iterator[Server]:
+    """TorchServe serving the run(s) as version 1 (archived like `make archive` into `<folder>/model_store`, then
+    `altered(archive)` where given), its price store `$STOCKCAST_PRICE_STORE` where set, else an empty folder of
+    its own (not the checkout's data/)."""
     results = result if isinstance(result, list) else [result]
-    archive(results[0].tracking_uri, "stockcast", folder / "model_store", run_ids=[r.run_id for r in results])
+    done = archive(results[0].tracking_uri, "stockcast", folder / "model_store", run_ids=[r.run_id for r in results])
+    if altered is not None:
+        altered(done.path)
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get(STORE_ENV):
             (folder / "store").mkdir(exist_ok=True)

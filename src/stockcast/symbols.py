@@ -6,9 +6,8 @@ import datetime as dt
 import re
 
 from stockcast.errors import StockcastError
+from stockcast.runtime.spelling import spelled
 
-# B3 equities, units and BDRs: four letters, then 1-2 digits (VALE3, PETR4, TAEE11, AAPL34).
-_B3_CODE = re.compile(r"^[A-Z]{4}\d{1,2}$")
 _SYMBOL = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]*$")
 
 
@@ -17,9 +16,7 @@ def normalize_symbol(stock: str) -> str:
     symbol = str(stock).strip().upper()
     if not _SYMBOL.match(symbol):
         raise StockcastError(f"invalid ticker {stock!r}: expected a Yahoo Finance symbol like VALE3 or AAPL")
-    if _B3_CODE.match(symbol):
-        return f"{symbol}.SA"
-    return symbol
+    return spelled(symbol)
 
 
 def parse_date(value: str | dt.date | None, name: str, default: dt.date | None = None) -> dt.date:

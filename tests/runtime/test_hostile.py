@@ -53,9 +53,9 @@ FUZZ_EXAMPLES = 25  # per operation and generation mode
 @pytest.fixture(scope="module")
 def api() -> SimpleNamespace:
     """The runtime modules a request passes through."""
-    from stockcast.runtime import body, fields, postprocess, preprocess
+    from stockcast.runtime import body, fields, postprocess, preprocess, routing
 
-    return SimpleNamespace(body=body, fields=fields, preprocess=preprocess, postprocess=postprocess)
+    return SimpleNamespace(body=body, fields=fields, preprocess=preprocess, postprocess=postprocess, routing=routing)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,8 @@ def test_the_body_reads_any_json_text_as_the_standard_library_does(api, text):
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_an_answer_never_carries_a_number_json_cannot_hold(api, specs, value):
     point = tiny_bundle("VALE3.SA-v1", {"symbol": "VALE3.SA"}, quantiles=None)
-    instance = api.preprocess.Instance(torch.full((20, 1), 60.0), "VALE3.SA", point, None)
+    ticker = api.routing.Ticker("VALE3.SA", point, None, [])
+    instance = api.preprocess.Instance(torch.full((20, 1), 60.0), ticker, None)
     assert api.postprocess.answer(instance, [61.0] * 10)["forecast"] == [61.0] * 10
     with pytest.raises(api.body.BadRequest, match="not a finite number"):
         api.postprocess.answer(instance, [61.0] * 9 + [value])

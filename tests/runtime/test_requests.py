@@ -100,3 +100,60 @@ def test_a_batch_is_parsed_into_index_lists_and_answered_in_order():
     with torch.inference_mode():
         alone = bundle.net(torch.tensor([c * 2 for c in CLOSES]).reshape(1, -1, 1))[0]
     assert predictions[2]["quantiles"]["0.5"] == pytest.approx(alone[:, 9].tolist(), abs=1e-6)
+
+
+COMPACT = {"quantiles": [], "intervals": [80], "p_up": False}
+
+
+def _answers(bodies: list[dict]) -> list[tuple[int, dict]]:
+    portfolio = portfolio_of(tiny_bundle("AAA-v1", {"symbol": "AAA"}),
+                             calendar={"exchanges": {"X": {"sessions": [f"2025-12-{d:02d}" for d in range(1, 29)]}},
+                                       "otherwise": "X"})
+    batch = parse_batch([({"body": json.dumps(body)}, {}) for body in bodies], portfolio)
+    outputs = inference.forecast(batch.instances)
+    return [(status.value, answer) for status, answer in
+            (postprocess.reply(request, batch.instances, outputs) for request in batch.requests)]
+
+
+def _same_where_kept(compact: dict, full: dict) -> None:
+    assert set(compact) <= set(full)
+    for key, value in compact.items():
+        if isinstance(value, dict):  # quantiles, intervals: some of the full answer's
+            assert value and all(value[part] == full[key][part] for part in value), key
+        else:
+            assert value == full[key], key
+
+
+@pytest.mark.parametrize("ask", [COMPACT, {"quantiles": [0.1, 0.5, 0.9]}, {"intervals": [], "dates": False},
+                                 {"quantiles": [0.05], "intervals": [90], "p_up": False, "dates": False}])
+def test_a_compact_answer_is_the_full_one_on_the_fields_it_keeps(ask):
+    single = {"stock": "AAA", "prices": CLOSES, "last_date": "2025-12-01"}
+    portfolio = {"instances": [single, {**single, "prices": CLOSES[::-1]}]}
+    (_, full), (_, many) = _answers([single, portfolio])
+    (_, compact), (_, many_compact) = _answers([{**single, "answer": ask}, {**portfolio, "answer": ask}])  # as batched
+    _same_where_kept(compact, full)
+    assert compact["forecast"] == full["forecast"] and ("quantiles" in compact) == (ask.get("quantiles") != [])
+    for full_item, compact_item in zip(many["predictions"], many_compact["predictions"], strict=True):
+        _same_where_kept(compact_item, full_item)
+    if ask.get("quantiles"):
+        assert list(compact["quantiles"]) == [f"{level:g}" for level in ask["quantiles"]]
+    assert ("intervals" in compact) == (ask.get("intervals") != [])
+    assert ("p_up" in compact) == ask.get("p_up", True) and ("dates" in compact) == ask.get("dates", True)
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ([], "'answer' must be an object"),
+    ({"levels": [0.5]}, "unknown 'answer' field(s) 'levels'"),
+    ({"quantiles": [1.5]}, "'answer.quantiles' must be a list of the model's quantile levels"),
+    ({"quantiles": [0.33]}, "'answer.quantiles' asks for 0.33: this model answers the levels 0.05, 0.1"),
+    ({"intervals": [50]}, "'answer.intervals' must be a list of central intervals' coverages, of 80, 90"),
+    ({"p_up": "no"}, "'answer.p_up' must be true or false"),
+])
+def test_a_wrong_answer_field_is_a_400_naming_it(answer, message):
+    [(status, error)] = _answers([{"stock": "AAA", "prices": CLOSES, "answer": answer}])
+    assert status == 400 and error["message"].startswith(message), error
+
+
+def test_answer_belongs_to_the_request_not_an_instance():
+    [(status, answer)] = _answers([{"instances": [{"stock": "AAA", "prices": CLOSES, "answer": {}}]}])
+    assert status == 200 and "unknown field(s) 'answer'" in answer["predictions"][0]["message"]

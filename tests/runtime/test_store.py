@@ -115,7 +115,8 @@ def test_a_wrong_bar_in_the_store_is_named_as_a_sent_one_would_be(served, tmp_pa
     day, *_ = lines[-1].split(",")
     (tmp_path / "VALE3.SA.csv").write_text("\n".join([*lines[:-1], f"{day},60,59,61,60,1"]) + "\n")
     _, [error] = _parse(portfolio, store, {"stock": "VALE3"})
-    assert isinstance(error, Parsed) and "high[29] (59) is below low[29] (61)" in error.items[0].message
+    assert isinstance(error, BadRequest) and error.status.value == 400
+    assert "high[29] (59) is below low[29] (61)" in error.message
 
 
 def test_a_file_is_read_once_per_version(served, tmp_path, monkeypatch):
@@ -178,3 +179,68 @@ def test_the_configured_store_resolves_against_the_project(tmp_path):
     assert found is not None and found.folder == Path("/p/data") and found.max_stale_sessions is None
     overridden = PriceStore.configured({"price_store": "data"}, {"STOCKCAST_PRICE_STORE": str(tmp_path)})
     assert overridden is not None and overridden.folder == tmp_path
+
+
+def test_every_spelling_is_one_ticker_on_its_exchanges_calendar(tmp_path):
+    """A global model's B3 ticker outside its list: "ELET3", " elet3 " and "ELET3.SA" name one stock, forecast
+    from one file and dated by B3's sessions (here B3 closes on a day the NYSE trades)."""
+    future = [day for day in SESSIONS if day > TODAY.isoformat()]
+    b3 = [day for day in SESSIONS if day != future[1]]
+    calendar = {"exchanges": {"BVMF": {"sessions": b3}, "XNYS": {"sessions": SESSIONS}},
+                "stocks": {"VALE3.SA": "BVMF"}, "suffixes": {".SA": "BVMF"}, "otherwise": "XNYS"}
+    bundle = tiny_bundle("all-v1", {"symbol": "all", "any_ticker": True}, features=BARS, context=30,
+                         volatility="garman_klass")
+    portfolio = portfolio_of(bundle, members={"VALE3.SA": "all-v1"}, calendar=calendar)
+    portfolio = type(portfolio)(**{**portfolio.__dict__, "any_ticker": "all-v1"})
+    write_bars(tmp_path, "ELET3.SA")
+    bodies = [{"stock": "ELET3"}, {"stock": " elet3 "}, {"stock": "ELET3.SA"},
+              {"stock": "elet3", **_sent(tmp_path, "ELET3.SA", 30)}]
+    batch, requests = _parse(portfolio, PriceStore(tmp_path), *bodies)
+    assert all(isinstance(request, Parsed) for request in requests), requests
+    first = batch.instances[0]
+    assert first.symbol == "ELET3.SA" and first.ticker.exchange == "BVMF" and future[1] not in first.dates
+    for other in batch.instances[1:]:
+        assert other.ticker == first.ticker and other.dates == first.dates
+        assert torch.equal(other.history, first.history)
+
+
+def test_a_derivation_is_kept_per_file_version_key_and_extra_files_and_bounded(tmp_path):
+    for symbol in ("A", "B", "C"):
+        write_bars(tmp_path, symbol)
+    store = PriceStore(tmp_path, capacity=2)
+    derived = []
+
+    def derive(bars):
+        derived.append(bars.dates[-1])
+        return bars.columns["Close"][-1]
+
+    assert store.stored("A", "rows", derive) == store.stored("A", "rows", derive) and len(derived) == 1
+    store.stored("a", "rows", derive)  # any spelling: the same file
+    store.stored("A", "year", derive)  # another key: derived again, once
+    store.stored("A", "year", derive)
+    assert len(derived) == 2
+    store.stored("A", "rows", derive, extra=["B"])  # what it reads grew by B's file
+    store.stored("A", "rows", derive, extra=["B"])
+    write_bars(tmp_path, "B", scale=2.0)  # B replaced: A's derivation read again
+    store.stored("A", "rows", derive, extra=["B"])
+    assert len(derived) == 4
+    before = os.stat(tmp_path / "A.csv")
+    (tmp_path / ".A").write_bytes((tmp_path / "A.csv").read_bytes())
+    os.replace(tmp_path / ".A", tmp_path / "A.csv")  # the same bytes in a new file (another inode)
+    os.utime(tmp_path / "A.csv", ns=(before.st_atime_ns, before.st_mtime_ns))
+    store.stored("A", "rows", derive, extra=["B"])
+    assert len(derived) == 5
+    store.stored("C", "rows", derive)  # a third derivation: the least recently used (A's year) is dropped
+    store.stored("A", "year", derive)
+    assert len(derived) == 7 and len(store._kept) == 2
+
+
+def test_a_broken_file_is_derived_once_per_version_and_raises_a_fresh_error(tmp_path):
+    (tmp_path / "X.csv").write_text("Date,Open,High,Low,Close\n2025-01-02,1,2,0.5,x\n")
+    store = PriceStore(tmp_path)
+    errors = []
+    for _ in range(2):
+        with pytest.raises(Unavailable, match="X.csv cannot be read") as raised:
+            store.stored("X", "rows", lambda bars: bars)
+        errors.append(raised.value)
+    assert errors[0] is not errors[1]

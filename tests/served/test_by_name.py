@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stockcast.serving.client_loop import ClientLoop
 from stockcast.serving.versions import startup_archive
 from tests.bad_bodies import HOSTILE_STOCKS
 from tests.conftest import ROOT
@@ -70,6 +71,17 @@ def test_a_file_replaced_under_the_running_server_is_read_by_the_next_request(se
     assert (before["stale_sessions"], after["stale_sessions"]) == (1, 0)
 
 
+def test_files_replaced_under_load_are_read_by_the_next_request_and_fail_nothing(served, store, sessions):
+    _write(store, sessions, behind=3)
+    url, key = f"{served.url('inference')}/predictions/lstm", served.key("inference")
+    with ClientLoop(url, key, {"stock": "VALE3"}, clients=4) as load:
+        for behind in (2, 1, 0):
+            sent = _write(store, sessions, behind=behind)
+            status, answer = answered(served, {"stock": "VALE3"})
+            assert status == 200 and (answer["last_date"], answer["stale_sessions"]) == (sent["last_date"], behind)
+    assert load.requests > 20 and load.errors == 0, load.statuses
+
+
 def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, sessions):
     sent = _write(store, sessions)
     portfolio = {"instances": [{"stock": "VALE3"}, {"stock": "VALE3", **sent}]}
@@ -86,6 +98,22 @@ def test_a_broken_missing_or_stale_file_fails_its_forecast_alone(served, store, 
     assert status == 422 and f"last bar of VALE3.SA is {stale['last_date']}, 7 trading sessions ago" in \
         answer["message"]
     _write(store, sessions)
+
+
+def test_a_compact_answer_is_the_full_one_on_the_fields_it_keeps(served, store, sessions):
+    sent = _write(store, sessions)
+    portfolio = {"instances": [{"stock": "VALE3"}, {"stock": "vale3", **sent}]}
+    compact = {"quantiles": [], "intervals": [80], "p_up": False}
+    (status, full), (compact_status, small) = (answered(served, body) for body in (
+        portfolio, {**portfolio, "answer": compact}))  # one request at a time: the same forward pass
+    assert status == compact_status == 200
+    for whole, kept in zip(full["predictions"], small["predictions"], strict=True):
+        assert set(kept) == set(whole) - {"quantiles", "p_up"} and kept["intervals"] == {"80": whole["intervals"]["80"]}
+        assert {key: value for key, value in kept.items() if key != "intervals"} == \
+            {key: whole[key] for key in kept if key != "intervals"}
+    status, single = answered(served, {"stock": "VALE3", "answer": {"quantiles": [0.1, 0.9], "dates": False}})
+    assert status == 200 and list(single["quantiles"]) == ["0.1", "0.9"] and "dates" not in single
+    assert single["quantiles"]["0.1"] == pytest.approx(full["predictions"][0]["quantiles"]["0.1"], rel=1e-5)
 
 
 @pytest.mark.parametrize("stock", HOSTILE_STOCKS)

@@ -64,7 +64,8 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None, risk: Model 
                                                 "max_stale_sessions": store.max_stale_sessions},
         risk=(risk or Model(portfolio)).described(),
         request={"stock": f"optional: a served ticker (default {portfolio.default or 'none: name one'}), "
-                          "with or without .SA, any case",
+                          "with or without .SA, any case, spaces around (one spelling: a B3 code is read with its "
+                          ".SA)",
                  "prices": f"window to {MAX_PRICES} closes, oldest first; the last `context` are used (the last "
                            "`window` by the network, up to `context` by its volatility estimate: send them all "
                            "for the full estimate); "
@@ -75,6 +76,10 @@ def describe(portfolio: Portfolio, store: PriceStore | None = None, risk: Model 
                  "last_date": "optional YYYY-MM-DD: adds the next trading sessions as 'dates'",
                  "instances": f"a portfolio: up to {MAX_INSTANCES} such objects, answered as 'predictions' in "
                               "order (a bad one gets its own error object)",
+                 "answer": "optional, beside a forecast's fields or 'instances': what each answer carries beside "
+                           "its median 'forecast', {\"quantiles\": [levels kept, of `quantiles`; [] none], "
+                           "\"intervals\": [80, 90: those kept; [] none], \"p_up\": true, \"dates\": true}; each "
+                           "part left out is kept whole (the default: the full answer)",
                  "risk": "optional, with 'instances': {\"positions\": [shares per instance, negative: short], "
                          f"\"levels\": {list(RISK_LEVELS)}, \"horizons\": {list(RISK_HORIZONS)}}} adds the "
                          "position's VaR, ES, profit-and-loss quantiles and component VaR as 'risk'; every instance "

@@ -270,3 +270,44 @@ def read_risk(value: Any, count: int) -> RiskAsk:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+ANSWER_FIELDS = ("quantiles", "intervals", "p_up", "dates")
+COVERAGES = (80, 90)  # the central intervals an answer may carry, where the model's levels hold their ends
+
+
+@dataclass(frozen=True)
+class AnswerAsk:
+    """What a request asks each forecast's answer to carry beside its median `forecast` (and the labels: `stock`,
+    `model_version`, ..., a by-name forecast's `last_date`): None, or True, keeps all of a part."""
+
+    quantiles: tuple[float, ...] | None = None  # the levels kept, of the model's (none: an empty tuple)
+    intervals: tuple[int, ...] | None = None  # the central intervals kept, of COVERAGES
+    p_up: bool = True
+    dates: bool = True
+
+
+FULL_ANSWER = AnswerAsk()
+
+
+def read_answer(value: Any) -> AnswerAsk:
+    """A request's `answer` object; raises BadRequest naming the field that is wrong."""
+    if not isinstance(value, dict):
+        raise BadRequest("'answer' must be an object like {\"quantiles\": [], \"intervals\": [80], \"p_up\": false}, "
+                         f"got {json_type(value)}")
+    _only_known(value, ANSWER_FIELDS, "'answer' field(s)")
+    quantiles, intervals = value.get("quantiles"), value.get("intervals")
+    if quantiles is not None and (not isinstance(quantiles, list) or len(quantiles) > 100 or not all(
+            _finite(level) and 0 < level < 1 for level in quantiles)):
+        raise BadRequest(f"'answer.quantiles' must be a list of the model's quantile levels (between 0 and 1; [] for "
+                         f"none), got {shown(quantiles)}")
+    if intervals is not None and (not isinstance(intervals, list) or not all(
+            isinstance(coverage, int) and not isinstance(coverage, bool) and coverage in COVERAGES
+            for coverage in intervals)):
+        raise BadRequest(f"'answer.intervals' must be a list of central intervals' coverages, of "
+                         f"{', '.join(map(str, COVERAGES))} ([] for none), got {shown(intervals)}")
+    for flag in ("p_up", "dates"):
+        if not isinstance(value.get(flag, True), bool):
+            raise BadRequest(f"'answer.{flag}' must be true or false, got {shown(value[flag])}")
+    return AnswerAsk(None if quantiles is None else tuple(map(float, quantiles)),
+                     None if intervals is None else tuple(intervals), value.get("p_up", True), value.get("dates", True))

@@ -7,7 +7,8 @@ there) with the archive's folder first on the worker's path, so `stockcast.runti
 and the same archive could move to another server without retraining.
 
 `handle` answers request by request, where BaseHandler.handle decides for the whole batch from its first
-request's headers and lets one exception fail every request of the batch (503).
+request's headers and lets one exception fail every request of the batch (503): here a bad request is its own 4xx
+and anything raised while serving one request its own 500 (`failure`), its batch neighbours answered.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from stockcast.runtime import description, inference, postprocess, preprocess, risk
 from stockcast.runtime.body import dumps
 from stockcast.runtime.bundle import BUNDLES, PORTFOLIO, load_bundle
+from stockcast.runtime.failure import failed
 from stockcast.runtime.metric_lines import MetricLines, record_metrics
 from stockcast.runtime.routing import Portfolio
 from stockcast.runtime.store import PriceStore
@@ -66,8 +68,12 @@ class ForecastHandler(BaseHandler):
         outputs = inference.forecast(batch.instances)
         bodies: list[str | bytes] = [b""] * len(data)
         for index in described:  # json's: the description is small, and a client reads it once
-            described_body = description.describe(self.portfolio, self.store, self.risk)
-            bodies[index] = self._answer(context, index, HTTPStatus.OK, described_body, json.dumps)
+            described_body: Any
+            try:
+                status, described_body = HTTPStatus.OK, description.describe(self.portfolio, self.store, self.risk)
+            except Exception as err:
+                status, described_body = HTTPStatus.INTERNAL_SERVER_ERROR, postprocess.error(failed(err, "describing"))
+            bodies[index] = self._answer(context, index, status, described_body, json.dumps)
         for index, request in zip(asked, batch.requests, strict=True):
             status, body = postprocess.reply(request, batch.instances, outputs, self.risk)
             bodies[index] = self._answer(context, index, status, body, dumps)

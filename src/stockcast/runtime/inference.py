@@ -6,20 +6,29 @@ from collections.abc import Sequence
 
 import torch
 
+from stockcast.runtime.failure import ServerError, shared
 from stockcast.runtime.preprocess import Instance
 
 
-def forecast(instances: Sequence[Instance]) -> list[torch.Tensor]:
+def forecast(instances: Sequence[Instance]) -> list[torch.Tensor | ServerError]:
     """Each instance's model output ([H], or [H, Q] for a quantile model), in order: requests send between
-    `window` and `context` rows, and the forecasts of one bundle with as many rows share a forward pass."""
-    outputs: list[torch.Tensor] = [torch.empty(0)] * len(instances)
-    groups: dict[tuple[str, int], list[int]] = {}
+    `window` and `context` rows, and the forecasts of one bundle with as many rows share a forward pass. A pass
+    that raises is run again per forecast: only the forecasts it fails on get their ServerError."""
+    outputs: list[torch.Tensor | ServerError] = [torch.empty(0)] * len(instances)
+    groups: dict[tuple[str, int], list[Instance]] = {}
+    places: dict[tuple[str, int], list[int]] = {}
     for index, instance in enumerate(instances):
-        groups.setdefault((instance.bundle.name, len(instance.history)), []).append(index)
+        key = (instance.bundle.name, len(instance.history))
+        groups.setdefault(key, []).append(instance)
+        places.setdefault(key, []).append(index)
     with torch.inference_mode():
-        for indices in groups.values():
-            net = instances[indices[0]].bundle.net
-            batch = torch.stack([instances[index].history for index in indices]).float()  # [B, L, F]
-            for index, output in zip(indices, net(batch).unbind(), strict=True):
+        for key, group in groups.items():
+            for index, output in zip(places[key], shared(_forward, group, "forecasting"), strict=True):
                 outputs[index] = output
     return outputs
+
+
+def _forward(group: Sequence[Instance]) -> list[torch.Tensor]:
+    """One forward pass for forecasts of one bundle and as many rows."""
+    batch = torch.stack([instance.history for instance in group]).float()  # [B, L, F]
+    return list(group[0].bundle.net(batch).unbind())

@@ -15,25 +15,20 @@ from typing import Any
 import torch
 
 from stockcast.runtime.body import BadRequest
-from stockcast.runtime.fields import RiskAsk
+from stockcast.runtime.failure import failed
+from stockcast.runtime.fields import FULL_ANSWER, AnswerAsk, RiskAsk
 from stockcast.runtime.preprocess import Instance, Parsed
 from stockcast.runtime.risk import Model
 
 
-def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor],
+def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor | BadRequest],
           risk: Model | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
-    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index; `risk`
-    answers a portfolio's `risk` (None: such a request is a 400)."""
+    """A request's status and JSON answer; `instances` and `outputs`: the batch's, which its items index (an output
+    may be its forecast's error); `risk` answers a portfolio's `risk` (None: such a request is a 400). Anything a
+    forecast or the risk raises is that forecast's or that request's own error."""
     if isinstance(parsed, BadRequest):
         return parsed.status, error(parsed)
-    results: list[tuple[HTTPStatus, dict[str, Any]]] = []
-    for item in parsed.items:
-        try:
-            if isinstance(item, BadRequest):
-                raise item
-            results.append((HTTPStatus.OK, answer(instances[item], outputs[item])))
-        except BadRequest as err:
-            results.append((err.status, error(err)))
+    results = [_answered(item, instances, outputs, parsed.answer) for item in parsed.items]
     if parsed.risk is None:
         return (HTTPStatus.OK, {"predictions": [body for _, body in results]}) if parsed.many else results[0]
     try:
@@ -42,10 +37,29 @@ def reply(parsed: Parsed | BadRequest, instances: Sequence[Instance], outputs: S
                                              risk)}
     except BadRequest as err:
         return err.status, error(err)
+    except Exception as err:
+        return HTTPStatus.INTERNAL_SERVER_ERROR, error(failed(err, "assessing the portfolio's risk"))
+
+
+def _answered(item: int | BadRequest, instances: Sequence[Instance], outputs: Sequence[torch.Tensor | BadRequest],
+              ask: AnswerAsk) -> tuple[HTTPStatus, dict[str, Any]]:
+    """One forecast's status and JSON answer (or error object)."""
+    if isinstance(item, BadRequest):
+        return item.status, error(item)
+    output = outputs[item]
+    if isinstance(output, BadRequest):
+        return output.status, error(output)
+    try:
+        return HTTPStatus.OK, answer(instances[item], output, ask)
+    except BadRequest as err:
+        return err.status, error(err)
+    except Exception as err:
+        return HTTPStatus.INTERNAL_SERVER_ERROR, error(failed(err, "answering a forecast"))
 
 
 def _risk(ask: RiskAsk, items: Sequence[int | BadRequest], results: Sequence[tuple[HTTPStatus, dict[str, Any]]],
-          instances: Sequence[Instance], outputs: Sequence[torch.Tensor], risk: Model | None) -> dict[str, Any]:
+          instances: Sequence[Instance], outputs: Sequence[torch.Tensor | BadRequest],
+          risk: Model | None) -> dict[str, Any]:
     """A portfolio's `risk`, once every one of its forecasts is answered; raises BadRequest otherwise."""
     if risk is None:
         raise BadRequest("this server answers no 'risk'")
@@ -53,17 +67,18 @@ def _risk(ask: RiskAsk, items: Sequence[int | BadRequest], results: Sequence[tup
         if status != HTTPStatus.OK:
             raise BadRequest(f"instance {index}: {body['message']} (the risk needs every position)")
     answered = [item for item in items if isinstance(item, int)]
-    return risk.assess(ask, [instances[item] for item in answered], [outputs[item] for item in answered])
+    return risk.assess(ask, [instances[item] for item in answered],
+                       [output for item in answered if isinstance(output := outputs[item], torch.Tensor)])
 
 
-def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str, Any]:
-    """The JSON answer to one instance from its model output ([H], or [H, Q]); raises BadRequest if it is not
-    finite.
+def answer(instance: Instance, output: torch.Tensor | Sequence[Any], ask: AnswerAsk = FULL_ANSWER) -> dict[str, Any]:
+    """The JSON answer to one instance from its model output ([H], or [H, Q]), carrying what `ask` keeps; raises
+    BadRequest if it is not finite, or `ask` names a level or an interval the model does not answer.
 
     A quantile model's answer adds `quantiles` (level -> [H] prices), `intervals` (the central 80 and
     90 % ranges) and `p_up` (per step, the probability of closing above the last close, read off the
     quantiles: linear between levels, so within [1 - highest level, 1 - lowest level]); its `forecast`
-    is the median.
+    is the median. A part `ask` keeps nothing of is left out.
     """
     meta = instance.bundle.meta
     values = output.tolist() if isinstance(output, torch.Tensor) else list(output)  # [H], or [H][Q]
@@ -77,19 +92,44 @@ def answer(instance: Instance, output: torch.Tensor | Sequence[Any]) -> dict[str
         body["forecast"] = values
     else:
         labels, median, intervals = _labelled(meta.levels)
-        columns = [list(column) for column in zip(*values, strict=True)]  # [Q][H]
+        columns = list(map(list, zip(*values, strict=True)))  # [Q][H]
         body["forecast"] = columns[median]
-        body["quantiles"] = dict(zip(labels, columns, strict=True))
-        body["intervals"] = {coverage: {"lower": columns[lower], "upper": columns[upper]}
-                             for coverage, lower, upper in intervals}
-        last_close = float(instance.history[-1][0])
-        body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in values]
-    if instance.dates is not None:
+        kept = range(len(labels)) if ask.quantiles is None else _kept_levels(ask.quantiles, labels)
+        if kept:
+            body["quantiles"] = {labels[index]: columns[index] for index in kept}
+        shown = intervals if ask.intervals is None else _kept_intervals(ask.intervals, intervals)
+        if shown:
+            body["intervals"] = {coverage: {"lower": columns[lower], "upper": columns[upper]}
+                                 for coverage, lower, upper in shown}
+        if ask.p_up:
+            last_close = float(instance.history[-1][0])
+            body["p_up"] = [1 - _cdf(last_close, step, meta.levels) for step in values]
+    if instance.dates is not None and ask.dates:
         body["dates"] = instance.dates
     if instance.stored is not None:  # by name: what it was forecast from
         body["last_date"], body["stale_sessions"] = instance.stored
         body["last_close"] = float(instance.history[-1][0])
     return body
+
+
+def _kept_levels(asked: Sequence[float], labels: Sequence[str]) -> list[int]:
+    """The indices of the levels `asked`, in the model's order; raises BadRequest for one it does not answer."""
+    wanted = {f"{level:g}" for level in asked}
+    missing = sorted(wanted - set(labels))
+    if missing:
+        raise BadRequest(f"'answer.quantiles' asks for {', '.join(missing[:5])}: this model answers the levels "
+                         f"{', '.join(labels)}")
+    return [index for index, label in enumerate(labels) if label in wanted]
+
+
+def _kept_intervals(asked: Sequence[int], intervals: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """The central intervals `asked`, of the model's; raises BadRequest for one its levels do not hold."""
+    held = {coverage for coverage, _, _ in intervals}
+    missing = [coverage for coverage in asked if f"{coverage}" not in held]
+    if missing:
+        raise BadRequest(f"'answer.intervals' asks for the central {missing[0]} % interval: this model's levels "
+                         f"hold {', '.join(sorted(held)) or 'none'}")
+    return [interval for interval in intervals if int(interval[0]) in asked]
 
 
 @functools.lru_cache(maxsize=64)

@@ -66,7 +66,7 @@ class Model:
         dependence, changes = self.sampler.draw(closes, last_closes, quantiles, levels, ask.horizons, seed)
         shares = torch.tensor(ask.positions, dtype=torch.float64)
         per_horizon = [copula.measures(step, shares, list(ask.levels), list(PNL_LEVELS)) for step in changes]
-        exchanges = sorted({self.portfolio.exchange(instance.symbol) or "unknown" for instance in instances})
+        exchanges = sorted({instance.ticker.exchange or "unknown" for instance in instances})
         described = self.described()
         method = {"copula": described["copula"], "scenarios": self.sampler.scenarios, "seed": seed,
                   "dependence": {"estimator": f"Ledoit-Wolf shrunk correlation (towards the {self.sampler.shrink_to} "
@@ -101,7 +101,7 @@ class Model:
             if instance.last_date is None:
                 raise BadRequest(f"instance {index} ({instance.symbol}) has no 'last_date': the risk aligns the "
                                  "tickers' bars by date")
-            sessions = self.portfolio.sessions(instance.symbol)
+            sessions = instance.ticker.sessions
             end = bisect.bisect_right(sessions, instance.last_date)
             closes = (instance.history if instance.rows is None else instance.rows)[:, 0].tolist()
             days = sessions[max(0, end - len(closes)):end]

@@ -1,18 +1,32 @@
-"""Which bundle answers each forecast: the archive's tickers, its default ticker, and its trading calendar."""
+"""Which bundle answers each forecast: the archive's tickers, its default ticker, and its trading calendar.
+
+A request's `stock` is resolved once (`Portfolio.ticker`) into its one spelling, the bundle answering it and its
+exchange's sessions; the store's file, the answer's `stock` and dates and the risk's alignment all read that.
+"""
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from stockcast.runtime.body import BadRequest, shown
 from stockcast.runtime.bundle import Bundle
+from stockcast.runtime.spelling import TICKER, spelled
 
-# A ticker a global model answers without listing it: a Yahoo symbol's characters (BRK-B, ^GSPC, VALE3.SA, EURUSD=X).
-TICKER = re.compile(r"[A-Za-z0-9^][A-Za-z0-9.\-^=]{0,19}")
+MAX_RESOLVED = 10_000  # tickers kept resolved (`Portfolio.ticker`)
+
+
+@dataclass(frozen=True)
+class Ticker:
+    """A request's `stock`, resolved: its symbol (`spelled`), the bundle answering it, its exchange and that
+    exchange's trading sessions (empty: the archive stores none)."""
+
+    symbol: str
+    bundle: Bundle
+    exchange: str | None
+    sessions: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -37,13 +51,9 @@ class Portfolio:
         return replace(portfolio, default=named or (next(iter(members)) if len(members) == 1 else None))
 
     def symbol_named(self, name: str) -> str | None:
-        """The served ticker that `name` spells: VALE3.SA and VALE3, in any case; None if none."""
-        return self._names.get(name.strip().upper())
-
-    @functools.cached_property
-    def _names(self) -> dict[str, str]:
-        names = {symbol.upper().removesuffix(".SA"): symbol for symbol in self.members}
-        return names | {symbol.upper(): symbol for symbol in self.members}
+        """The served ticker that `name` spells (`spelled`: VALE3.SA and VALE3, in any case); None if none."""
+        symbol = spelled(name)
+        return symbol if symbol in self.members else None
 
     def exchange(self, symbol: str) -> str | None:
         """The ticker's exchange in the archive's calendar; a ticker the archive does not list trades where its
@@ -57,20 +67,33 @@ class Portfolio:
         """The trading sessions of the ticker's exchange stored at archive time (empty: none stored)."""
         return self.calendar.get("exchanges", {}).get(self.exchange(symbol), {}).get("sessions", [])
 
-    def member(self, stock: Any) -> tuple[str, Bundle]:
-        """The ticker a request's `stock` names (None: the default) and the bundle answering it."""
+    def ticker(self, stock: Any) -> Ticker:
+        """The ticker a request's `stock` names (None: the default), resolved; raises BadRequest where no bundle
+        answers it. A name the members do not list is the global bundle's (where there is one) if it is spelled
+        as freely as a listed ticker."""
         if stock is None:
             if self.default is None:
                 raise BadRequest(f"name the 'stock' to forecast: this model serves {self._served()}")
-            return self.default, self.bundles[self.members[self.default]]
+            symbol = self.default
+        elif isinstance(stock, str) and TICKER.fullmatch(stock.strip()):
+            symbol = spelled(stock)
         else:
-            symbol = self.symbol_named(stock) if isinstance(stock, str) else None
-            if symbol is None and self.any_ticker is not None and isinstance(stock, str) and \
-                    TICKER.fullmatch(stock.strip()):  # spelled as freely as a listed ticker: any case, spaces around
-                return stock.strip().upper(), self.bundles[self.any_ticker]
-            if symbol is None:
+            symbol = None
+        found = self._resolved.get(symbol) if symbol is not None else None
+        if found is None:
+            bundle = self.members.get(symbol, self.any_ticker) if symbol is not None else None
+            if symbol is None or bundle is None:
                 raise BadRequest(f"stock {shown(stock)} has no deployed model: this model serves {self._served()}")
-        return symbol, self.bundles[self.members[symbol]]
+            if len(self._resolved) >= MAX_RESOLVED:  # tickers no member names are many: the memory stays bounded
+                self._resolved.clear()
+            found = self._resolved[symbol] = Ticker(symbol, self.bundles[bundle], self.exchange(symbol),
+                                                    self.sessions(symbol))
+        return found
+
+    @functools.cached_property
+    def _resolved(self) -> dict[str, Ticker]:
+        """Tickers resolved so far, by symbol: what resolving one costs is paid once."""
+        return {}
 
     def _served(self) -> str:
         listed = f"{len(self.members)} ticker(s): {', '.join(list(self.members)[:20])}"
