@@ -8,12 +8,11 @@ from omegaconf import DictConfig
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 from stockcast.logs import capture_warnings, log_file
 
-capture_warnings()
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     """Returns the LSTM's skill_mape over the backtest (averaged over a pooled run's tickers)."""
+    capture_warnings()  # here, not at import: a launcher's worker process runs the job, not this module
     from stockcast.eval.evaluation import evaluate
 
     with user_errors_exit():

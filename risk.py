@@ -9,11 +9,10 @@ from omegaconf import DictConfig
 from stockcast.cli import user_errors_exit  # importing stockcast sets STOCKCAST_ROOT, which configs/paths reads
 from stockcast.logs import capture_warnings, log_file
 
-capture_warnings()
-
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="risk")
 def main(cfg: DictConfig) -> None:
+    capture_warnings()
     from hydra.core.hydra_config import HydraConfig
 
     from stockcast.eval.risk_backtest import backtest

@@ -18,12 +18,12 @@ from stockcast.config import register_resolvers
 from stockcast.logs import capture_warnings, log_file
 
 register_resolvers()
-capture_warnings()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Returns the metric named by `optimized_metric`, for sweepers."""
+    capture_warnings()  # here, not at import: a launcher's worker process runs the job, not this module
     from stockcast.pipeline import run  # heavy imports after Hydra has parsed the command line
 
     if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -115,7 +115,8 @@ class PlainProgressBar(ProgressBar):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.enabled and self.plain is not None:
-            self.plain.finish(f"{trainer.current_epoch} epochs{self._loss(trainer)}")
+            epochs = trainer.current_epoch
+            self.plain.finish(f"{epochs} epoch{'s' if epochs != 1 else ''}{self._loss(trainer)}")
 
     @staticmethod
     def _loss(trainer: pl.Trainer) -> str:
