@@ -1,6 +1,7 @@
-"""`make universe`: the global net on both folds, the per-ticker default on its sample, then the tables.
+"""`make universe`: the global net on the selection fold and both test folds, the per-ticker default on its sample,
+then the tables.
 
-    python scripts/universe.py [--folds universe2024 universe2025] [--no-sample] [train.py overrides ...]
+    python scripts/universe.py [--folds universe2023 universe2024 universe2025] [--no-sample] [train.py overrides ...]
 
 Each fold is one `train.py experiment=<fold>` (its own process, timed: wall time and peak memory are logged on
 its MLflow run as `run_seconds` and `peak_rss_gb`); the sample is `train.py -m` over the fold's
@@ -22,7 +23,7 @@ from stockcast import ROOT
 from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
 from stockcast.eval.report import UNIVERSE, universe_section
-from stockcast.universe import FOLDS, SAMPLED
+from stockcast.universe import FOLDS, SAMPLED, SELECTION
 
 # The per-ticker default (configs/train.yaml's own settings) over the fold's dates and data: what the global
 # net's experiment changes, set back.
@@ -46,7 +47,8 @@ def train(arguments: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folds", nargs="+", choices=list(FOLDS), default=list(FOLDS))
+    folds = [*SELECTION, *FOLDS]  # the selection fold's validation year is one of those the settings are chosen on
+    parser.add_argument("--folds", nargs="+", choices=folds, default=folds)
     parser.add_argument("--no-sample", action="store_true", help="skip the per-ticker default's sample")
     parser.add_argument("overrides", nargs="*", help="train.py overrides for every run, e.g. trainer=ddp")
     args = parser.parse_args()
