@@ -131,7 +131,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     """universe2024 on eight tickers, two unseen: the per-ticker table, panel HAR's metrics and the summary are
     logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
     from stockcast.eval.evaluation import evaluate
-    from stockcast.eval.per_ticker import PER_TICKER
+    from stockcast.eval.per_ticker import PER_TICKER, PER_TICKER_VAL
     from stockcast.eval.report import universe_section
     from stockcast.pipeline import BUNDLE_PATH, run
     from stockcast.serving.archive import archive
@@ -149,6 +149,10 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=PER_TICKER,
                                                             tracking_uri=result.tracking_uri))
     assert list(table.columns) == COLUMNS and set(table.ticker) == set(SMALL)
+    validated = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=PER_TICKER_VAL,
+                                                                tracking_uri=result.tracking_uri))
+    assert list(validated.columns) == [*COLUMNS[:-1], "val_coverage_80"] and set(validated.ticker) == set(SMALL)
+    assert 0 <= result.metrics["combination_weight"] <= 1  # the served weight, chosen on validation
     assert dict(zip(table.ticker, table.seen, strict=True)) == {t: t not in ("KO", "JNJ") for t in SMALL}
     assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean(), rel=1e-5)  # %.6g
     assert any("AMCR: cut" in warning for warning in result.meta.data["warnings"])
