@@ -155,7 +155,8 @@ class _Start:
                 rows = split.rows(first, min(first + SCORING_BATCH, len(split)))
                 total += float(model.loss_of(rows.inputs, rows.targets)) * len(rows)
         model.train()
-        return cls({key: value.clone() for key, value in model.state_dict().items()}, total / max(len(split), 1))
+        state = {key: value.clone() for key, value in model.state_dict().items()}
+        return cls(state, total / len(split) if len(split) else float("inf"))  # no windows: never kept
 
 
 def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModule, levels: list[float],
