@@ -1,6 +1,7 @@
-"""`make universe`: the global net on both folds, the per-ticker default on its sample, then the tables.
+"""`make universe`: the global net on the selection fold and both test folds, the per-ticker default on its sample,
+then the tables.
 
-    python scripts/universe.py [--folds universe2024 universe2025] [--no-sample] [-v] [train.py overrides ...]
+    python scripts/universe.py [--folds universe2023 ...] [--no-sample] [-v] [train.py overrides ...]
 
 Each fold is one `train.py experiment=<fold>` (its own process, timed: wall time and peak memory are logged on
 its MLflow run as `run_seconds` and `peak_rss_gb`), its console shown as it runs (a progress bar on a terminal,
@@ -30,7 +31,7 @@ from stockcast.cli import user_errors_exit
 from stockcast.config import load_config
 from stockcast.eval.report import UNIVERSE, UNIVERSE_FIGURE, universe_figure, universe_section
 from stockcast.progress import tracked
-from stockcast.universe import FOLDS, SAMPLED
+from stockcast.universe import FOLDS, SAMPLED, SELECTION
 
 # The per-ticker default (configs/train.yaml's own settings) over the fold's dates and data: what the global
 # net's experiment changes, set back.
@@ -82,7 +83,8 @@ def _job_ends(lines: IO[str] | None, log_file: IO[str]) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folds", nargs="+", choices=list(FOLDS), default=list(FOLDS))
+    folds = [*SELECTION, *FOLDS]  # the selection fold's validation year is one of those the settings are chosen on
+    parser.add_argument("--folds", nargs="+", choices=folds, default=folds)
     parser.add_argument("--no-sample", action="store_true", help="skip the per-ticker default's sample")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="the DEBUG lines too (each price file read), as train.py's verbose=true")
@@ -126,6 +128,7 @@ def main() -> None:
               + ", ".join(f"{fold} run {run_id}" for fold, run_id in runs.items()))
         print(f"figure: {shown / UNIVERSE_FIGURE}, logged on each fold's run (make report puts it and the tables into "
               "docs/results.md)")
+
 
 if __name__ == "__main__":
     main()

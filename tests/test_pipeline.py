@@ -96,3 +96,23 @@ def test_point_form_trains_and_scores_as_a_one_value_distribution(tmp_path):
     # The point is its own 80 % interval: zero width, it covers (almost) nothing; CRPS is its absolute error.
     assert metrics["test_width_80"] == 0 and metrics["test_coverage_80"] < 0.05
     assert metrics["test_crps"] > metrics["naive_crps"] / 2 and np.isfinite(metrics["skill_crps"])
+
+
+def test_a_run_killed_after_fit_is_not_finished(tmp_path, monkeypatch):
+    """Lightning ends the fit before the bundle and the tables are logged: the run must not read FINISHED then (a
+    reader of finished runs would find it without them), only once they are."""
+    import stockcast.pipeline as pipeline
+
+    seen = {}
+    scoring = pipeline._after_fit
+
+    def killed_here(model, trainer, *args):
+        run_id = trainer.logger.run_id
+        seen["status"] = mlflow.MlflowClient(trainer.logger._tracking_uri).get_run(run_id).info.status
+        return scoring(model, trainer, *args)
+
+    monkeypatch.setattr(pipeline, "_after_fit", killed_here)
+    result = run(compose_train(tmp_path, "end=2024-12-31", "trainer.max_epochs=1"))
+    assert seen["status"] == "RUNNING"
+    finished = mlflow.MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert finished.info.status == "FINISHED" and finished.data.tags["bundle"] == BUNDLE_PATH

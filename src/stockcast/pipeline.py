@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,8 +26,8 @@ from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
 from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
-from stockcast.eval.per_ticker import NET, PER_TICKER, score_tickers, summary
-from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive
+from stockcast.eval.per_ticker import COVERAGE, NET, PER_TICKER, PER_TICKER_VAL, SELF, score_tickers, summary
+from stockcast.metrics import Quantiles, averages, compare_distributions, compare_with_naive, crps
 from stockcast.models.module import Forecaster
 from stockcast.models.net import ForecastNet
 from stockcast.plots import forecast_figure
@@ -39,6 +40,19 @@ log = logging.getLogger(__name__)
 BUNDLE_PATH = "bundle"
 SCORING_BATCH = 65536  # windows per forward pass when scoring: a universe's test year at once would not fit
 T = TypeVar("T")
+
+
+class OpenRunLogger(MLFlowLogger):
+    """Lightning's MLflow logger (`logger` config), except that the end of training leaves the run RUNNING.
+
+    Lightning marks the run FINISHED when `trainer.fit` returns, minutes before `run` logs its bundle and tables;
+    `run` marks it FINISHED itself once they are logged, so a reader of finished runs never finds one without
+    them, and a run killed in between is not FINISHED. The best checkpoint is still logged here (`log_model`)."""
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        if self._initialized and self._checkpoint_callback:
+            self._scan_and_log_checkpoints(self._checkpoint_callback)
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,7 @@ def run(cfg: DictConfig) -> RunResult:
         logging.getLogger("lightning").handlers.clear()  # Hydra's root handlers lines would print twice
     L.seed_everything(cfg.seed, workers=True)
     tracking_uri = prepare_store(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.artifact_location)
-    logger: MLFlowLogger = instantiate(cfg.logger)
+    logger: OpenRunLogger = instantiate(cfg.logger)  # the run stays open until the bundle is logged
     client, run_id = logger.experiment, logger.run_id
     try:
         logger.log_hyperparams(_container(cfg))  # nested keys become `model/net/hidden`
@@ -80,24 +94,29 @@ def run(cfg: DictConfig) -> RunResult:
             client.set_tag(run_id, f"data_warning_{number}", warning)
         model: Forecaster = instantiate(cfg.model, _convert_="all")
         model.net.set_scaler(**asdict(datamodule.scaler))
+        slopes = _panel_slopes(datamodule, cfg.model.quantiles)
+        model.net.set_panel_har(slopes)
         model.net.calibrate(datamodule.train.inputs, datamodule.train.targets)
+        start = _Start.of(model, datamodule)
         callbacks = [instantiate(callback) for callback in cfg.callbacks.values() if callback]  # null: left out
         trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
         started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule)
         fit_seconds = time.perf_counter() - started
-        metrics, tested, panel = _agreed(trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles))
+        pooled = slopes if len(datamodule.symbols) > 1 else None  # panel HAR over one ticker is its HAR
+        metrics, forecasts, panel = _agreed(
+            trainer, lambda: _after_fit(model, trainer, datamodule, cfg.model.quantiles, pooled, start))
         if not trainer.is_global_zero:  # DDP: rank 0 alone logs the run; the others' work ends with the fit
             return RunResult("", tracking_uri, datamodule.symbol, metrics, None)
         assert run_id is not None  # rank 0's logger started the run (other ranks' have none)
         if len(datamodule.symbols) > 1:
-            metrics |= _log_per_ticker(client, run_id, datamodule, tested)
+            metrics |= _log_per_ticker(client, run_id, datamodule, forecasts)
         windows = trainer.global_step * datamodule.batch_size  # about: an epoch's last batch may be short
         cost = {"fit_seconds": fit_seconds, "fit_windows_per_second": windows / fit_seconds,
                 "fit_steps": float(trainer.global_step), "train_windows": float(len(datamodule.train))}
         logger.log_metrics(metrics | cost)  # the cost is logged, not kept: the same run twice has the same metrics
         symbol = datamodule.symbols[0]  # the plot shows the first ticker
-        split, forecast = datamodule.by_symbol[symbol]["test"], tested[NET]
+        split, forecast = datamodule.by_symbol[symbol]["test"], forecasts["test"][NET]
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
@@ -119,10 +138,34 @@ class RankFailed(RuntimeError):
     """Another DDP rank failed after training: the run is not logged, and this rank fails too."""
 
 
-def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModule,
-               levels: list[float]) -> tuple[dict[str, float], dict[str, Quantiles], dict]:
-    _restore_best(model, trainer)
-    return _test(model, datamodule, levels)
+@dataclass(frozen=True)
+class _Start:
+    """The untrained net, calibrated: its weights and buffers, and its loss on the validation windows the
+    checkpoint is chosen on (Lightning validates only after training steps, so the start would never be a
+    candidate)."""
+
+    state: dict[str, torch.Tensor]
+    val_loss: float
+
+    @classmethod
+    def of(cls, model: Forecaster, datamodule: PriceDataModule) -> _Start:
+        split, total = datamodule.val_seen, 0.0
+        model.eval()  # as Lightning validates: no dropout
+        with torch.no_grad():
+            for first in range(0, len(split), SCORING_BATCH):
+                rows = split.rows(first, min(first + SCORING_BATCH, len(split)))
+                total += float(model.loss_of(rows.inputs, rows.targets)) * len(rows)
+        model.train()
+        state = {key: value.clone() for key, value in model.state_dict().items()}
+        return cls(state, total / len(split) if len(split) else float("inf"))  # no windows: never kept
+
+
+def _after_fit(model: Forecaster, trainer: L.Trainer, datamodule: PriceDataModule, levels: list[float],
+               slopes: list[list[float]] | None,
+               start: _Start) -> tuple[dict[str, float], dict[str, dict[str, Quantiles]], dict]:
+    kept_start = _restore_best(model, trainer, start)
+    metrics, forecasts, panel = _test(model, datamodule, levels, slopes)
+    return metrics | {"start_val_loss": start.val_loss, "kept_start": float(kept_start)}, forecasts, panel
 
 
 def _agreed(trainer: L.Trainer, work: Callable[[], T]) -> T:
@@ -151,58 +194,104 @@ def _agreed(trainer: L.Trainer, work: Callable[[], T]) -> T:
     return result
 
 
-def _restore_best(model: Forecaster, trainer: L.Trainer) -> None:
-    """Load the best validation epoch's weights (and scaler buffers) back into `model`.
+def _restore_best(model: Forecaster, trainer: L.Trainer, start: _Start) -> bool:
+    """Load the best validation's weights (and scaler buffers) back into `model`, or the start's where no
+    validation beat its loss; returns whether the start was kept.
 
     Not `trainer.test(ckpt_path="best")`: `_test` scores the exported net itself, so what is served is what was tested.
     """
     checkpoint = trainer.checkpoint_callback
-    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["state_dict"])
     val_loss = trainer.callback_metrics.get("val_loss")
     if val_loss is None or not torch.isfinite(val_loss):
         raise StockcastError(f"training diverged: validation loss is {val_loss}")
+    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
+        if checkpoint.best_model_score is not None and float(checkpoint.best_model_score) >= start.val_loss:
+            model.load_state_dict(start.state)
+            return True
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])
+    return False
 
 
-def _test(model: Forecaster, datamodule: PriceDataModule,
-          levels: list[float]) -> tuple[dict[str, float], dict[str, Quantiles], dict]:
+def _test(model: Forecaster, datamodule: PriceDataModule, levels: list[float],
+          slopes: list[list[float]] | None) -> tuple[dict[str, float], dict[str, dict[str, Quantiles]], dict]:
     """Forecast the validation and test windows with the exported net itself and score them in price
     units: the point forecast (the median) against the last close, the distribution against the
     naive-empirical, EWMA, range EWMA, HAR (and, over several tickers, panel HAR) baselines fit on each ticker's
     training windows (a point net counts as a one-value distribution). The validation period's averages are for
-    choosing configurations. Returns the metrics, the test forecasts by prefix (the net's under NET) and what the
+    choosing configurations. Returns the metrics, each period's forecasts by prefix (the net's under NET) and what the
     bundle's metadata keeps of the baselines (panel HAR's slopes, which the backtest applies again)."""
     net = model.net.eval()
     metrics: dict[str, float] = {}
-    tested: dict[str, Quantiles] = {}
-    slopes = _panel_slopes(datamodule, levels)
+    forecasts: dict[str, dict[str, Quantiles]] = {}
     baselines = _baselines(datamodule, levels, slopes)
     for period in ("val", "test"):
         split = getattr(datamodule, period)
-        with torch.no_grad():
-            outputs = torch.cat([net(part).double() for part in split.inputs.split(SCORING_BATCH)]).numpy()
-        forecast = Quantiles(outputs, np.asarray(levels)) if outputs.ndim == 3 else Quantiles.point(outputs)
+        own, start = _parts(net, split.inputs, levels)
         actual, last_close = split.targets.double().numpy(), split.inputs[:, -1, 0].double().numpy()
+        if period == "val" and own.levels.size > 1:  # the served weight, chosen on the validation year
+            net.weight.fill_(_combination_weight(own, start, baselines["val"]["naive"], actual, last_close,
+                                                 datamodule.by_symbol))
+            metrics["combination_weight"] = float(net.weight)
+        weight = float(net.weight)
+        forecast = Quantiles(weight * own.values + (1 - weight) * start.values, own.levels)
+        forecasts[period] = {NET: forecast, SELF: own} | baselines[period]
         if period == "val":
             scores = compare_with_naive(forecast.median, actual, last_close, "val", "val_naive", "val_skill_mape")
-            named = {"val": forecast} | {f"val_{name}": found for name, found in baselines["val"].items()}
+            named = {"val": forecast, f"val_{SELF}": own} | {f"val_{name}": found
+                                                             for name, found in baselines["val"].items()}
             scores |= compare_distributions(named, actual, last_close, reference="val_naive")
             metrics |= averages(scores)
         else:
             metrics |= compare_with_naive(forecast.median, actual, last_close)
-            tested = {NET: forecast} | baselines["test"]
-            metrics |= compare_distributions(tested, actual, last_close)
+            metrics |= compare_distributions(forecasts[period], actual, last_close)
     broken = sorted(key for key, value in metrics.items() if not np.isfinite(value))
     if broken:
         raise StockcastError(f"training diverged: the net's forecasts score {', '.join(broken[:5])} not finite")
-    return metrics, tested, {} if slopes is None else {"panel_har": {"slopes": slopes}}
+    return metrics, forecasts, {} if slopes is None else {"panel_har": {"slopes": slopes}}
 
 
-def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list[float]] | None:
-    """Panel HAR's slopes, pooled over the seen tickers' training windows; None for one ticker (it is HAR)."""
-    if len(datamodule.symbols) == 1:
-        return None
+def _parts(net: ForecastNet, inputs: torch.Tensor, levels: list[float]) -> tuple[Quantiles, Quantiles]:
+    """The net's own forecasts of `inputs` and its start's (the same for a point net)."""
+    own, start = [], []
+    with torch.no_grad():
+        for part in inputs.split(SCORING_BATCH):
+            forecast, begun = net.parts(part)
+            own.append(forecast.double())
+            start.append(begun.double())
+    found = [torch.cat(chunks).numpy() for chunks in (own, start)]
+    if found[0].ndim == 2:
+        return Quantiles.point(found[0]), Quantiles.point(found[1])
+    return Quantiles(found[0], np.asarray(levels)), Quantiles(found[1], np.asarray(levels))
+
+
+WEIGHTS = np.linspace(0, 1, 21)  # the combination weights tried on the validation year
+
+
+def _combination_weight(own: Quantiles, start: Quantiles, naive: Quantiles, actual: np.ndarray,
+                        last_close: np.ndarray, by_symbol: dict[str, dict[str, Split]]) -> float:
+    """The weight w of the served w x net + (1 - w) x start (quantile averaging) with the highest mean CRPS skill
+    over the validation year's tickers (each against naive-empirical over its own windows): the mean the universe's
+    tables report."""
+    bounds = np.cumsum([0, *(len(periods["val"]) for periods in by_symbol.values())])
+    reference = _ticker_means(crps(naive.values, actual, last_close, naive.levels), bounds)
+
+    def skill(weight: float) -> float:
+        mixed = weight * own.values + (1 - weight) * start.values
+        return float(np.nanmean(1 - _ticker_means(crps(mixed, actual, last_close, own.levels), bounds) / reference))
+
+    return float(max(WEIGHTS, key=skill))
+
+
+def _ticker_means(scores: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """[N, H] per-window scores in ticker order -> [tickers] each ticker's mean (NaN for one without windows)."""
+    sums = np.add.reduceat(np.append(scores.mean(axis=1), 0.0), bounds[:-1])
+    counts = np.diff(bounds)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list[float]]:
+    """Panel HAR's slopes, pooled over the seen tickers' training windows (over one ticker: its HAR's)."""
     panel = (periods["train"].bars.double().numpy() for symbol, periods in datamodule.by_symbol.items()
              if symbol not in datamodule.unseen)
     return PanelHar.pooled(levels, panel, datamodule.horizon).slopes.tolist()
@@ -238,15 +327,23 @@ def _baselines(datamodule: PriceDataModule, levels: list[float],
 
 
 def _log_per_ticker(client: MlflowClient, run_id: str, datamodule: PriceDataModule,
-                    tested: dict[str, Quantiles]) -> dict[str, float]:
-    """per_ticker.csv and crps_by_origin.csv as artifacts; returns their summary metrics (`per_ticker.summary`)."""
-    test = datamodule.test
-    origins = [_origin_dates(datamodule.prices[symbol], periods["test"])
-               for symbol, periods in datamodule.by_symbol.items()]
-    table, by_origin = score_tickers(tested, test.targets.double().numpy(), test.inputs[:, -1, 0].double().numpy(),
-                                     list(datamodule.by_symbol), origins, datamodule.unseen)
+                    forecasts: dict[str, dict[str, Quantiles]]) -> dict[str, float]:
+    """per_ticker.csv and crps_by_origin.csv (the test year) and per_ticker_val.csv (the validation year, where
+    choices are made: the same columns, `val_coverage_80` for the coverage) as artifacts; returns the test year's
+    summary metrics (`per_ticker.summary`)."""
+    tables = {}
+    for period in ("val", "test"):
+        split = getattr(datamodule, period)
+        origins = [_origin_dates(datamodule.prices[symbol], periods[period])
+                   for symbol, periods in datamodule.by_symbol.items()]
+        tables[period] = score_tickers(forecasts[period], split.targets.double().numpy(),
+                                       split.inputs[:, -1, 0].double().numpy(), list(datamodule.by_symbol), origins,
+                                       datamodule.unseen)
+    (table, by_origin), (validated, _) = tables["test"], tables["val"]
     with tempfile.TemporaryDirectory() as folder:
         table.to_csv(Path(folder) / PER_TICKER, index=False, float_format="%.6g")
+        validated.rename(columns={COVERAGE: f"val_{COVERAGE.removeprefix('test_')}"}).to_csv(
+            Path(folder) / PER_TICKER_VAL, index=False, float_format="%.6g")
         by_origin.to_csv(Path(folder) / CRPS_BY_ORIGIN, index=False, float_format="%.8g")
         client.log_artifacts(run_id, folder)
     return summary(table, by_origin, datamodule.horizon)

@@ -20,7 +20,11 @@ from stockcast.data.download import PRICES_DIR
 ARCHIVE = PRICES_DIR / "universe.tar.xz"
 SHARED = ("AAPL", "BBAS3.SA", "ITUB4.SA", "MSFT", "PETR4.SA", "VALE3.SA")  # prices/*.csv: always seen
 MARKETS = ("us", "b3")  # universe2024 trains both, universe2025 the B3 stocks (the US files end in 2024)
-FOLDS = {"universe2024": MARKETS, "universe2025": ("b3",)}
+FOLDS = {"universe2024": MARKETS, "universe2025": ("b3",)}  # the test folds: their test years are reported
+# Selection folds, never reported as a test: a fold's settings and lists one year earlier, so that choices (the
+# combination weight, the start, calibration) are seen on more than one validation year (2022 here, 2023 in
+# universe2024).
+SELECTION = {"universe2023": "universe2024"}
 UNSEEN_SHARE = 5  # one ticker in five is never trained on
 SEED = 27  # the issue that asked for it
 SAMPLE_SIZE = 40  # tickers the per-ticker default also trains on, beside the global net
@@ -65,11 +69,12 @@ def _listing(name: str, tickers: list[str]) -> str:
 
 
 def write_lists(folder: Path) -> None:
-    """Rewrite each fold's lists (the part of its config after the LISTS marker) from the rules."""
-    for fold in FOLDS:
+    """Rewrite each fold's lists (the part of its config after the LISTS marker) from the rules; a selection fold
+    gets its test fold's tickers and unseen ones, and no per-ticker sample."""
+    for fold in [*FOLDS, *SELECTION]:
         path = folder / f"{fold}.yaml"
         head = path.read_text().split(LISTS)[0]
-        tickers = fold_tickers(fold)
+        tickers = fold_tickers(SELECTION.get(fold, fold))
         hidden = unseen(tickers)
         lists = [_listing("stock", tickers), _listing("unseen", hidden),
                  _listing("per_ticker_sample", sample(tickers, hidden) if fold == SAMPLED else [])]

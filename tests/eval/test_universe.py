@@ -19,17 +19,17 @@ from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.per_ticker import COLUMNS
 from stockcast.models.net import FLOOR, daily_variance
 from stockcast.runtime.bundle import load_bundle
-from stockcast.universe import FOLDS, SAMPLED, SHARED, fold_tickers, sample, unseen
+from stockcast.universe import FOLDS, SAMPLED, SELECTION, SHARED, fold_tickers, sample, unseen
 from tests.conftest import compose_config
 from tests.runtime.test_handler import MEDIAN, _context, handler_module
 
 LEVELS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
 
 
-@pytest.mark.parametrize("fold", list(FOLDS))
+@pytest.mark.parametrize("fold", [*FOLDS, *SELECTION])
 def test_each_fold_lists_what_its_seeded_rules_give(fold):
     cfg = load_config("train", [f"experiment={fold}"])
-    tickers = fold_tickers(fold)
+    tickers = fold_tickers(SELECTION.get(fold, fold))  # a selection fold: its test fold's tickers
     assert list(cfg.stock) == tickers and set(SHARED) <= set(tickers)
     assert list(cfg.data.unseen) == unseen(tickers) and len(cfg.data.unseen) == round(len(tickers) / 5)
     assert not set(cfg.data.unseen) & set(SHARED)  # the six shared tickers are trained on in both folds
@@ -131,7 +131,7 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     """universe2024 on eight tickers, two unseen: the per-ticker table, panel HAR's metrics and the summary are
     logged; the archived bundle answers an unseen ticker and one from outside the universe, as the net does."""
     from stockcast.eval.evaluation import evaluate
-    from stockcast.eval.per_ticker import PER_TICKER
+    from stockcast.eval.per_ticker import PER_TICKER, PER_TICKER_VAL
     from stockcast.eval.report import universe_figure, universe_section
     from stockcast.pipeline import BUNDLE_PATH, run
     from stockcast.serving.archive import archive
@@ -149,8 +149,12 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
     table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=PER_TICKER,
                                                             tracking_uri=result.tracking_uri))
     assert list(table.columns) == COLUMNS and set(table.ticker) == set(SMALL)
+    validated = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path=PER_TICKER_VAL,
+                                                                tracking_uri=result.tracking_uri))
+    assert list(validated.columns) == [*COLUMNS[:-1], "val_coverage_80"] and set(validated.ticker) == set(SMALL)
+    assert 0 <= result.metrics["combination_weight"] <= 1  # the served weight, chosen on validation
     assert dict(zip(table.ticker, table.seen, strict=True)) == {t: t not in ("KO", "JNJ") for t in SMALL}
-    assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean())
+    assert result.metrics["unseen_skill_crps"] == pytest.approx(table[~table.seen].skill_crps.mean(), rel=1e-5)  # %.6g
     assert any("AMCR: cut" in warning for warning in result.meta.data["warnings"])
     assert result.meta.any_ticker and result.meta.raw["unseen"] == ["KO", "JNJ"]
 
@@ -201,3 +205,57 @@ def test_a_small_universe_trains_one_global_net_that_serves_a_ticker_it_never_sa
         assert answer["forecast"] == pytest.approx(want[:, MEDIAN].tolist(), rel=1e-5)
     assert answers[1][1]["dates"][0] == "2024-12-02" and answers[0][1]["dates"][0] == "2024-12-02"
     assert "has no deployed model" in answers[3][1]["message"]
+
+
+def _window_panel_har(levels, slopes, bars: np.ndarray, horizon: int) -> PanelHar:
+    """[C, 4] one window's bars -> panel HAR with its level fit on the window alone: `PanelHar` on every 23-row run
+    of the window (22 daily variances: the regressors' longest span)."""
+    runs = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(bars, 23, axis=0).transpose(0, 2, 1))
+    reference = PanelHar(levels, slopes)
+    reference._fit_sigma(runs, np.empty((len(runs), horizon)))
+    reference.last = runs[-1:]
+    return reference
+
+
+def test_the_untrained_net_answers_panel_hars_quantiles(universe):
+    """start=panel_har, calibrated as the pipeline does, before any training: on real windows of two tickers, the
+    quantiles are panel HAR's (slopes pooled over the training windows, the level fit on the window's own days)
+    times the training windows' quantiles of the change standardized by it, within 1e-5 relative. A window too
+    short for a level of its own gets the training windows' mean level."""
+    from stockcast.models.net import ForecastNet
+
+    horizon, context = 10, 100
+    train, test = [], []
+    for ticker in ("KO", "AMD"):
+        bars = read_price_csv(universe / "us" / f"{ticker}.csv")[["Close", "Open", "High", "Low"]].to_numpy()
+        train.append(make_windows(bars[-900:-150], context, horizon))
+        test.append(make_windows(bars[-150:], context, horizon)[0][::20])
+    inputs, targets = (np.concatenate(parts).astype(np.float32) for parts in zip(*train, strict=True))
+    slopes = PanelHar.pooled(LEVELS, [part.astype(np.float32) for part, _ in train], horizon).slopes.tolist()
+    net = ForecastNet(["Close", "Open", "High", "Low"], hidden=8, horizon=horizon, quantiles=LEVELS, window=20,
+                      context=context, volatility="garman_klass", start="panel_har")
+    net.set_panel_har(slopes)
+    net.calibrate(torch.from_numpy(inputs), torch.from_numpy(targets))
+    steps = np.sqrt(np.arange(1, horizon + 1))
+    fitted = [_window_panel_har(LEVELS, slopes, window.astype(float), horizon) for window in inputs]
+    sigma = np.stack([reference._sigma(reference.last, horizon)[0] for reference in fitted])  # [N, H]
+    z = np.quantile(np.log(targets / inputs[:, -1, :1]) / (sigma * steps), LEVELS, axis=0).T  # [H, Q]
+    windows = np.concatenate(test).astype(np.float32)
+    with torch.no_grad():
+        answered = net(torch.from_numpy(windows)).double().numpy()
+    expected = []
+    for window in windows:
+        reference = _window_panel_har(LEVELS, slopes, window.astype(float), horizon)
+        expected.append(window[-1, 0] * np.exp(z * (reference._sigma(reference.last, horizon)[0] * steps)[:, None]))
+    np.testing.assert_allclose(answered, np.stack(expected), rtol=1e-5)
+
+    mean_level = np.mean([reference.coefficients[0] for reference in fitted], axis=0)
+    np.testing.assert_allclose(net.har_level.numpy(), mean_level, rtol=1e-4)
+    short = windows[:, -32:]  # too few rows for a level of its own: 33 needed with 10 steps
+    variances = daily_variance(torch.from_numpy(short.astype(float)), "garman_klass").numpy()
+    floor = FLOOR * np.median(variances, axis=1, keepdims=True)
+    current = np.stack([np.log(np.maximum(variances[:, -n:].mean(axis=1, keepdims=True), floor))[:, 0]
+                        for n in (1, 5, 22)], axis=1)
+    with torch.no_grad():
+        answered = net.har_volatility(torch.from_numpy(short)).double().numpy()
+    np.testing.assert_allclose(answered, np.exp(0.5 * (mean_level + current @ np.asarray(slopes))), rtol=1e-4)

@@ -205,3 +205,30 @@ def test_the_fast_encoding_gives_the_general_ones_values(features):
     fast = net.encode_inputs(rows)
     net._all_prices = False  # the general path, as a net with a volume column takes it
     assert torch.allclose(net.encode_inputs(rows), fast, rtol=1e-5, atol=1e-6)
+
+
+def test_the_served_forecast_is_the_combination_weight_read_from_the_bundle(tmp_path):
+    """forward = weight x the net's quantiles + (1 - weight) x its start's, the weight a buffer: a bundle written
+    with weight 0.25 answers that mixture when loaded, quantile by quantile, and not the net alone."""
+    from stockcast.runtime.bundle import load_bundle, write_bundle
+
+    generator = torch.Generator().manual_seed(3)
+    prices = _bars(generator, 6, 60)
+    net = ForecastNet(["Close", "Open", "High", "Low"], hidden=8, horizon=5, quantiles=LEVELS, window=20,
+                      context=60, volatility="garman_klass", start="panel_har")
+    net.set_panel_har([[0.4] * 5, [0.3] * 5, [0.2] * 5])
+    net.calibrate(prices, prices[:, -5:, 0] * 1.01)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    net.weight.fill_(0.25)
+    arguments = {"features": ["Close", "Open", "High", "Low"], "hidden": 8, "horizon": 5, "quantiles": LEVELS,
+                 "window": 20, "context": 60, "volatility": "garman_klass", "start": "panel_har"}
+    loaded = load_bundle(write_bundle(tmp_path, net.eval(), {"symbol": "X", "window": 20, "horizon": 5,
+                                                             "features": arguments["features"], "net": arguments})).net
+    with torch.no_grad():
+        own, start = net.parts(prices)
+        served = loaded(prices)
+    assert float(loaded.weight) == 0.25
+    torch.testing.assert_close(served, 0.25 * own + 0.75 * start)
+    assert not torch.allclose(served, own, rtol=1e-3)

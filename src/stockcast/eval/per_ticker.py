@@ -18,10 +18,14 @@ from stockcast.metrics import Quantiles, compare_distributions, crps, pooled_tes
 from stockcast.runtime.metric_keys import HAR, PANEL_HAR, PEERS, RANGE_EWMA
 
 PER_TICKER = "per_ticker.csv"  # a pooled run's artifact: one row per test ticker, COLUMNS
-NET = "test"  # the net's prefix among a run's test forecasts (`test_crps`, `skill_crps`)
+PER_TICKER_VAL = "per_ticker_val.csv"  # the same over the validation year, `val_coverage_80` for COVERAGE
+NET = "test"  # the served forecast's prefix among a run's test forecasts (`test_crps`, `skill_crps`)
+SELF = "net"  # the net's own, before its combination with its start (`net_crps`, `net_skill_crps`)
 SKILLS = tuple(peer.prefix for peer in (*PEERS, PANEL_HAR))  # the baselines whose skills per_ticker.csv lists
 CONTENDERS = tuple(peer.prefix for peer in (RANGE_EWMA, HAR, PANEL_HAR))  # a pooled net's bar: the best of these
-COLUMNS = ["ticker", "seen", "origins", "skill_crps", *(f"{name}_skill_crps" for name in SKILLS), "test_coverage_80"]
+COVERAGE = "test_coverage_80"
+COLUMNS = ["ticker", "seen", "origins", "skill_crps", f"{SELF}_skill_crps", *(f"{name}_skill_crps" for name in SKILLS),
+           COVERAGE]
 COVERAGE_BAND = (0.75, 0.85)  # an 80 % interval whose hit rate lies here counts as calibrated
 
 

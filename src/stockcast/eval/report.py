@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from stockcast import plots
 from stockcast.config import load_config
 from stockcast.errors import StockcastError
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
-from stockcast.eval.per_ticker import PER_TICKER, best_baseline
+from stockcast.eval.per_ticker import COVERAGE_BAND, PER_TICKER, PER_TICKER_VAL, SELF, best_baseline
 from stockcast.eval.scoring import MODEL, RANGE_REFERENCE
 from stockcast.metrics import pooled_test
 from stockcast.runtime.metric_keys import HAR, PANEL_HAR, PEERS, RANGE_EWMA, model_key, skill_key
-from stockcast.universe import FOLDS, SAMPLED, SHARED
+from stockcast.universe import FOLDS, SAMPLED, SELECTION, SHARED
 
 SECTION = "results"  # the section of docs/results.md `make report` rewrites (stockcast.markdown)
 UNIVERSE = "universe"  # the MLflow experiment of `make universe`, and its section of docs/results.md
@@ -163,8 +165,50 @@ def universe_section(client: MlflowClient, experiment_name: str = UNIVERSE) -> s
                  f"global net is better on {better:.0%} of them (mean skill {sample['global net'].mean():.3g} % "
                  f"against {sample['per-ticker default'].mean():.3g} %).", "",
                  sample.to_markdown(index=False, floatfmt=".3g")]
-    return "\n".join(text + ["", "What it cost (2-core CPU unless the run says otherwise):", "",
-                             pd.DataFrame(costs).to_markdown(index=False, floatfmt=".3g")])
+    text += ["", "What it cost (2-core CPU unless the run says otherwise):", "",
+             pd.DataFrame(costs).to_markdown(index=False, floatfmt=".3g")]
+    ablation = ablation_table(client, runs)
+    if ablation is not None:
+        text += ["", "The ablation, on the validation years only (2022: the selection fold universe2023; 2023: "
+                 "universe2024's), the newest finished run of each start: mean CRPS skill (%) over seen and unseen "
+                 "tickers, the share of tickers whose 80 % range held 75..85 % of the time, and the fit's minutes. "
+                 "`net` is the net alone, `+ combination` the served w x net + (1 - w) x its start, w chosen on the "
+                 "run's own validation year; panel HAR is the baseline (its level from each ticker's whole "
+                 "training history).", "", ablation.to_markdown(index=False, floatfmt=".3g")]
+    return "\n".join(text)
+
+
+ABLATION_FOLDS = {**{fold: "2022" for fold in SELECTION}, SAMPLED: "2023"}  # each fold's validation year
+
+
+def ablation_table(client: MlflowClient, runs: list[Run]) -> pd.DataFrame | None:
+    """Per start (`model/net/start`), stage (the net alone, + combination) and validation year: seen and unseen mean
+    skill, calibrated share, combination weight and fit minutes, from each fold's newest run's per_ticker_val.csv.
+    None when no fold run logged one."""
+    rows = []
+    for fold, year in ABLATION_FOLDS.items():
+        newest: dict[str, Run] = {}
+        for run in runs:
+            start = run.data.params.get("model/net/start", "ewma")
+            if run.info.run_name == fold and start not in newest:
+                newest[start] = run
+        for start, run in sorted(newest.items()):
+            if PER_TICKER_VAL not in {artifact.path for artifact in client.list_artifacts(run.info.run_id)}:
+                continue
+            table = _artifact_csv(client, run.info.run_id, PER_TICKER_VAL)
+            metrics = run.data.metrics
+            for stage, column in ((f"{start} start: net", f"{SELF}_skill_crps"), ("+ combination", "skill_crps")):
+                row: dict[str, Any] = {"configuration": stage, "validation year": year}
+                for group, part in (("seen", table[table.seen]), ("unseen", table[~table.seen])):
+                    row[f"{group} skill"] = 100 * part[column].mean()
+                    row[f"{group} panel HAR"] = 100 * part["panel_har_skill_crps"].mean()
+                calibrated = table["val_coverage_80"].between(*COVERAGE_BAND).mean()
+                row |= {"calibrated (coverage of combination)": calibrated if stage == "+ combination" else None,
+                        "w": metrics.get("combination_weight", float("nan")) if stage == "+ combination" else None,
+                        "kept start": bool(metrics.get("kept_start", 0)),
+                        "fit minutes": metrics.get("fit_seconds", float("nan")) / 60, "run": run.info.run_id[:8]}
+                rows.append(row)
+    return pd.DataFrame(rows) if rows else None
 
 
 def _fold_runs(client: MlflowClient, experiment_name: str) -> tuple[list, dict]:

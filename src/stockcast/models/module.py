@@ -76,15 +76,19 @@ class Forecaster(L.LightningModule):
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
         return self.net(prices)
 
+    def loss_of(self, prices: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of windows [B, W, F] and their next closes [B, H], in the head's encoded space."""
+        sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
+        scale = self.net.scale(prices, sigma) if self.net.target == "volatility" else None
+        outputs, encoded = self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, scale)
+        if self.weighting == "volatility":  # each window's loss in log-price units: the scale x standardized
+            assert scale is not None  # weighting="volatility" needs target="volatility", which has a scale
+            return self.loss(outputs, encoded, scale.detach())
+        return self.loss(outputs, encoded)
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         prices, targets = batch  # [B, W, F], [B, H]
-        sigma = self.net.sigma(prices)  # once per batch, for the inputs and the targets
-        outputs, encoded = self.net.predict_encoded(prices, sigma), self.net.encode_target(targets, prices, sigma)
-        if self.weighting == "volatility":  # each window's loss in log-price units: sigma sqrt(h) x standardized
-            assert sigma is not None  # weighting="volatility" needs target="volatility", which reads sigma
-            loss = self.loss(outputs, encoded, self.net.step_scale(sigma).detach())
-        else:
-            loss = self.loss(outputs, encoded)
+        loss = self.loss_of(prices, targets)
         # sync_dist: under DDP every rank gets the mean over ranks, so all name and pick the same best checkpoint
         self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(prices),
                  sync_dist=True)

@@ -16,6 +16,11 @@ from torch.nn import functional as F
 
 PRICE_FEATURES = ("Open", "High", "Low", "Close", "Adj Close")
 TARGETS = ("volatility", "relative", "level")
+# Where an untrained volatility net starts (its scale per step, with the training windows' standardized quantiles):
+# "ewma", the range EWMA at the origin for every step; "panel_har", panel HAR's forecast of each step's mean daily
+# variance (slopes pooled over the training tickers, `set_panel_har`; the ticker's level from the window's own days).
+STARTS = ("ewma", "panel_har")
+HAR_SPANS = (1, 5, 22)  # panel HAR's regressors: the log mean variance of the last 1, 5 and 22 days
 EWMA_LAMBDA = 0.94  # RiskMetrics' daily decay: the starting variance weighs 0.94**n after n returns
 # Daily variance estimators: squared close-to-close log returns, or the day's open, high, low and close
 # (Parkinson 1980; Garman and Klass 1980; Rogers and Satchell 1991), several times more efficient.
@@ -65,6 +70,13 @@ def _ewma_weights(decay: float, count: int, dtype: torch.dtype, device: torch.de
         return decay ** torch.arange(count - 1, -1, -1, dtype=dtype, device=device)
 
 
+def _trailing_means(variances: torch.Tensor, days: int) -> torch.Tensor:
+    """[B, D] -> [B, D - days + 1]: the mean of each run of `days` consecutive values, the run ending at column
+    days - 1, days, ..., D - 1."""
+    sums = F.pad(variances.cumsum(-1), (1, 0))
+    return (sums[:, days:] - sums[:, :-days]) / days
+
+
 @functools.lru_cache(maxsize=16)
 def _root_steps(horizon: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """sqrt(1 .. horizon), the growth of a step's spread, made once likewise."""
@@ -99,11 +111,15 @@ class ForecastNet(nn.Module):
     median_variance: torch.Tensor
     variance_ratio: torch.Tensor
     levels: torch.Tensor | None  # None for a point net
+    har_slopes: torch.Tensor
+    har_level: torch.Tensor
+    start_quantiles: torch.Tensor
+    weight: torch.Tensor
 
     def __init__(self, features: list[str], hidden: int = 64, layers: int = 2, dropout: float = 0.0,
                  horizon: int = 10, target: str = "volatility", quantiles: list[float] | None = None,
                  window: int | None = None, context: int | None = None, volatility: str = "close",
-                 decay: float = EWMA_LAMBDA, spans: list[int] | None = None) -> None:
+                 decay: float = EWMA_LAMBDA, spans: list[int] | None = None, start: str = "ewma") -> None:
         super().__init__()
         if volatility not in ESTIMATORS:
             raise ValueError(f"volatility must be one of {ESTIMATORS}, got {volatility!r}")
@@ -117,6 +133,8 @@ class ForecastNet(nn.Module):
             raise ValueError(f"spans must be day counts below the context ({context}), got {spans}")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if start not in STARTS or (start == "panel_har" and target != "volatility"):
+            raise ValueError(f"start must be one of {STARTS} (panel_har: target=volatility), got {start!r}")
         if not features or features[0] != "Close":
             raise ValueError(f"features must start with Close, got {features}")
         if quantiles is not None and not (quantiles and list(quantiles) == sorted(set(quantiles))
@@ -129,7 +147,7 @@ class ForecastNet(nn.Module):
         if context is not None and context < (window or 2):
             raise ValueError(f"context ({context}) must cover the window ({window}) and at least 2 closes")
         self.target, self.horizon, self.window, self.context = target, horizon, window, context
-        self.estimator, self.decay = volatility, decay
+        self.estimator, self.decay, self.start = volatility, decay, start
         # Where the bar's columns sit among the features; the close estimator reads column 0 alone. A view of the
         # leading columns where they are the bar in order (the default features), not a copy.
         self.bars = [features.index(name) for name in BARS] if volatility != "close" else [0, 0, 0, 0]
@@ -151,6 +169,14 @@ class ForecastNet(nn.Module):
         # trading only, not the overnight gap, so sigma = sqrt(variance_ratio x EWMA) is in close-to-close units.
         self.register_buffer("variance_ratio", torch.ones(()))
         self.register_buffer("levels", None if quantiles is None else torch.tensor(quantiles))
+        # Panel HAR's pooled slopes [spans, H] and the training windows' mean level [H] (a window too short for
+        # its own level gets it): set by `set_panel_har` and `calibrate`, read by start="panel_har".
+        self.register_buffer("har_slopes", torch.zeros(len(HAR_SPANS), horizon))
+        self.register_buffer("har_level", torch.zeros(horizon))
+        # The served forecast: weight x the net's quantiles + (1 - weight) x its start's (quantile averaging);
+        # the start's encoded quantiles [H, Q] are kept here, since training moves the head's bias.
+        self.register_buffer("start_quantiles", torch.zeros(horizon, len(quantiles or [None])))
+        self.register_buffer("weight", torch.ones(()))
         if quantiles is not None:
             self._start_at_normal_quantiles()
 
@@ -166,6 +192,11 @@ class ForecastNet(nn.Module):
         gaps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(1e-4)
         with torch.no_grad():
             self.head.bias.copy_(torch.cat([quantiles[:, :1], gaps.expm1().log()], dim=1).reshape(-1).float())
+            self.start_quantiles.copy_(torch.cat([quantiles[:, :1], quantiles[:, :1] + gaps.cumsum(-1)], dim=1))
+
+    def set_panel_har(self, slopes: list[list[float]]) -> None:
+        """Panel HAR's pooled slopes [spans][H] (`eval.baselines.PanelHar.pooled`), before `calibrate`."""
+        self.har_slopes.copy_(torch.tensor(slopes))
 
     def set_scaler(self, feature_min: list[float], feature_max: list[float], change_std: float,
                    median_variance: float | None = None) -> None:
@@ -198,6 +229,10 @@ class ForecastNet(nn.Module):
         ends = torch.cat([ewma_variance(self.daily_variances(part.double()), mean, self.decay) for part in parts])
         self.median_variance.fill_(float(ends.median()) or 1.0)
         self.variance_ratio.fill_(float(sums[1] / sums[0]) if sums[0] > 0 else 1.0)
+        if self.start == "panel_har":
+            own = [self._har_levels(self.daily_variances(part.double())) for part in parts]
+            if own[0] is not None:
+                self.har_level.copy_(torch.cat([level for level in own if level is not None]).mean(0))
         if self.levels is None or self.target != "volatility":
             return
         with torch.no_grad():
@@ -230,6 +265,50 @@ class ForecastNet(nn.Module):
     def step_scale(self, sigma: torch.Tensor) -> torch.Tensor:
         """[B] sigma -> [B, H]: sigma sqrt(h), the spread of each step's log change in encoded units."""
         return sigma[:, None] * _root_steps(self.horizon, sigma.dtype, sigma.device)
+
+    def scale(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L, F] raw prices -> [B, H], each step's unit of the encoded log change: sigma sqrt(h) from the EWMA
+        start; from the panel HAR start, panel HAR's daily volatility over the next h days times sqrt(h).
+        `sigma`: `volatility(prices)` when the caller has it already."""
+        if self.start == "panel_har":
+            return self.har_volatility(prices) * _root_steps(self.horizon, prices.dtype, prices.device)
+        return self.step_scale(self.volatility(prices) if sigma is None else sigma)
+
+    def har_volatility(self, prices: torch.Tensor) -> torch.Tensor:
+        """[B, L, F] raw prices -> [B, H]: panel HAR's forecast of the daily volatility over the next h days,
+        exp((level_h + slopes_h . log mean variances of the last 1, 5, 22 days) / 2), each log floored at FLOOR
+        times the window's median variance (as eval.baselines.Har floors). The level is the window's own: the mean
+        over its days e of log(mean variance of e + 1..e + h) less the slopes times the regressors at e (panel HAR's
+        fixed effect, fit on the window), so it needs max(HAR_SPANS) + horizon + 1 rows (33 for 10 steps); a
+        shorter window gets the training windows' mean level."""
+        variances = self.daily_variances(prices)  # [B, D]
+        floor = (FLOOR * variances.median(-1).values).clamp_min(1e-12)[:, None]  # [B, 1]
+        slopes = self.har_slopes.to(variances.dtype)  # [S, H]
+        logs = [_trailing_means(variances, n).maximum(floor).log() for n in HAR_SPANS]  # [B, D - n + 1] each
+        current = torch.stack([log[:, -1] for log in logs], dim=-1)  # [B, S]
+        level = self._har_levels(variances, logs, floor)
+        if level is None:
+            level = self.har_level.to(variances.dtype).expand(len(variances), -1)
+        return (0.5 * (level + current @ slopes)).exp()
+
+    def _har_levels(self, variances: torch.Tensor, logs: list[torch.Tensor] | None = None,
+                    floor: torch.Tensor | None = None) -> torch.Tensor | None:
+        """[B, D] daily variances -> [B, H] each window's own panel HAR level per step; None when D is too short
+        (fewer than max(HAR_SPANS) + horizon days)."""
+        longest, days = max(HAR_SPANS), variances.shape[-1]
+        if days < longest + self.horizon:
+            return None
+        if floor is None:
+            floor = (FLOOR * variances.median(-1).values).clamp_min(1e-12)[:, None]
+        if logs is None:
+            logs = [_trailing_means(variances, n).maximum(floor).log() for n in HAR_SPANS]
+        design = torch.stack([log[:, -(days - longest + 1):] for log in logs], dim=-1)  # [B, E, S]: days longest-1..
+        slopes = self.har_slopes.to(variances.dtype)
+        levels = []
+        for step in range(1, self.horizon + 1):
+            ahead = _trailing_means(variances, step)[:, longest:].maximum(floor).log()  # [B, E - step]
+            levels.append(ahead.mean(-1) - design[:, :ahead.shape[1]].mean(1) @ slopes[:, step - 1])
+        return torch.stack(levels, dim=-1)
 
     def encode_inputs(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, F] raw -> [B, W, F] network inputs ([B, W - 1, F + 1] for target="volatility").
@@ -267,24 +346,25 @@ class ForecastNet(nn.Module):
         return torch.cat([changes, scale], dim=-1)  # [B, W - 1, F + 1 + spans]
 
     def encode_target(self, targets: torch.Tensor, prices: torch.Tensor,
-                      sigma: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, H] raw closes -> [B, H] in the space the head predicts."""
+                      scale: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, H] raw closes -> [B, H] in the space the head predicts; `scale`: `self.scale(prices)` when known."""
         if self.target == "level":
             return (targets - self.feature_min[0]) / self._span()[0]
         last_close = prices[:, -1, :1]  # [B, 1]
         if self.target == "relative":
             return (targets / last_close - 1) / self.change_std
-        return (targets / last_close).log() / self.step_scale(self.volatility(prices) if sigma is None else sigma)
+        return (targets / last_close).log() / (self.scale(prices) if scale is None else scale)
 
-    def decode(self, outputs: torch.Tensor, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, H] or [B, H, Q] head outputs -> raw closes of the same shape (monotone in the outputs)."""
+    def decode(self, outputs: torch.Tensor, prices: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, H] or [B, H, Q] head outputs -> raw closes of the same shape (monotone in the outputs); `scale`:
+        `self.scale(prices)` when known."""
         trail = (1,) * (outputs.dim() - 2)  # a level axis broadcasts against per-step scales
         if self.target == "level":
             return outputs * self._span()[0] + self.feature_min[0]
         last_close = prices[:, -1, :1].reshape(-1, 1, *trail)  # [B, 1(, 1)]
         if self.target == "relative":
             return last_close * (1 + outputs * self.change_std)
-        scale = self.step_scale(self.volatility(prices) if sigma is None else sigma)  # [B, H]
+        scale = self.scale(prices) if scale is None else scale  # [B, H]
         return last_close * (outputs * scale.reshape(*outputs.shape[:2], *trail)).exp()
 
     def predict_encoded(self, prices: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
@@ -298,9 +378,22 @@ class ForecastNet(nn.Module):
         return torch.cat([outputs[..., :1], outputs[..., :1] + steps], dim=-1)
 
     def forward(self, prices: torch.Tensor) -> torch.Tensor:
-        """[B, L, F] raw prices (oldest first, L >= window) -> [B, H] closes or [B, H, Q] quantile closes."""
-        sigma = self.sigma(prices)  # once for inputs and decoding
-        return self.decode(self.predict_encoded(prices, sigma), prices, sigma)
+        """[B, L, F] raw prices (oldest first, L >= window) -> [B, H] closes or [B, H, Q] quantile closes: the
+        served forecast, `weight` x the net's quantiles + (1 - weight) x its start's."""
+        if self.levels is None or float(self.weight) == 1.0:
+            return self.parts(prices, start=False)[0]
+        net, start = self.parts(prices)
+        return self.weight * net + (1 - self.weight) * start
+
+    def parts(self, prices: torch.Tensor, start: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, L, F] raw prices -> the net's own forecast and (`start`: else the net's again) its start's, the
+        untrained net's: the scale per step times the training windows' standardized quantiles."""
+        sigma = self.sigma(prices)  # once for inputs, the scale and decoding
+        scale = self.scale(prices, sigma) if self.target == "volatility" else None
+        net = self.decode(self.predict_encoded(prices, sigma), prices, scale)
+        if not start or self.levels is None:
+            return net, net
+        return net, self.decode(self.start_quantiles.expand(len(prices), -1, -1), prices, scale)
 
     def sigma(self, prices: torch.Tensor) -> torch.Tensor | None:
         """`volatility(prices)` for target="volatility" (the only form that reads it), else None."""
