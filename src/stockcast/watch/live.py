@@ -47,7 +47,10 @@ def monitor(server: Server, data_dir: Path, tracking_uri: str, stocks: list[str]
             say(table(statuses, settings.rules))
             risks = []
             scores = portfolio_risk.PortfolioScores(track, portfolio_risk.sampler(MODEL_CONFIG))
-            for name, positions in portfolio_risk.watched(WATCHED).items():
+            listed = portfolio_risk.watched(WATCHED) if WATCHED.exists() else {}
+            if not WATCHED.exists():
+                say(f"no watched portfolios: {WATCHED} is absent, no portfolio's VaR is scored")
+            for name, positions in listed.items():
                 missing = sorted(set(positions) - set(track.served_symbols()))
                 if missing:
                     say(f"portfolio {name}: not scored, {', '.join(missing)} never served")
