@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
+from stockcast.eval import risk_tail
 from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
 from stockcast.eval.per_ticker import NET, PER_TICKER, score_tickers, summary
@@ -100,7 +101,7 @@ def run(cfg: DictConfig) -> RunResult:
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
-        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id) | panel
+        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id) | panel | _risk_tail(model.net, datamodule)
         with tempfile.TemporaryDirectory() as folder:
             client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
         client.set_tag(run_id, "bundle", BUNDLE_PATH)
@@ -196,6 +197,26 @@ def _test(model: Forecaster, datamodule: PriceDataModule,
     if broken:
         raise StockcastError(f"training diverged: the net's forecasts score {', '.join(broken[:5])} not finite")
     return metrics, tested, {} if slopes is None else {"panel_har": {"slopes": slopes}}
+
+
+TAIL_STRIDE = 4  # every 4th training window: the tails' fit needs errors, not every overlapping window
+
+
+def _risk_tail(net: ForecastNet, datamodule: PriceDataModule) -> dict[str, Any]:
+    """The marginals' tails fitted to the net's errors on its training (every TAIL_STRIDE-th window) and
+    validation days (`eval.risk_tail`), as metadata.json's `risk_tail`; nothing for a point net or too few."""
+    if net.levels is None:
+        return {}
+    outputs, outcomes, last = [], [], []
+    with torch.no_grad():
+        for split, stride in ((datamodule.train, TAIL_STRIDE), (datamodule.val, 1)):
+            inputs = split.inputs[::stride]
+            outputs += [net(part).double().numpy() for part in inputs.split(SCORING_BATCH)]
+            outcomes.append(split.targets[::stride].double().numpy())
+            last.append(inputs[:, -1, 0].double().numpy())
+    tails = risk_tail.fitted(np.concatenate(outputs), np.concatenate(outcomes), np.concatenate(last),
+                             net.levels.double().numpy())
+    return {} if tails is None else {"risk_tail": tails}
 
 
 def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list[float]] | None:
