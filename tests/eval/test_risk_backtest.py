@@ -98,3 +98,44 @@ def test_the_peers_var_is_their_textbook_formula():
     assert found.var[10, 0.99] == pytest.approx(np.sqrt(10) * found.var[1, 0.99])
     pnl = np.sort(window.returns @ window.weights)
     assert Historical()(window, asked, 10).var[1, 0.99] == pytest.approx(-pnl[int(round((1 - 0.99) * 250)) - 1])
+
+
+def test_make_risk_chooses_on_validation_then_scores_each_year_into_its_own_run(tmp_path, monkeypatch):
+    """backtest() end to end on the synthetic market (its folds' forecasts stand in for the MLflow runs'): the
+    grid walked on the validation span, the choice applied to each test year, a run per year with the artifacts
+    checks read, and the report's section showing every year."""
+    from mlflow import MlflowClient
+
+    from stockcast.eval import risk_backtest
+    from stockcast.eval.report import risk_section
+    from tests.bundles import tiny_bundle
+    from tests.conftest import compose_config
+
+    closes, forecasts = _market()
+    bundle = tiny_bundle("g", {"symbol": "g"})
+
+    def synthetic(client, uri, fold, portfolios, span):
+        return risk_backtest.Marginals(f"run-{fold}", bundle, forecasts,
+                                       {name: closes[list(weights)] for name, weights in portfolios.items()})
+
+    monkeypatch.setattr(risk_backtest, "_forecasts", synthetic)
+    cfg = compose_config(
+        "risk", tmp_path, "validation.start=2024-01-01", "validation.end=2024-03-31",
+        "tests.risk2025.start=2025-01-01", "tests.risk2025.end=2025-03-31",
+        "tests.risk2024.start=2024-04-01", "tests.risk2024.end=2024-06-30",
+        "+portfolios_synthetic={pair: {A: 0.6, B: 0.4}, hedged: {A: 0.5, C: -0.5}}",
+        "validation.portfolios=portfolios_synthetic", "tests.risk2025.portfolios=portfolios_synthetic",
+        "tests.risk2024.portfolios=portfolios_synthetic", "grid.fitted_tail=[false]", "grid.reaction=[0.0,1.0]",
+        "grid.correlation_decay=[null]", "scenarios=1000", "validation_scenarios=300", "ensemble=50")
+    results = risk_backtest.backtest(cfg, tmp_path / "outputs")
+    assert [result.run_name for result in results] == ["risk2025", "risk2024"]
+    assert len(results[0].tails) == 2 and set(results[0].chosen) == set(cfg.grid) | {"scenarios"}
+    client = MlflowClient(cfg.logger.tracking_uri)
+    for result in results:
+        names = {item.path for item in client.list_artifacts(result.run_id)}
+        assert {risk_backtest.RISK_BACKTEST, risk_backtest.JOINT_SCORES, "risk_goals.csv",
+                "validation_tails.csv"} <= names
+        assert list(result.backtest.columns) == risk.BACKTEST_COLUMNS
+        assert client.get_run(result.run_id).data.params["reaction"] == str(result.chosen["reaction"])
+    section = risk_section(client)
+    assert "### 2024" in section and "### 2025" in section and "Chosen on validation" in section

@@ -69,15 +69,15 @@ def net_forecasts(bundle: Bundle, prices: pd.DataFrame, first: pd.Timestamp, las
 
 def walk(name: str, weights: Mapping[str, float], closes: pd.DataFrame, forecasts: Mapping[str, pd.Series],
          levels: np.ndarray, methods: Mapping[str, Method], span: tuple[pd.Timestamp, pd.Timestamp], history: int,
-         members: int, joint: bool = True, tail: Mapping[str, Any] | None = None) -> Walked:
-    """Every origin of `span` (with `history` common days behind it and the next day known) forecast by each of
-    `methods`; `closes`: the tickers' closes on their common days; `joint`: score the joint ensembles too; `tail`:
-    the marginals' bundle's fitted tails."""
+         members: int, joint: bool = True, tail: Mapping[str, Any] | None = None, every: int = 1) -> Walked:
+    """Every `every`-th origin of `span` (with `history` common days behind it and the next day known) forecast by
+    each of `methods`; `closes`: the tickers' closes on their common days; `joint`: score the joint ensembles too;
+    `tail`: the marginals' bundle's fitted tails."""
     tickers = list(weights)
     prices = closes[tickers].to_numpy()
     w = np.array([weights[ticker] for ticker in tickers])
     dates = closes.index
-    origins = [i for i in range(history, len(dates) - 1) if span[0] <= dates[i] <= span[1]]
+    origins = [i for i in range(history, len(dates) - 1) if span[0] <= dates[i] <= span[1]][::every]
     rows: list[dict] = []
     observed: list[np.ndarray] = []
     ensembles: dict[str, list[np.ndarray]] = {method: [] for method in methods}

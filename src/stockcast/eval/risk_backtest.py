@@ -85,8 +85,9 @@ def backtest(cfg: DictConfig, output_dir: Path) -> list[RiskBacktest]:
 
 def choose(cfg: DictConfig, marginals: Marginals, portfolios: dict[str, dict[str, float]],
            span: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Every combination of `cfg.grid` walked over `span` with `cfg.validation_scenarios` scenarios; the one of
-    the lowest mean FZ0 loss of the served 1-day 97.5 % VaR and ES, as `cfg.scenarios`' settings."""
+    """Every combination of `cfg.grid` walked over every `cfg.validation_every`-th day of `span` with
+    `cfg.validation_scenarios` scenarios; the one of the lowest mean FZ0 loss of the served 1-day 97.5 % VaR and
+    ES, as `cfg.scenarios`' settings."""
     levels = np.asarray(marginals.bundle.meta.levels, dtype=float)
     tried = []
     for values in itertools.product(*cfg.grid.values()):
@@ -94,7 +95,7 @@ def choose(cfg: DictConfig, marginals: Marginals, portfolios: dict[str, dict[str
         sampler = Sampler.configured(trial | {"scenarios": int(cfg.validation_scenarios)})
         daily = pd.concat([risk.walk(name, weights, marginals.closes[name], marginals.forecasts, levels,
                                      {risk.SERVED: Served(sampler)}, span, RISK_DAYS, cfg.ensemble, joint=False,
-                                     tail=marginals.bundle.meta.risk_tail).daily
+                                     tail=marginals.bundle.meta.risk_tail, every=cfg.validation_every).daily
                            for name, weights in portfolios.items()])
         tried.append(trial | {"fz0": float(fz0_loss(daily.pnl_1, daily["var_1_0.975"], daily["es_1_0.975"],
                                                      risk.ES_LEVEL).mean()),
@@ -151,7 +152,7 @@ def _scored(cfg: DictConfig, client: MlflowClient, run_name: str, year: DictConf
               "history": RISK_DAYS, "portfolios": len(portfolios), "test_start": year.start, "test_end": year.end,
               "validation_start": cfg.validation.start, "validation_end": cfg.validation.end,
               "validation_marginals": cfg.validation.marginals,
-              "validation_scenarios": cfg.validation_scenarios}
+              "validation_scenarios": cfg.validation_scenarios, "validation_every": cfg.validation_every}
     for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     client.log_batch(run.info.run_id, metrics=[
