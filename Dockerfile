@@ -27,6 +27,8 @@ RUN pip install torch==2.13.0 --extra-index-url "$TORCH_INDEX_URL" && pip instal
 COPY configs/ configs/
 COPY scripts/ scripts/
 COPY train.py evaluate.py config.properties model-config.yaml log4j2.xml ./
+# The portfolios the daily job's monitor scores (make monitor reads the same file)
+COPY monitoring/portfolios.yaml monitoring/
 # The served model: the default configuration on the packaged sample, which ends on 2025-11-07. data/ is the
 # download cache (compose.yaml's `prices` volume), owned by `app` so the volume is writable.
 RUN GIT_PYTHON_REFRESH=quiet python train.py end=2025-11-07 data.downloader.online=false \

@@ -1,4 +1,4 @@
-"""Backtest the served portfolio risk over 2024 beside its peers: `python risk.py` (make risk)."""
+"""Backtest the served portfolio risk over 2024 and 2025 beside its peers: `python risk.py` (make risk)."""
 
 import sys
 from pathlib import Path
@@ -18,14 +18,19 @@ def main(cfg: DictConfig) -> None:
     from stockcast.eval.risk_backtest import backtest
 
     with user_errors_exit():
-        result = backtest(cfg, Path(HydraConfig.get().runtime.output_dir))
-    print(f"chosen on {cfg.validation.start[:4]} (the lowest mean FZ0 of the served 1-day 97.5 % VaR and ES): "
-          f"{result.chosen}")
-    print(result.tails.to_markdown(index=False, floatfmt=".4g"))
-    print(f"\n{cfg.test.start[:4]}, {len(cfg.portfolios)} portfolios (MLflow run {result.run_id}, {cfg.run_name}):")
-    print(result.summary.to_markdown(floatfmt=".3g"))
-    print(result.tests.to_markdown(index=False, floatfmt=".3g"))
-    print(f"written to {result.output_dir} (risk_var.png, the tables); full log: {log_file()}")
+        results = backtest(cfg, Path(HydraConfig.get().runtime.output_dir))
+    print(f"chosen on {cfg.validation.start[:4]} with {cfg.validation.marginals}'s marginals (the lowest mean FZ0 "
+          f"of the served 1-day 97.5 % VaR and ES): {results[0].chosen}")
+    print(results[0].tails.to_markdown(index=False, floatfmt=".4g"))
+    for result in results:
+        year = cfg.tests[result.run_name]
+        print(f"\n{result.run_name}: {year.start}..{year.end}, {len(cfg[year.portfolios])} portfolios, "
+              f"{year.marginals}'s marginals (MLflow run {result.run_id}); the goals:")
+        print(result.goals.to_markdown(index=False))
+        print(result.summary.to_markdown(floatfmt=".3g"))
+        print(result.tests.to_markdown(index=False, floatfmt=".3g"))
+        print(f"written to {result.output_dir}")
+    print(f"full log: {log_file()}")
 
 
 if __name__ == "__main__":

@@ -126,10 +126,11 @@ CONTAINERS_CONF = "[containers]\n# the sandbox refuses podman's default ulimits:
                   "default_ulimits = []\n"
 
 
-def podman_ready(work: Path, tools: tuple[str, ...] = ()) -> None:
-    """With podman: fail at once naming any command it needs that is missing (`tools` too, e.g. podman-compose),
-    and point podman at a containers.conf of the settings it needs here ($CONTAINERS_CONF, which every podman
-    this process starts, podman-compose's included, reads instead of the system's)."""
+def podman_ready(work: Path, tools: tuple[str, ...] = (), by_name: bool = False) -> None:
+    """With podman: fail at once naming any command it needs that is missing (`tools` too, e.g. podman-compose;
+    `by_name`: the network backend's DNS plugin, for containers that call each other by name), and point podman
+    at a containers.conf of the settings it needs here ($CONTAINERS_CONF, which every podman this process starts,
+    podman-compose's included, reads instead of the system's)."""
     if engine()[0] != "podman":
         return
     needed = {"podman": "apt-get install -y podman", **NEEDED, **{tool: "make install (the dev extra)"
@@ -137,11 +138,32 @@ def podman_ready(work: Path, tools: tuple[str, ...] = ()) -> None:
     if pulls_images():
         needed.pop("debootstrap")
     missing = [f"{command} ({how})" for command, how in needed.items() if shutil.which(command) is None]
+    if not missing and by_name:
+        missing = name_resolution_missing()
     if missing:
         pytest.fail(f"podman needs: {', '.join(missing)}", pytrace=False)
     conf = work / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     os.environ["CONTAINERS_CONF"] = str(conf)
+
+
+# The compose services find each other by name through the network backend's DNS plugin: without it `mlflow`
+# does not resolve, and the stack fails many minutes in. Per backend (`podman info`): the plugin and its package.
+DNS_PLUGINS = {"cni": (("/usr/lib/cni/dnsname", "/usr/libexec/cni/dnsname", "/opt/cni/bin/dnsname"),
+                       "apt-get install -y golang-github-containernetworking-plugin-dnsname, or netavark and "
+                       "aardvark-dns"),
+               "netavark": (("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns"),
+                            "apt-get install -y aardvark-dns")}
+
+
+def name_resolution_missing() -> list[str]:
+    """What podman's network backend lacks to resolve the compose services by name (empty: nothing)."""
+    backend = sh("info", "--format", "{{.Host.NetworkBackend}}", check=False).stdout.strip()
+    paths, how = DNS_PLUGINS.get(backend, ((), ""))
+    if not paths or any(Path(path).exists() for path in paths):
+        return []
+    return [f"a DNS plugin for its {backend} network backend, or the services cannot resolve each other by name "
+            f"({how})"]
 
 
 def build_settings(work: Path) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -107,16 +108,24 @@ def test_quantiles_without_the_interval_ends_are_refused_before_training(tmp_pat
 
 
 def test_the_risk_backtest_scores_what_model_config_serves(tmp_path):
-    """make risk's peers build from their `_target_`s, it draws as many scenarios as the server, and the served
-    tail shape and copula are among those its validation year chose between."""
+    """make risk's peers build from their `_target_`s, it draws as many scenarios as the server, every setting it
+    tries is one the server reads, and model-config.yaml's handler.risk is what its validation chose (the choice
+    docs/risk.md records from the run)."""
+    import re
+
+    from stockcast.config import risk_settings
     from stockcast.eval.risk_methods import FilteredHistorical, Historical, RiskMetrics
-    from stockcast.watch.live import MODEL_CONFIG
-    from stockcast.watch.portfolio_risk import sampler
+    from stockcast.runtime.copula import Sampler
 
     cfg = compose_config("risk", tmp_path)
     peers = instantiate(cfg.baselines, _convert_="all")
     assert [type(peer) for peer in peers.values()] == [Historical, RiskMetrics, FilteredHistorical]
-    served = sampler(MODEL_CONFIG)
-    assert served.scenarios == cfg.scenarios
-    assert served.tail_shape in cfg.tail_shapes and served.copula_df in cfg.copulas
-    assert served.shrink_to in cfg.targets
+    served = risk_settings()
+    assert Sampler.configured(served).scenarios == cfg.scenarios
+    tried = {key: list(values) for key, values in cfg.grid.items()}
+    assert all(served[key] in values for key, values in tried.items()), (served, tried)
+    chosen = re.search(r"<!-- chosen:start -->\n```yaml\n(.*?)```\n<!-- chosen:end -->",
+                       (ROOT / "docs" / "risk.md").read_text(), re.S)
+    assert chosen, "docs/risk.md records no chosen settings"
+    recorded = yaml.safe_load(chosen.group(1))
+    assert set(recorded) == set(tried) and recorded == {key: served[key] for key in tried}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from stockcast import ROOT  # the checkout; importing stockcast also sets STOCKCAST_ROOT
+from stockcast.serving.settings import MODEL_CONFIG
 
 CONFIG_DIR = ROOT / "configs"
 
@@ -37,3 +42,9 @@ def train_groups(*groups: str) -> DictConfig:
     train = OmegaConf.load(CONFIG_DIR / "train.yaml")
     chosen = {key: value for item in train.defaults if not isinstance(item, str) for key, value in item.items()}
     return OmegaConf.create({group: OmegaConf.load(CONFIG_DIR / group / f"{chosen[group]}.yaml") for group in groups})
+
+
+def risk_settings(model_config: Path = MODEL_CONFIG) -> dict[str, Any]:
+    """model-config.yaml's `handler.risk`: the served risk model's settings (copula.Sampler.configured's
+    mapping), which `make risk` chose on validation and the server, the monitor and the backtest read alike."""
+    return dict((yaml.safe_load(model_config.read_text()).get("handler") or {}).get("risk") or {})

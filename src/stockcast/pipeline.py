@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stockcast.data.datamodule import PriceDataModule, Split
 from stockcast.errors import StockcastError
+from stockcast.eval import risk_tail
 from stockcast.eval.baselines import PanelHar, window_baselines
 from stockcast.eval.evaluation import CRPS_BY_ORIGIN
 from stockcast.eval.per_ticker import COVERAGE, NET, PER_TICKER, PER_TICKER_VAL, SELF, score_tickers, summary
@@ -120,7 +121,7 @@ def run(cfg: DictConfig) -> RunResult:
         first = Quantiles(forecast.values[:len(split)], forecast.levels)  # the first ticker's rows come first
         figure = forecast_figure(symbol, split.target_dates, split.targets.numpy(), first, metrics)
         client.log_figure(run_id, figure, "forecast_test.png")
-        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id) | panel
+        metadata = _metadata(cfg, datamodule, model.net, metrics, run_id) | panel | _risk_tail(model.net, datamodule)
         with tempfile.TemporaryDirectory() as folder:
             client.log_artifacts(run_id, str(write_bundle(folder, model.net, metadata)), BUNDLE_PATH)
         client.set_tag(run_id, "bundle", BUNDLE_PATH)
@@ -288,6 +289,26 @@ def _ticker_means(scores: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     sums = np.add.reduceat(np.append(scores.mean(axis=1), 0.0), bounds[:-1])
     counts = np.diff(bounds)
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+TAIL_STRIDE = 4  # every 4th training window: the tails' fit needs errors, not every overlapping window
+
+
+def _risk_tail(net: ForecastNet, datamodule: PriceDataModule) -> dict[str, Any]:
+    """The marginals' tails fitted to the net's errors on its training (every TAIL_STRIDE-th window) and
+    validation days (`eval.risk_tail`), as metadata.json's `risk_tail`; nothing for a point net or too few."""
+    if net.levels is None:
+        return {}
+    outputs, outcomes, last = [], [], []
+    with torch.no_grad():
+        for split, stride in ((datamodule.train, TAIL_STRIDE), (datamodule.val, 1)):
+            inputs = split.inputs[::stride]
+            outputs += [net(part).double().numpy() for part in inputs.split(SCORING_BATCH)]
+            outcomes.append(split.targets[::stride].double().numpy())
+            last.append(inputs[:, -1, 0].double().numpy())
+    tails = risk_tail.fitted(np.concatenate(outputs), np.concatenate(outcomes), np.concatenate(last),
+                             net.levels.double().numpy())
+    return {} if tails is None else {"risk_tail": tails}
 
 
 def _panel_slopes(datamodule: PriceDataModule, levels: list[float]) -> list[list[float]]:

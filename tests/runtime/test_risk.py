@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.covariance import LedoitWolf
 
-from stockcast.runtime import copula, inference, postprocess
+from stockcast.runtime import copula, inference, postprocess, risk
+from stockcast.runtime.body import BadRequest
 from stockcast.runtime.copula import Sampler
 from stockcast.runtime.preprocess import parse_batch
 from stockcast.runtime.risk import Model
@@ -109,7 +110,8 @@ def _gaussian_position(scenarios: int):
     grid = torch.from_numpy(sigma[:, None] * stats.norm.ppf(levels.numpy())[None, :])
     dependence = copula.Dependence(torch.from_numpy(correlation), 0.0, 100)
     u = copula.uniforms(dependence, 3, scenarios, seed=11)
-    changes = copula.Located.of(levels, u, shape=0.0).changes(grid).T.double()
+    tails = copula.Tails.of([None] * 3, 1, levels).parameters[:, 0]
+    changes = copula.Located.of(levels, u).changes(grid, tails).T.double()
     covariance = correlation * np.outer(sigma, sigma)
     return changes, shares, covariance
 
@@ -137,14 +139,19 @@ def test_component_var_sums_to_var_and_is_eulers_allocation():
     np.testing.assert_allclose(found.contributions[0], euler, atol=0.05 * found.var[0])
 
 
+def _fixed(levels: torch.Tensor, shape: float, count: int = 1) -> torch.Tensor:
+    """[N, 2, 3] one horizon's tails of `shape` (a bundle without fitted ones)."""
+    return copula.Tails.of([None] * count, 1, levels, shape).parameters[:, 0]
+
+
 def test_tails_continue_the_quantile_function():
     """Beyond the served 5..95 %, the tail is continuous at the end levels, increasing, and a heavier shape
     reaches further; uneven levels are located as even ones are."""
     levels = torch.tensor([0.05, 0.1, 0.5, 0.9, 0.95], dtype=torch.float64)
     grid = torch.tensor([[-2.0, -1.5, 0.0, 1.5, 2.0]], dtype=torch.float64)
     u = torch.tensor([[0.001, 0.01, 0.05, 0.07, 0.95, 0.99, 0.999]])
-    light = copula.Located.of(levels, u, 0.0).changes(grid)[0]
-    heavy = copula.Located.of(levels, u, 0.3).changes(grid)[0]
+    light = copula.Located.of(levels, u).changes(grid, _fixed(levels, 0.0))[0]
+    heavy = copula.Located.of(levels, u).changes(grid, _fixed(levels, 0.3))[0]
     assert light[2] == pytest.approx(-2.0) and light[4] == pytest.approx(2.0) and light[3] == pytest.approx(-1.8)
     assert (light.diff() > 0).all() and (heavy.diff() > 0).all()
     assert heavy[0] < light[0] < -2 and heavy[-1] > light[-1] > 2
@@ -154,8 +161,62 @@ def test_tails_continue_the_quantile_function():
     grid = torch.from_numpy(stats.norm.ppf(even.numpy()))[None, :]
     u = torch.rand(1, 1000, generator=torch.Generator().manual_seed(0))
     uneven = torch.cat([even[:3], even[3:4] + 1e-4, even[4:]])  # searched, not computed
-    np.testing.assert_allclose(copula.Located.of(even, u, 0.1).changes(grid),
-                               copula.Located.of(uneven, u, 0.1).changes(grid), atol=2e-3)
+    np.testing.assert_allclose(copula.Located.of(even, u).changes(grid, _fixed(even, 0.1)),
+                               copula.Located.of(uneven, u).changes(grid, _fixed(uneven, 0.1)), atol=2e-3)
+
+
+def test_a_student_ts_far_quantiles_come_back_from_its_served_ones_and_its_errors():
+    """A Student-t with 4 degrees of freedom served at exactly its 5..95 % quantiles: the tails fitted to its
+    standardized errors (eval.risk_tail) give its 1 % and 0.5 % quantiles within 3 %; the exponential tail falls
+    17 % short at 1 %."""
+    from stockcast.eval.risk_tail import fitted
+
+    even = np.round(np.linspace(0.05, 0.95, 19), 2)
+    served = stats.t.ppf(even, 4) * 0.01  # log changes
+    outcomes = np.exp(np.random.default_rng(0).standard_t(4, (100_000, 1)) * 0.01)
+    tail = fitted(np.exp(np.broadcast_to(served, (100_000, 1, 19))), outcomes, np.ones(100_000), even)
+    assert tail is not None and 0.1 < tail["lower"]["shape"][0] < 0.4  # t4's tail index is 1/4
+    asked = [0.005, 0.01, 0.99, 0.995]
+    levels = torch.from_numpy(even)
+    located = copula.Located.of(levels, torch.tensor([asked], dtype=torch.float64))
+    grid = torch.from_numpy(served)[None, :]
+    found = located.changes(grid, copula.Tails.of([tail], 1, levels).parameters[:, 0])[0].numpy() / 0.01
+    np.testing.assert_allclose(found, stats.t.ppf(asked, 4), rtol=0.03)
+    exponential = located.changes(grid, _fixed(levels, 0.0))[0].numpy() / 0.01
+    assert exponential[1] == pytest.approx(stats.t.ppf(0.01, 4) * 0.83, rel=0.01)
+
+
+def test_a_shock_on_the_last_day_widens_the_next_days_var():
+    """The same served marginals: with `reaction` the spread follows today's EWMA volatility, so a 5-sigma move
+    on the last day widens the next day's VaR; without it (reaction 0) the VaR stays the marginals' own."""
+    rng = np.random.default_rng(2)
+    calm = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (251, 3)), axis=0))
+    shocked = calm.copy()
+    shocked[-1] = shocked[-2] * np.exp([-0.05, -0.05, 0.05])
+    levels = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+
+    def var(closes: np.ndarray, reaction: float) -> float:
+        last = torch.from_numpy(closes[-1])
+        quantiles = last[:, None, None] * torch.exp(0.01 * torch.special.ndtri(levels))[None, None, :]
+        _, [changes] = Sampler(20_000, reaction=reaction).draw(torch.from_numpy(closes), last, quantiles, levels,
+                                                                [1], seed=5)
+        return copula.measures(changes, 1 / last, [0.99], [0.5]).var[0]
+
+    assert var(shocked, 1.0) > 1.3 * var(calm, 1.0)  # EWMA: sqrt(0.94 + 0.06 * 25) = 1.56 times the spread
+    assert var(shocked, 0.0) == pytest.approx(var(calm, 0.0), rel=0.1)
+
+
+def test_a_recent_stress_raises_the_decayed_correlation():
+    """Ten tickers unrelated for most of a year, then driven by one common shock for 15 days: the equally weighted
+    correlation barely sees it, a decay of 0.97 a day does."""
+    rng = np.random.default_rng(1)
+    scaled = torch.from_numpy(rng.normal(size=(250, 10)))
+    scaled[-15:] = scaled[-15:] * 0.3 + torch.from_numpy(rng.normal(size=(15, 1)))
+
+    def mean_correlation(decay: float | None) -> float:
+        return float((copula.shrunk_correlation(scaled, decay=decay).correlation.sum() - 10) / 90)
+
+    assert mean_correlation(None) < 0.05 and mean_correlation(0.97) > 0.2
 
 
 def _portfolio():
@@ -172,9 +233,10 @@ def _instance(stock: str, seed: int, days: int = 60, last_date: str | None = LAS
 
 def _answer(body: dict, scenarios: int = 4000):
     portfolio = _portfolio()
-    batch = parse_batch([({"body": body}, {})], portfolio)
+    model = Model(portfolio, Sampler(scenarios))
+    batch = risk.checked(parse_batch([({"body": body}, {})], portfolio), model)
     outputs = inference.forecast(batch.instances)
-    return postprocess.reply(batch.requests[0], batch.instances, outputs, Model(portfolio, Sampler(scenarios)))
+    return postprocess.reply(batch.requests[0], batch.instances, outputs, model)
 
 
 def test_a_portfolio_with_risk_keeps_its_predictions_and_answers_the_contract():
@@ -245,11 +307,29 @@ def test_risk_on_a_single_request_says_to_use_instances():
     assert status == 400 and "'risk' is a portfolio's: send {\"instances\"" in answer["message"]
 
 
-def test_the_model_reads_model_configs_risk_settings_and_ignores_others():
+def test_the_model_reads_model_configs_risk_settings_and_refuses_unknown_ones():
     portfolio = _portfolio()
-    assert Model.configured(portfolio, {"scenarios": 123, "tail_shape": 0.2, "other": 1}) == \
-        Model(portfolio, Sampler(123, 0.2))
+    assert Model.configured(portfolio, {"scenarios": 123, "tail_shape": 0.2, "min_days": 30}) == \
+        Model(portfolio, Sampler(123, tail_shape=0.2, min_days=30))
     assert Model.configured(portfolio, None) == Model(portfolio)
+    with pytest.raises(ValueError, match=r"unknown risk setting\(s\) \['tail_shapes'\]"):
+        Model.configured(portfolio, {"tail_shapes": 0.2})
+
+
+def test_the_risks_checks_come_before_any_forward_pass(monkeypatch):
+    """A horizon beyond the models', or a forecast without its last_date, is the request's 400 while its
+    forecasts are not yet computed: `checked` runs between parsing and inference."""
+    portfolio = _portfolio()
+    model = Model(portfolio, Sampler(100))
+    for body, message in (
+            ({"instances": [_instance("AAA", 1), _instance("BBB", 2)], "risk": {"positions": [1, 2],
+                                                                                "horizons": [11]}}, "'horizons' reach"),
+            ({"instances": [_instance("AAA", 1), _instance("BBB", 2, last_date=None)], "risk": {"positions": [1, 2]}},
+             "instance 1 (BBB) has no 'last_date'")):
+        batch = risk.checked(parse_batch([({"body": body}, {})], portfolio), model)
+        assert isinstance(batch.requests[0], BadRequest) and str(batch.requests[0]).startswith(message)
+    assert isinstance(risk.checked(parse_batch([({"body": {"instances": [_instance("AAA", 1)], "risk": {
+        "positions": [1]}}}, {})], portfolio), None).requests[0], BadRequest)  # a server answering no risk
 
 
 _ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),

@@ -198,7 +198,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     files = [clone / "compose.yaml", *([] if pulls_images() else [clone / DEBIAN]), overrides(work)]
     stack = Stack(files, clone)
-    podman_ready(work, () if docker_answers() else ("podman-compose",))
+    podman_ready(work, () if docker_answers() else ("podman-compose",), by_name=True)
     busy = [port for port in PUBLISHED if answers("127.0.0.1", port)]
     if busy:  # before 8 minutes of builds: a container publishing a busy port is created but never starts
         pytest.fail(f"ports the stack publishes are in use here: {busy} (a `make serve`? make stop)", pytrace=False)

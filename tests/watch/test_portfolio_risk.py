@@ -3,18 +3,27 @@ forecasts (right: green and Kupiec passes; too narrow: red), the gauges the aler
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
+from stockcast.config import risk_settings
 from stockcast.errors import StockcastError
+from stockcast.eval.risk_methods import Served, Window
+from stockcast.runtime import risk
 from stockcast.runtime.bundle import Bundle, BundleMeta
 from stockcast.runtime.copula import Sampler
+from stockcast.runtime.fields import RISK_DAYS
+from stockcast.runtime.preprocess import parse_batch
+from stockcast.runtime.risk import Model
 from stockcast.watch.portfolio_risk import PortfolioScores, watched
 from stockcast.watch.publish import exposition
 from stockcast.watch.track_record import Origin
-from tests.bundles import LEVELS
+from tests.bundles import LEVELS, portfolio_of, tiny_bundle
 
 SIGMA = {"AAA": 0.01, "BBB": 0.02}
 
@@ -23,14 +32,16 @@ class _Record:
     """Two tickers of correlated normal daily log returns, each day's served forecast their true 1-day quantiles
     (times `scale`: 1 right, below 1 too narrow)."""
 
-    def __init__(self, scale: float, days: int = 650) -> None:
+    def __init__(self, scale: float, days: int = 650, tail: dict | None = None) -> None:
         rng = np.random.default_rng(7)
         correlated = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], days)
         dates = pd.bdate_range("2022-01-03", periods=days)
-        self._closes = {ticker: pd.Series(100 * np.exp(np.cumsum(correlated[:, k] * sigma)), index=dates)
+        # closes in 64ths: float32 holds them exactly, as a request's bars are read
+        self._closes = {ticker: pd.Series(np.round(6400 * np.exp(np.cumsum(correlated[:, k] * sigma))) / 64,
+                                          index=dates)
                         for k, (ticker, sigma) in enumerate(SIGMA.items())}
         meta = BundleMeta.from_dict({"symbol": "g", "model_version": "1", "window": 20, "horizon": 10,
-                                     "features": ["Close"], "net": {"quantiles": LEVELS}})
+                                     "features": ["Close"], "net": {"quantiles": LEVELS}, "risk_tail": tail})
         bundle = Bundle("g", None, meta)
         z = stats.norm.ppf(LEVELS)
         self._origins = {ticker: [Origin(ticker, bundle, day, row, np.tile(close * np.exp(scale * SIGMA[ticker] * z),
@@ -92,3 +103,38 @@ def test_the_projects_watched_portfolios_read():
     from stockcast.watch.live import WATCHED
 
     assert watched(WATCHED) and all(len(positions) >= 2 for positions in watched(WATCHED).values())
+
+
+def test_the_backtest_the_monitor_and_the_server_draw_the_same_var(monkeypatch):
+    """One day, one seed, one window of closes and model-config.yaml's settings, read by each through
+    `Sampler.configured`: the server's risk model, the monitor and the backtest's served method give the same
+    1-day 99 % VaR (the backtest's per unit of gross value, so scaled back: float32 rounding apart)."""
+    tail = {side: {"shape": [0.2] * 10, "scale": [1.3] * 10, "rate": [0.06] * 10} for side in ("lower", "upper")}
+    record, row, name = _Record(1.0, days=300, tail=tail), 280, "pair"
+    sampler = Sampler.configured(risk_settings())
+    day = record.closes("AAA").index[row]
+    monitored = PortfolioScores(record, sampler).days(name, POSITIONS).set_index("date").loc[day, "var"]
+
+    seed = zlib.crc32(f"{name} {day.date()}".encode())  # the monitor's and the backtest's seed of a day
+    closes = np.stack([record.closes(ticker).to_numpy()[row - RISK_DAYS:row + 1] for ticker in SIGMA], axis=1)
+    origins = [next(origin for origin in record.origins(ticker) if origin.date == day) for ticker in SIGMA]
+    quantiles = np.stack([origin.quantiles for origin in origins])
+    shares = np.array([POSITIONS[ticker] for ticker in SIGMA])
+    gross = float(np.abs(shares * closes[-1]).sum())
+    window = Window(closes, shares * closes[-1] / gross, quantiles, np.array(LEVELS), seed, tail)
+    backtested = Served(sampler)(window, ((1, 0.99),), 10).var[1, 0.99] * gross
+
+    bundle = tiny_bundle("global", {"symbol": "global", "any_ticker": True, "risk_tail": tail})
+    sessions = [f"{date:%Y-%m-%d}" for date in record.closes("AAA").index]
+    calendar = {"exchanges": {"XNYS": {"sessions": sessions}}, "stocks": {ticker: "XNYS" for ticker in SIGMA}}
+    portfolio = portfolio_of(bundle, members={ticker: "global" for ticker in SIGMA}, calendar=calendar)
+    body = {"instances": [{"stock": ticker, "prices": closes[:, k].tolist(), "last_date": f"{day:%Y-%m-%d}"}
+                          for k, ticker in enumerate(SIGMA)], "risk": {"positions": shares.tolist(), "horizons": [1],
+                                                                         "levels": [0.99]}}
+    batch = parse_batch([({"body": body}, {})], portfolio)
+    model = Model(portfolio, sampler)
+    monkeypatch.setattr(risk, "_seed", lambda *_: seed)
+    served = model.assess(batch.requests[0].risk, batch.instances,
+                          [torch.from_numpy(origin.quantiles) for origin in origins])["var"]["0.99"][0]
+    assert served == monitored
+    assert backtested == pytest.approx(monitored, rel=1e-5)

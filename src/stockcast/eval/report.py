@@ -262,57 +262,50 @@ RISK = "risk"  # the MLflow experiment of `make risk`, and its section of docs/r
 
 
 def risk_section(client: MlflowClient, experiment_name: str = RISK) -> str:
-    """The newest finished `make risk` run as markdown: what validation chose, each method's summary over the
-    portfolios, the goals met or missed, the pooled tests, and the served method by kind of portfolio."""
-    runs = _finished_runs(client, experiment_name, "run make risk first")
-    run = runs[0]
+    """The newest finished `make risk` run of each test year as markdown: what validation chose (once), then per
+    year the goals met or missed, each method's summary over the portfolios, the pooled tests, and the served
+    method by kind of portfolio."""
+    newest: dict[str, Any] = {}
+    for run in _finished_runs(client, experiment_name, "run make risk first"):
+        newest.setdefault(run.info.run_name, run)
+    runs = sorted(newest.values(), key=lambda run: run.data.params.get("test_start", ""))
+    if not runs:
+        raise StockcastError(f"no finished run in experiment {experiment_name!r}: run make risk first")
+    params = runs[-1].data.params
+    tails = _artifact_csv(client, runs[-1].info.run_id, "validation_tails.csv")
+    chosen = {key: params.get(key) for key in tails.columns if key not in ("fz0", "exceptions_99", "exceptions_975")}
+    parts = [f"Chosen on validation ({params.get('validation_start')}..{params.get('validation_end')}, "
+             f"{params.get('validation_marginals')}'s marginals, {params.get('validation_scenarios')} scenarios a day; "
+             f"the lowest mean FZ0 of the served 1-day 97.5 % VaR and ES): "
+             + ", ".join(f"{key} {value}" for key, value in chosen.items()) + ".", "",
+             tails.to_markdown(index=False, floatfmt=".4g")]
+    for run in runs:
+        parts += ["", *_risk_year(client, run)]
+    return "\n".join(parts)
+
+
+def _risk_year(client: MlflowClient, run: Any) -> list[str]:
+    """One test year's tables (a `make risk` run's artifacts)."""
     params = run.data.params
     summary = _artifact_csv(client, run.info.run_id, "risk_summary.csv").set_index("Unnamed: 0")
     summary.index.name = "method"
     tests = _artifact_csv(client, run.info.run_id, "risk_tests.csv")
-    tails = _artifact_csv(client, run.info.run_id, "validation_tails.csv")
-    tails.insert(1, "copula", ["gaussian" if pd.isna(df) else f"student-t {df:g}" for df in tails.pop("copula_df")])
+    goals = _artifact_csv(client, run.info.run_id, "risk_goals.csv")
     backtest = _artifact_csv(client, run.info.run_id, "risk_backtest.csv")
-    served = summary.loc["served"]
-
-    def tested(peer: str, score: str) -> pd.Series:
-        return tests[(tests.served_vs == peer) & (tests.score == score)].iloc[0]
-
-    goals = [("1-day VaR 99 % and 97.5 %: Kupiec p >= 0.05", ">= 90 % of portfolios",
-              f"{served.kupiec_99:.0%}, {served.kupiec_975:.0%}", min(served.kupiec_99, served.kupiec_975) >= 0.9),
-             ("Christoffersen conditional coverage p >= 0.05 (99 %, 97.5 %)", ">= 90 % of portfolios",
-              f"{served.cc_99:.0%}, {served.cc_975:.0%}", min(served.cc_99, served.cc_975) >= 0.9),
-             ("traffic light over 250 days", "green on >= 85 %, red on none",
-              f"green {served.green:.0%}, red {int(served.red)}", served.green >= 0.85 and served.red == 0),
-             ("ES 97.5 %: Z2 >= -0.70", ">= 90 % of portfolios", f"{served.z2_ok:.0%}", served.z2_ok >= 0.9),
-             ("mean FZ0 loss vs historical simulation and RiskMetrics", "lower than both",
-              f"{served.fz0:.4f} vs {summary.loc['historical', 'fz0']:.4f}, {summary.loc['riskmetrics', 'fz0']:.4f}",
-              served.fz0 < min(summary.loc["historical", "fz0"], summary.loc["riskmetrics", "fz0"]))]
-    for score in ("energy", "variogram"):
-        versus = [tested(peer, score) for peer in ("independent", "riskmetrics")]
-        goals.append((f"{score} score vs independent tickers and RiskMetrics", "lower, pooled test p < 0.05",
-                      ", ".join(f"{row.mean_difference:+.4g} (p {row.p:.2g})" for row in versus),
-                      all(row.mean_difference < 0 and row.p < 0.05 for row in versus)))
-    goal_table = pd.DataFrame(goals, columns=["measure", "goal", "served", "met"])
-    goal_table["met"] = goal_table["met"].map({True: "yes", False: "no"})
     kinds = backtest.assign(kind=backtest.portfolio.str.replace(r"_\d+$", "", regex=True))
     one_day = kinds[(kinds.horizon == 1) & (kinds.level == 0.99)]
     by_kind = one_day.pivot_table(index="kind", columns="method", values="exceptions", aggfunc="sum") / \
         one_day.pivot_table(index="kind", columns="method", values="days", aggfunc="sum") * 100
-    copula = "Gaussian" if pd.isna(params.get("copula_df")) or params.get("copula_df") in ("None", "") else \
-        f"Student-t ({params['copula_df']} degrees of freedom)"
-    return "\n".join([
+    return [
+        f"### {params.get('test_start', '')[:4]}", "",
         f"`make risk` (MLflow run {run.info.run_id[:8]}, `{run.info.run_name}`): {params.get('portfolios')} "
-        f"portfolios, test {params.get('test_start')}..{params.get('test_end')}, marginals from run "
-        f"{params.get('marginals_run_id', '')[:8]}, {params.get('scenarios')} scenarios a day. Chosen on validation "
-        f"(the lowest mean FZ0 of the served 1-day 97.5 % VaR and ES): tail shape {params.get('tail_shape')}, "
-        f"{copula} copula, correlation shrunk towards the {params.get('shrink_to', 'identity')} target.", "",
-        tails.to_markdown(index=False, floatfmt=".4g"), "",
-        "The goals, served method:", "", goal_table.to_markdown(index=False), "",
+        f"portfolios, test {params.get('test_start')}..{params.get('test_end')}, {params.get('marginals')}'s "
+        f"marginals (run {params.get('marginals_run_id', '')[:8]}), {params.get('scenarios')} scenarios a day.", "",
+        "The goals, served method:", "", goals.to_markdown(index=False), "",
         "Each method over the portfolios (shares of portfolios passing; exceptions_99: the share of days beyond "
         "the 1-day 99 % VaR; fz0, energy, variogram, crps_value: means, lower is better):", "",
         summary.to_markdown(floatfmt=".3g"), "",
         "The served method against each peer, daily differences summed over portfolios (Driscoll-Kraay, lag 5; "
         "negative: served lower):", "", tests.to_markdown(index=False, floatfmt=".3g"), "",
         "Exceptions of the 1-day 99 % VaR by kind of portfolio (% of days; 1 % is right):", "",
-        by_kind.to_markdown(floatfmt=".2f")])
+        by_kind.to_markdown(floatfmt=".2f")]

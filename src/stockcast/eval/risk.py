@@ -14,6 +14,7 @@ import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 ASKED: Asked = ((1, 0.99), (1, 0.975), (10, 0.99))  # (horizon, level) of the VaRs scored
 ES_LEVEL = 0.975  # the ES scored (with the 1-day VaR of the same level)
 SERVED, INDEPENDENT = "served", "independent"
-HISTORICAL, RISKMETRICS = "historical", "riskmetrics"  # two of configs/risk.yaml's baselines, tested against
+HISTORICAL, RISKMETRICS, FHS = "historical", "riskmetrics", "fhs"  # configs/risk.yaml's baselines, tested against
 ZONE_DAYS = 250  # Basel's traffic light reads the last 250 days
 BACKTEST_COLUMNS = ["portfolio", "method", "horizon", "level", "days", "exceptions", "kupiec_p", "cc_p", "zone",
                     "z2", "fz0"]
@@ -68,21 +69,22 @@ def net_forecasts(bundle: Bundle, prices: pd.DataFrame, first: pd.Timestamp, las
 
 def walk(name: str, weights: Mapping[str, float], closes: pd.DataFrame, forecasts: Mapping[str, pd.Series],
          levels: np.ndarray, methods: Mapping[str, Method], span: tuple[pd.Timestamp, pd.Timestamp], history: int,
-         members: int, joint: bool = True) -> Walked:
-    """Every origin of `span` (with `history` common days behind it and the next day known) forecast by each of
-    `methods`; `closes`: the tickers' closes on their common days; `joint`: score the joint ensembles too."""
+         members: int, joint: bool = True, tail: Mapping[str, Any] | None = None, every: int = 1) -> Walked:
+    """Every `every`-th origin of `span` (with `history` common days behind it and the next day known) forecast by
+    each of `methods`; `closes`: the tickers' closes on their common days; `joint`: score the joint ensembles too;
+    `tail`: the marginals' bundle's fitted tails."""
     tickers = list(weights)
     prices = closes[tickers].to_numpy()
     w = np.array([weights[ticker] for ticker in tickers])
     dates = closes.index
-    origins = [i for i in range(history, len(dates) - 1) if span[0] <= dates[i] <= span[1]]
+    origins = [i for i in range(history, len(dates) - 1) if span[0] <= dates[i] <= span[1]][::every]
     rows: list[dict] = []
     observed: list[np.ndarray] = []
     ensembles: dict[str, list[np.ndarray]] = {method: [] for method in methods}
     for i in origins:
         quantiles = np.stack([forecasts[ticker].get(dates[i]) for ticker in tickers])
         window = Window(prices[i - history:i + 1], w, quantiles, levels,
-                        zlib.crc32(f"{name} {dates[i].date()}".encode()))
+                        zlib.crc32(f"{name} {dates[i].date()}".encode()), tail)
         realized = prices[i + 1] / prices[i] - 1
         pnl_10 = float(w @ (prices[i + 10] / prices[i] - 1)) if i + 10 < len(dates) else np.nan
         observed.append(realized)
@@ -169,6 +171,40 @@ def pooled(daily: pd.DataFrame, joint: pd.DataFrame, versus: list[str]) -> pd.Da
                          "mean_difference": float(pd.concat(differences).mean()), "statistic": test.statistic,
                          "p": test.pvalue})
     return pd.DataFrame(rows)
+
+
+def goals(summary: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
+    """The served method against the goals of a test year (docs/risk.md): a row per measure, its value and
+    whether it is met. `summary`, `tests`: `summary()`'s and `pooled()`'s tables."""
+    served = summary.loc[SERVED]
+    peers = [HISTORICAL, RISKMETRICS, FHS]
+
+    def tested(peer: str, score: str) -> pd.Series:
+        return tests[(tests.served_vs == peer) & (tests.score == score)].iloc[0]
+
+    versus_fhs = tested(FHS, "fz0")
+    rows = [("1-day VaR 99 % and 97.5 %: Kupiec p >= 0.05", ">= 90 % of portfolios",
+             f"{served.kupiec_99:.0%}, {served.kupiec_975:.0%}", min(served.kupiec_99, served.kupiec_975) >= 0.9),
+            ("Christoffersen conditional coverage p >= 0.05 (99 %, 97.5 %)", ">= 90 % of portfolios",
+             f"{served.cc_99:.0%}, {served.cc_975:.0%}", min(served.cc_99, served.cc_975) >= 0.9),
+            ("traffic light over 250 days", "green on >= 85 %, red on none",
+             f"green {served.green:.0%}, red {int(served.red)}", served.green >= 0.85 and served.red == 0),
+            ("ES 97.5 %: Z2 >= -0.70", ">= 90 % of portfolios", f"{served.z2_ok:.0%}", served.z2_ok >= 0.9),
+            ("1-day 99 % exceptions, all portfolio-days", "0.8 %..1.25 %", f"{served.exceptions_99:.2%}",
+             0.008 <= served.exceptions_99 <= 0.0125),
+            ("mean FZ0 loss vs historical simulation, RiskMetrics and FHS", "lower than all three; vs FHS p < 0.05",
+             f"{served.fz0:.4f} vs " + ", ".join(f"{summary.loc[peer, 'fz0']:.4f}" for peer in peers)
+             + f" (vs FHS p {versus_fhs.p:.2g})",
+             served.fz0 < min(summary.loc[peer, "fz0"] for peer in peers) and versus_fhs.mean_difference < 0
+             and versus_fhs.p < 0.05)]
+    for score in ("energy", "variogram"):
+        versus = [tested(peer, score) for peer in (INDEPENDENT, RISKMETRICS)]
+        rows.append((f"{score} score vs independent tickers and RiskMetrics", "lower, pooled test p < 0.05",
+                     ", ".join(f"{row.mean_difference:+.4g} (p {row.p:.2g})" for row in versus),
+                     all(row.mean_difference < 0 and row.p < 0.05 for row in versus)))
+    table = pd.DataFrame(rows, columns=["measure", "goal", "served", "met"])
+    table["met"] = table["met"].map({True: "yes", False: "no"})
+    return table
 
 
 def methods_of(cfg: DictConfig, sampler: Sampler) -> dict[str, Method]:

@@ -9,9 +9,9 @@ the horizon (Basel's rule); the served model forecasts every horizon itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ class Window:
     quantiles: np.ndarray  # [N, H, Q] the served forecasts' quantile prices from the origin
     levels: np.ndarray  # [Q] their levels
     seed: int
+    tail: Mapping[str, Any] | None = None  # the marginals' bundle's fitted tails (its metadata's `risk_tail`)
 
     @property
     def returns(self) -> np.ndarray:
@@ -112,7 +113,8 @@ class Served:
         last = torch.from_numpy(window.closes[-1])
         horizons = sorted({horizon for horizon, _ in asked})
         _, changes = self.sampler.draw(torch.from_numpy(window.closes), last, torch.from_numpy(window.quantiles),
-                                     torch.from_numpy(window.levels), horizons, window.seed, self.independent)
+                                       torch.from_numpy(window.levels), horizons, window.seed,
+                                       [window.tail] * len(last), self.independent)
         shares = torch.from_numpy(window.weights) / last  # a position of gross value 1
         var: dict[tuple[int, float], float] = {}
         es: dict[tuple[int, float], float] = {}

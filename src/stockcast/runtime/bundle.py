@@ -49,6 +49,7 @@ class BundleMeta:
     any_ticker: bool = False  # a global model: it answers tickers beyond `stocks` too, from the bars sent
     panel_slopes: tuple[tuple[float, ...], ...] | None = None  # a pooled run's panel HAR slopes [spans][H]
     net: Mapping[str, Any] = field(default_factory=dict)  # ForecastNet's constructor arguments
+    risk_tail: Mapping[str, Any] | None = None  # the marginals' tails fitted to its errors (copula.Tails); None: none
 
     @classmethod
     def from_dict(cls, metadata: Mapping[str, Any]) -> BundleMeta:
@@ -61,7 +62,8 @@ class BundleMeta:
                    None if levels is None else tuple(levels), None if version is None else str(version),
                    metadata.get("data", {}), metadata.get("metrics", {}), metadata.get("mlflow_run_id"),
                    metadata.get("created"), metadata, bool(metadata.get("any_ticker", False)),
-                   None if slopes is None else tuple(map(tuple, slopes)), metadata.get("net", {}))
+                   None if slopes is None else tuple(map(tuple, slopes)), metadata.get("net", {}),
+                   metadata.get("risk_tail"))
 
     @classmethod
     def read(cls, folder: str | Path) -> BundleMeta:

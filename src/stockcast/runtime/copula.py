@@ -1,13 +1,17 @@
 """A position's joint profit and loss from per-ticker forecast quantiles: tails, dependence, scenarios, measures.
 
 Torch only (it ships in the archive) and shared with the backtest (`stockcast.eval.risk_methods`) and the monitor
-(`stockcast.watch.portfolio_risk`), so the served numbers are the backtested and watched ones. The steps:
+(`stockcast.watch.portfolio_risk`), which build their `Sampler` from the same settings mapping as the server
+(`Sampler.configured`), so the served numbers are the backtested and watched ones. The steps:
 - marginals: each ticker's quantiles as log changes, linear between the served levels and, beyond the lowest and
-  highest, a generalized Pareto tail whose scale continues the quantile function's slope at the last level and
-  whose `shape` (0: exponential) was chosen on validation (docs/risk.md);
-- dependence: daily log returns over an EWMA volatility (RiskMetrics' 0.94), their correlation shrunk towards
-  the identity or the constant-correlation matrix by Ledoit and Wolf's (2004) optimal intensity, a Gaussian or
-  Student-t copula;
+  highest, a generalized Pareto tail in units of a scale that continues the quantile function's slope at the last
+  level: the bundle's own, fitted to the net's standardized errors on its training and validation days
+  (`Tails`, `stockcast.eval.risk_tail`), or one fixed shape (0: exponential) for a bundle without one;
+- volatility: each ticker's spread around its median scaled by (today's EWMA volatility over the marginal's own)
+  to the power `reaction` (0: the served marginal as it is), so a shock widens the next day's scenarios;
+- dependence: daily log returns over an EWMA volatility (RiskMetrics' 0.94), their correlation (the days equally
+  weighted, or the recent ones more: `correlation_decay`) shrunk towards the identity or the constant-correlation
+  matrix by Ledoit and Wolf's (2004) optimal intensity, a Gaussian or Student-t copula;
 - scenarios: correlated normals -> uniforms -> each marginal's quantile function -> the position's change;
 - measures: VaR and ES per level, the change's quantiles, and each position's component VaR (its mean change in
   the scenarios next to the VaR scenario, scaled so the components sum to the VaR: Euler's allocation).
@@ -15,6 +19,7 @@ Torch only (it ships in the archive) and shared with the backtest (`stockcast.ev
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +28,7 @@ import torch
 
 DECAY = 0.94  # the standardizing volatility's EWMA decay (RiskMetrics' daily value)
 NEIGHBOURS = 0.005  # component VaR: the share of scenarios either side of the VaR scenario averaged
+SPREAD_LEVELS = (0.05, 0.95)  # the 1-day marginal's spread the volatility reaction compares with today's EWMA one
 
 
 @dataclass(frozen=True)
@@ -61,16 +67,21 @@ def standardized(closes: torch.Tensor, decay: float = DECAY) -> tuple[torch.Tens
 TARGETS = ("identity", "constant")  # what the correlation is shrunk towards
 
 
-def shrunk_correlation(scaled: torch.Tensor, target: str = "identity") -> Dependence:
+def shrunk_correlation(scaled: torch.Tensor, target: str = "identity", decay: float | None = None) -> Dependence:
     """[T, N] standardized returns -> their covariance shrunk by Ledoit and Wolf's optimal intensity, as a
     correlation. `target` "identity": towards a scaled identity (Ledoit and Wolf 2004, "A well-conditioned
     estimator", as scikit-learn's LedoitWolf computes it); "constant": towards the constant-correlation matrix,
     every pair at the mean sample correlation (Ledoit and Wolf 2004, "Honey, I shrunk the sample covariance
     matrix"), which keeps the level of the tickers' co-movement and shrinks only its dispersion. With fewer days
-    than tickers the sample correlation is singular, and the shrunk one is still positive definite."""
+    than tickers the sample correlation is singular, and the shrunk one is still positive definite. `decay`: day
+    t of T weighs decay^(T - 1 - t) (the rows scaled by its square root, mean weight 1), so a stress's days raise
+    the correlation at once; None: every day alike."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     days, count = scaled.shape
+    if decay is not None:
+        weights = decay ** torch.arange(days - 1, -1, -1, dtype=scaled.dtype)
+        scaled = scaled * (weights / weights.mean()).sqrt()[:, None]
     identity = torch.eye(count, dtype=scaled.dtype)
     centred = scaled - scaled.mean(0)
     covariance = centred.T @ centred / days
@@ -127,19 +138,49 @@ T_CDF = {  # Student's t distribution functions in closed form
 
 
 @dataclass(frozen=True)
+class Tails:
+    """Each ticker's generalized Pareto tails beyond its lowest and highest served level, per horizon: [N, H, 2
+    sides (lower, upper), 3] of (shape, scale, rate). The excess beyond the last level, in units of the scale that
+    continues the last segment's slope, at a probability u deeper than `rate` is scale * ((rate / u)^shape - 1) /
+    shape (scale * log(rate / u) for shape 0); `rate`: how often the net's outcomes fell beyond that level (the
+    level itself where it is right). (0, 1, level) on both sides is the exponential tail."""
+
+    parameters: torch.Tensor  # [N, H, 2, 3]
+
+    @classmethod
+    def of(cls, fitted: Sequence[Mapping[str, Any] | None], horizon: int, levels: torch.Tensor,
+           shape: float = 0.0) -> Tails:
+        """From each ticker's bundle's `risk_tail` (metadata.json: {"lower"|"upper": {"shape", "scale", "rate":
+        [H]}}), or None: a tail of `shape`, scale 1, at the served level's own rate (a bundle fitted none, or the
+        settings ask for the fixed shape)."""
+        fixed = torch.tensor([[shape, 1.0, float(levels[0])], [shape, 1.0, 1 - float(levels[-1])]],
+                             dtype=torch.float64)
+        rows = []
+        for found in fitted:
+            if found is None:
+                rows.append(fixed.expand(horizon, 2, 3))
+                continue
+            sides = [torch.tensor([found[side][key][:horizon] for key in ("shape", "scale", "rate")],
+                                  dtype=torch.float64).T for side in ("lower", "upper")]
+            rows.append(torch.stack(sides, dim=1))
+        return cls(torch.stack(rows))
+
+
+@dataclass(frozen=True)
 class Located:
     """Where probabilities [N, S] fall among the levels, worked out once for every horizon's quantiles: the
-    segment and the weight within it, and how far into either tail (per unit of the tail's scale; 0 inside)."""
+    segment and the weight within it, and which of them lie beyond the lowest or highest level (a tenth of the
+    scenarios, or less: only they are carried into the tails)."""
 
     lower: torch.Tensor  # [N, S] the segment's lower level index
     weight: torch.Tensor  # [N, S] in [0, 1]: where in the segment (0 or 1 in the tails)
-    below: torch.Tensor  # [N, S] the lower tail's excess beyond the lowest level, 0 above it
-    above: torch.Tensor  # [N, S] the upper tail's excess beyond the highest level, 0 below it
+    below: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # the lower tail's (ticker, scenario, u)
+    above: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # the upper tail's (ticker, scenario, 1 - u)
     levels: torch.Tensor  # [Q]
 
     @classmethod
-    def of(cls, levels: torch.Tensor, u: torch.Tensor, shape: float) -> Located:
-        """`levels` [Q] increasing; `u` [N, S]; beyond the levels a generalized Pareto tail of `shape` (>= 0)."""
+    def of(cls, levels: torch.Tensor, u: torch.Tensor) -> Located:
+        """`levels` [Q] increasing; `u` [N, S]."""
         levels = levels.to(u.dtype)
         steps, last = levels.diff(), len(levels) - 1
         if torch.allclose(steps, steps[0]):  # even levels (every served model's): the segment by arithmetic
@@ -149,58 +190,95 @@ class Located:
         else:
             lower = torch.searchsorted(levels, u).clamp(1, last) - 1
             weight = ((u - levels[lower]) / steps[lower]).clamp(0, 1)
-        return cls(lower, weight, _excess(levels[0] / u, shape), _excess((1 - levels[-1]) / (1 - u), shape), levels)
+        (low_ticker, low_scenario), (high_ticker, high_scenario) = ((u < levels[0]).nonzero(as_tuple=True),
+                                                                    (u > levels[-1]).nonzero(as_tuple=True))
+        return cls(lower, weight, (low_ticker, low_scenario, u[low_ticker, low_scenario]),
+                   (high_ticker, high_scenario, 1 - u[high_ticker, high_scenario]), levels)
 
-    def changes(self, grid: torch.Tensor) -> torch.Tensor:
+    def changes(self, grid: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
         """Each ticker's value at the located probabilities from its quantiles `grid` [N, Q] at the levels: linear
-        between levels; beyond them the tail, its scale continuing the last segment's slope -> [N, S]."""
+        between levels; beyond them its tails [N, 2, 3] (one horizon of `Tails.parameters`) -> [N, S]."""
         grid = grid.to(self.weight.dtype)
+        tails = tails.to(grid.dtype)
         levels = self.levels
-        inside = torch.lerp(grid.gather(1, self.lower), grid.gather(1, self.lower + 1), self.weight)
-        below = levels[0] * (grid[:, 1] - grid[:, 0]) / (levels[1] - levels[0])  # [N] the tails' scales
+        values = torch.lerp(grid.gather(1, self.lower), grid.gather(1, self.lower + 1), self.weight)
+        below = levels[0] * (grid[:, 1] - grid[:, 0]) / (levels[1] - levels[0])  # [N] the tails' units
         above = (1 - levels[-1]) * (grid[:, -1] - grid[:, -2]) / (levels[-1] - levels[-2])
-        return inside - below[:, None] * self.below + above[:, None] * self.above
+        for (ticker, scenario, probability), unit, side, sign in ((self.below, below, 0, -1.0),
+                                                                  (self.above, above, 1, 1.0)):
+            shape, scale, rate = tails[ticker, side].unbind(-1)
+            values[ticker, scenario] += sign * unit[ticker] * scale * _excess(rate / probability, shape)
+        return values
 
 
-def _excess(ratio: torch.Tensor, shape: float) -> torch.Tensor:
+def _excess(ratio: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
     """A generalized Pareto tail's quantile beyond its threshold per unit of scale, (r^shape - 1) / shape (log r
-    for shape 0), where r = the threshold's tail probability over u's is above 1; 0 where it is not (not in it)."""
-    excess = torch.zeros_like(ratio)
-    inside = ratio > 1  # a tenth of the scenarios, or less: only they are computed
-    tail = ratio[inside]
-    excess[inside] = tail.log() if shape == 0 else (tail.pow(shape) - 1) / shape
-    return excess
+    for shape 0), where r = the threshold's tail probability over u's; 0 where r <= 1 (not beyond it)."""
+    logs = ratio.clamp_min(1).log()
+    safe = torch.where(shape == 0, torch.ones_like(shape), shape)
+    return torch.where(shape == 0, logs, torch.expm1(shape * logs) / safe)
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """How a position's scenarios are drawn: how many, and the marginals' tail shape (model-config.yaml's
-    `handler.risk`)."""
+    """How a position's scenarios are drawn, every setting chosen on validation by `make risk`
+    (docs/risk.md): model-config.yaml's `handler.risk`, read by the server, the monitor and the backtest alike
+    through `configured`."""
 
     scenarios: int = 5_000
-    tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels, chosen on validation
-    copula_df: int | None = None  # None: a Gaussian copula; 2 or 4: a Student-t copula, chosen on validation
-    shrink_to: str = "identity"  # the correlation's shrinkage target (TARGETS), chosen on validation
+    fitted_tail: bool = True  # the bundle's fitted tails where it has them (Tails.of); else `tail_shape`'s
+    tail_shape: float = 0.0  # the generalized Pareto shape beyond the served levels of a bundle without its own
+    reaction: float = 0.0  # the spread's power of today's EWMA volatility over the marginal's (0: as served)
+    copula_df: int | None = None  # None: a Gaussian copula; 2 or 4: a Student-t copula
+    shrink_to: str = "identity"  # the correlation's shrinkage target (TARGETS)
+    correlation_decay: float | None = None  # the correlation's weight decay per day back (None: equal weights)
+    min_days: int = 20  # the fewest common returns the dependence is estimated on (the most: fields.RISK_DAYS)
 
     @classmethod
-    def configured(cls, settings: Mapping[str, Any]) -> Sampler:
-        """From model-config.yaml's `handler.risk` (its other keys are the request's, not the draws')."""
-        return cls(**{key: settings[key] for key in ("scenarios", "tail_shape", "copula_df", "shrink_to")
-                      if key in settings})
+    def configured(cls, settings: Mapping[str, Any] | None) -> Sampler:
+        """From a settings mapping, model-config.yaml's `handler.risk` (each key optional; unknown keys are
+        refused: a misspelt setting would silently keep its default)."""
+        settings = dict(settings or {})
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"unknown risk setting(s) {unknown}; known: {sorted(names)}")
+        return cls(**settings)
 
     def draw(self, closes: torch.Tensor, last_closes: torch.Tensor, quantiles: torch.Tensor, levels: torch.Tensor,
-             horizons: Sequence[int], seed: int, independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:
+             horizons: Sequence[int], seed: int, fitted: Sequence[Mapping[str, Any] | None] | None = None,
+             independent: bool = False) -> tuple[Dependence, list[torch.Tensor]]:
         """The dependence of `closes` [T + 1, N] (common days, oldest first) and, per horizon, [S, N] each
         ticker's price change per share in each scenario (float32), from its forecast `quantiles` [N, H, Q] at
-        `levels` and its `last_closes` [N]; `independent`: the same marginals, drawn independently (a backtest's
-        peer)."""
-        dependence = shrunk_correlation(standardized(closes)[0], self.shrink_to)
+        `levels`, its `last_closes` [N] and its bundle's fitted tails (`fitted`, per ticker: metadata.json's
+        `risk_tail` or None; None: none has one); `independent`: the same marginals, drawn independently (a
+        backtest's peer)."""
+        scaled, today = standardized(closes)
+        dependence = shrunk_correlation(scaled, self.shrink_to, self.correlation_decay)
         u = uniforms(None if independent else dependence, len(last_closes), self.scenarios, seed,
                      None if independent else self.copula_df)
-        located = Located.of(levels, u, self.tail_shape)
+        located = Located.of(levels, u)
+        horizon = quantiles.shape[1]
+        own = fitted if fitted is not None and self.fitted_tail else [None] * len(last_closes)
+        tails = Tails.of(own, horizon, levels, self.tail_shape).parameters
         log_changes = (quantiles / last_closes[:, None, None]).log()
+        if self.reaction:
+            log_changes = self.reacted(log_changes, levels, today)
         closes = last_closes.float()[:, None]
-        return dependence, [(closes * located.changes(log_changes[:, step - 1]).expm1()).T for step in horizons]
+        return dependence, [(closes * located.changes(log_changes[:, step - 1], tails[:, step - 1]).expm1()).T
+                            for step in horizons]
+
+    def reacted(self, log_changes: torch.Tensor, levels: torch.Tensor, today: torch.Tensor) -> torch.Tensor:
+        """[N, H, Q] log-change quantiles spread around each median by (today's EWMA volatility `today` [N] over
+        the 1-day marginal's, read off its 5 and 95 % quantiles as a normal's) ** reaction."""
+        low, high = (int(torch.argmin((levels - level).abs())) for level in SPREAD_LEVELS)
+        middle = int(torch.argmin((levels - 0.5).abs()))
+        z = 2 * torch.special.ndtri(levels[high].to(log_changes.dtype))
+        served = (log_changes[:, 0, high] - log_changes[:, 0, low]) / z  # [N]
+        ratio = torch.where(served > 0, today.to(served.dtype) / served.clamp_min(1e-12), torch.ones_like(served))
+        factor = ratio.clamp(0.2, 5.0).pow(self.reaction)[:, None, None]
+        median = log_changes[:, :, middle:middle + 1]
+        return median + factor * (log_changes - median)
 
 
 def measures(changes: torch.Tensor, shares: torch.Tensor, levels: list[float],

@@ -65,6 +65,7 @@ class ForecastHandler(BaseHandler):
         asked = [index for index, properties in enumerate(headers) if properties.get("describe") != "True"]
         batch = preprocess.parse_batch([(data[index], headers[index]) for index in asked], self.portfolio,
                                        self.store)
+        batch = risk.checked(batch, self.risk)  # a portfolio's risk is refused before any forward pass
         outputs = inference.forecast(batch.instances)
         bodies: list[str | bytes] = [b""] * len(data)
         for index in described:  # json's: the description is small, and a client reads it once

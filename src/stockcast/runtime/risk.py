@@ -22,7 +22,7 @@ import torch
 from stockcast.runtime import copula
 from stockcast.runtime.body import BadRequest
 from stockcast.runtime.fields import RISK_DAYS, RiskAsk
-from stockcast.runtime.preprocess import Instance
+from stockcast.runtime.preprocess import Batch, Instance, Parsed
 from stockcast.runtime.routing import Portfolio
 
 PNL_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
@@ -30,52 +30,67 @@ PNL_LEVELS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99)
 
 @dataclass(frozen=True)
 class Model:
-    """The served risk model: the archive's calendar, the scenarios drawn and the marginals' tail (model-config's
-    `handler.risk`)."""
+    """The served risk model: the archive's calendar and how the scenarios are drawn (model-config's
+    `handler.risk`, through `copula.Sampler.configured` as the monitor and the backtest read it)."""
 
     portfolio: Portfolio
     sampler: copula.Sampler = copula.Sampler()
-    min_days: int = 20  # the fewest common returns the dependence is estimated on (the most: fields.RISK_DAYS)
 
     @classmethod
     def configured(cls, portfolio: Portfolio, settings: Mapping[str, Any] | None) -> Model:
-        """From model-config.yaml's `handler.risk` ({scenarios, tail_shape, copula_df, shrink_to, min_days}, each
-        optional)."""
-        settings = settings or {}
-        sampler = copula.Sampler.configured(settings)
-        return cls(portfolio, sampler, **{key: settings[key] for key in ("min_days",) if key in settings})
+        """From model-config.yaml's `handler.risk` (copula.Sampler's fields, each optional)."""
+        return cls(portfolio, copula.Sampler.configured(settings))
 
     def described(self) -> dict[str, Any]:
         """What the management description says of it."""
         df = self.sampler.copula_df
         return {"scenarios": self.sampler.scenarios, "tail_shape": self.sampler.tail_shape,
+                "fitted_tail": self.sampler.fitted_tail, "reaction": self.sampler.reaction,
                 "copula": "gaussian" if df is None else f"student-t, {df} degrees of freedom",
-                "shrink_to": self.sampler.shrink_to, "min_days": self.min_days, "max_days": RISK_DAYS}
+                "shrink_to": self.sampler.shrink_to, "correlation_decay": self.sampler.correlation_decay,
+                "min_days": self.sampler.min_days, "max_days": RISK_DAYS}
 
-    def assess(self, ask: RiskAsk, instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> dict[str, Any]:
-        """The answer's `risk` for a portfolio's forecasts (every one valid), in the contract's keys."""
-        levels = _levels(instances)
+    def check(self, ask: RiskAsk, instances: Sequence[Instance]) -> None:
+        """What a portfolio's `risk` needs of its forecasts before any is computed: quantile forecasts at the
+        same levels, the horizons they reach, a `last_date` on each; raises BadRequest naming what is wrong."""
+        _levels(instances)
         horizon = min(instance.bundle.meta.horizon for instance in instances)
         if max(ask.horizons) > horizon:
             raise BadRequest(f"'horizons' reach {max(ask.horizons)} trading days; these models forecast 1 to "
                              f"{horizon}")
+        for index, instance in enumerate(instances):
+            if instance.last_date is None:
+                raise BadRequest(f"instance {index} ({instance.symbol}) has no 'last_date': the risk aligns the "
+                                 "tickers' bars by date")
+
+    def assess(self, ask: RiskAsk, instances: Sequence[Instance], outputs: Sequence[torch.Tensor]) -> dict[str, Any]:
+        """The answer's `risk` for a portfolio's forecasts (every one valid and `check`ed), in the contract's
+        keys."""
+        levels = _levels(instances)
         closes, first, last = self.common_closes(instances)
         last_closes = torch.tensor([float(instance.history[-1, 0]) for instance in instances], dtype=torch.float64)
         quantiles = torch.stack([output.double() for output in outputs])  # [N, H, Q] prices
         seed = _seed(ask, last_closes, quantiles)
-        dependence, changes = self.sampler.draw(closes, last_closes, quantiles, levels, ask.horizons, seed)
+        fitted = [instance.bundle.meta.risk_tail for instance in instances]
+        dependence, changes = self.sampler.draw(closes, last_closes, quantiles, levels, ask.horizons, seed, fitted)
         shares = torch.tensor(ask.positions, dtype=torch.float64)
         per_horizon = [copula.measures(step, shares, list(ask.levels), list(PNL_LEVELS)) for step in changes]
         exchanges = sorted({instance.ticker.exchange or "unknown" for instance in instances})
         described = self.described()
+        own = self.sampler.fitted_tail and any(tail is not None for tail in fitted)
+        decay = self.sampler.correlation_decay
         method = {"copula": described["copula"], "scenarios": self.sampler.scenarios, "seed": seed,
                   "dependence": {"estimator": f"Ledoit-Wolf shrunk correlation (towards the {self.sampler.shrink_to} "
                                               "target) of daily log returns over their EWMA volatility (decay "
-                                              f"{copula.DECAY})",
+                                              f"{copula.DECAY}), "
+                                              + ("the days equally weighted" if decay is None else
+                                                 f"the days weighted by {decay} per day back"),
                                  "days": dependence.days, "first_day": first, "last_day": last,
                                  "shrinkage": round(dependence.shrinkage, 4)},
-                  "marginals": {"served_levels": [float(levels[0]), float(levels[-1])], "tail": "generalized Pareto",
-                                "tail_shape": self.sampler.tail_shape},
+                  "marginals": {"served_levels": [float(levels[0]), float(levels[-1])],
+                                "tail": "generalized Pareto, fitted to the model's errors" if own else
+                                        "generalized Pareto", "tail_shape": self.sampler.tail_shape,
+                                "volatility_reaction": self.sampler.reaction},
                   "exchanges": exchanges}
         if len(exchanges) > 1:
             method["currencies"] = ("tickers of several exchanges: each position's value is in its own currency "
@@ -97,10 +112,8 @@ class Model:
         """[T + 1, N] the instances' closes on the last days all of them traded (by their exchanges' sessions, from
         each one's `last_date` backwards, every row sent: at most RISK_DAYS returns), the first and last day."""
         spans: list[tuple[list[float], Sequence[str]]] = []  # each instance's closes and their days
-        for index, instance in enumerate(instances):
-            if instance.last_date is None:
-                raise BadRequest(f"instance {index} ({instance.symbol}) has no 'last_date': the risk aligns the "
-                                 "tickers' bars by date")
+        for instance in instances:
+            assert instance.last_date is not None  # `check`ed
             sessions = instance.ticker.sessions
             end = bisect.bisect_right(sessions, instance.last_date)
             closes = (instance.history if instance.rows is None else instance.rows)[:, 0].tolist()
@@ -117,10 +130,28 @@ class Model:
             common = sorted(set.intersection(*(set(days) for days in dated)))
             table = [[days[day] for day in common] for days in dated]
         keep = min(len(common), RISK_DAYS + 1)
-        if keep < self.min_days + 1:
+        if keep < self.sampler.min_days + 1:
             raise BadRequest(f"the instances' bars share {keep} trading days; the risk needs at least "
-                             f"{self.min_days + 1} common days (send more bars, with matching 'last_date's)")
+                             f"{self.sampler.min_days + 1} common days (send more bars, with matching 'last_date's)")
         return torch.tensor([row[-keep:] for row in table], dtype=torch.float64).T, common[-keep], common[-1]
+
+
+def checked(batch: Batch, model: Model | None) -> Batch:
+    """`batch` with each portfolio whose `risk` fails `Model.check` (or that no model answers) turned into its 400
+    before any forecast is computed; a portfolio with a forecast of its own in error keeps that error."""
+    requests: list[Parsed | BadRequest] = []
+    for request in batch.requests:
+        answered = [] if isinstance(request, BadRequest) else [item for item in request.items if isinstance(item, int)]
+        if isinstance(request, Parsed) and request.risk is not None and len(answered) == len(request.items):
+            try:
+                if model is None:
+                    raise BadRequest("this server answers no 'risk'")
+                model.check(request.risk, [batch.instances[item] for item in answered])
+            except BadRequest as err:
+                requests.append(err)
+                continue
+        requests.append(request)
+    return Batch(requests, batch.instances)
 
 
 def _levels(instances: Sequence[Instance]) -> torch.Tensor:

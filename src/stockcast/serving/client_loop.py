@@ -65,6 +65,7 @@ class ClientLoop:
         outcome: int | str  # the HTTP status, or the exception's name
         while not self._stop.is_set():
             start = time.perf_counter()
+            refused = False  # a key a restarted server no longer knows: read again once the answer is recorded
             try:
                 connection.request("POST", self._target.path, self._body, self._headers)
                 answer = connection.getresponse()
@@ -73,14 +74,16 @@ class ClientLoop:
                 if answer.status == 200:
                     version = json.loads(data).get("model_version", "portfolio")
                     bodies.add(data)
-                elif self._rekey and b"InvalidKeyException" in data:
-                    self._headers = headers(self._rekey())
+                else:
+                    refused = self._rekey is not None and b"InvalidKeyException" in data
             except (OSError, http.client.HTTPException, ValueError) as err:
                 outcome, version = type(err).__name__, None
                 connection.close()
                 connection = self._connect()
             latencies.append((time.perf_counter() - start) * 1e3)
             timeline.append((time.monotonic(), outcome))
+            if refused and self._rekey:
+                self._headers = headers(self._rekey())
             statuses[outcome] += 1
             if version:
                 versions[version] += 1

@@ -18,6 +18,7 @@ from stockcast.cli import Say
 from stockcast.data.download import Downloader
 from stockcast.release.retrain import retrain, summary, train_config
 from stockcast.serving.server import Server
+from stockcast.serving.settings import MODEL_CONFIG
 from stockcast.symbols import normalize_symbol
 from stockcast.watch import portfolio_risk
 from stockcast.watch.monitor import Settings, Status, check, history, table, vol_ratios
@@ -26,7 +27,6 @@ from stockcast.watch.track_record import TrackRecord
 
 TRACK = "serve"  # the MLflow track of the served figures (a replay logs under its own)
 WATCHED = ROOT / "monitoring" / "portfolios.yaml"  # the portfolios whose served VaR is scored
-MODEL_CONFIG = ROOT / "model-config.yaml"  # its handler.risk: the served risk model's settings
 
 
 def monitor(server: Server, data_dir: Path, tracking_uri: str, stocks: list[str] | None, settings: Settings,
@@ -47,7 +47,10 @@ def monitor(server: Server, data_dir: Path, tracking_uri: str, stocks: list[str]
             say(table(statuses, settings.rules))
             risks = []
             scores = portfolio_risk.PortfolioScores(track, portfolio_risk.sampler(MODEL_CONFIG))
-            for name, positions in portfolio_risk.watched(WATCHED).items():
+            listed = portfolio_risk.watched(WATCHED) if WATCHED.exists() else {}
+            if not WATCHED.exists():
+                say(f"no watched portfolios: {WATCHED} is absent, no portfolio's VaR is scored")
+            for name, positions in listed.items():
                 missing = sorted(set(positions) - set(track.served_symbols()))
                 if missing:
                     say(f"portfolio {name}: not scored, {', '.join(missing)} never served")

@@ -21,11 +21,11 @@ import pandas as pd
 import torch
 import yaml
 
+from stockcast.config import risk_settings
 from stockcast.errors import StockcastError
 from stockcast.metrics import kupiec, traffic_light
 from stockcast.runtime import copula
 from stockcast.runtime.fields import RISK_DAYS
-from stockcast.runtime.risk import Model
 from stockcast.watch.track_record import Origin
 
 LEVEL = 0.99  # the VaR watched: Basel's
@@ -52,9 +52,8 @@ def watched(path: Path) -> dict[str, dict[str, float]]:
 
 
 def sampler(model_config: Path) -> copula.Sampler:
-    """The served risk model's sampler, from model-config.yaml's `handler.risk`."""
-    settings = (yaml.safe_load(model_config.read_text()).get("handler") or {}).get("risk") or {}
-    return copula.Sampler.configured(settings)
+    """The served risk model's sampler, from model-config.yaml's `handler.risk` as the server reads it."""
+    return copula.Sampler.configured(risk_settings(model_config))
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class PortfolioScores:
         served = [{origin.date: origin for origin in self.record.origins(ticker)} for ticker in tickers]
         shares = torch.tensor([positions[ticker] for ticker in tickers], dtype=torch.float64)
         known = self._days.setdefault(name, {})
-        for row in range(Model.min_days, len(closes) - 1):  # as the server: at least min_days returns behind
+        for row in range(self.sampler.min_days, len(closes) - 1):  # as the server: at least min_days returns
             day = closes.index[row]
             if day in known or any(day not in by_date for by_date in served):
                 continue
@@ -94,7 +93,8 @@ class PortfolioScores:
             quantiles = torch.from_numpy(np.stack([origin.quantiles for origin in origins]))
             levels = torch.tensor(origins[0].bundle.meta.levels or (), dtype=torch.float64)
             _, [changes] = self.sampler.draw(window, window[-1], quantiles, levels, [1],
-                                             zlib.crc32(f"{name} {day.date()}".encode()))
+                                             zlib.crc32(f"{name} {day.date()}".encode()),
+                                             [origin.bundle.meta.risk_tail for origin in origins])
             var = copula.measures(changes, shares, [LEVEL], [0.5]).var[0]
             pnl = float(shares @ torch.from_numpy(closes.iloc[row + 1].to_numpy() - closes.iloc[row].to_numpy()))
             known[day] = {"date": day, "var": var, "pnl": pnl, "exception": pnl < -var}
