@@ -22,7 +22,7 @@ def test_bundle_has_weights_model_file_and_metadata(trained_run):
     levels = [round(0.05 * k, 2) for k in range(1, 20)]
     assert metadata["net"] == {"features": ["Close"], "horizon": 10, "window": 20, "context": 100, "hidden": 16,
                                "layers": 1, "dropout": 0.1, "target": "volatility", "quantiles": levels,
-                               "volatility": "close", "decay": 0.94, "spans": []}
+                               "volatility": "close", "decay": 0.94, "spans": [], "start": "ewma"}
     assert metadata["metrics"]["test_mape"] == result.metrics["test_mape"]
     assert imported_roots(bundle / MODEL_FILE) <= {"torch", *sys.stdlib_module_names}  # the bundle loads alone
 
