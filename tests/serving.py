@@ -4,7 +4,9 @@ archived runs, and the client loop `make bench` uses too, pointed at it, countin
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from stockcast.serving.client import Response, post_json
 from stockcast.serving.client_loop import ClientLoop
 from stockcast.serving.private_server import private_server
 from stockcast.serving.server import Server
+from stockcast.serving.versions import startup_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = [60.0 + 0.1 * day for day in range(30)]
@@ -82,3 +85,23 @@ def recent_bars(sessions: list[str], behind: int = 0, rows: int = 120, stock: st
 def store_file(frame: pd.DataFrame) -> bytes:
     """A price store's CSV of `frame`, in the shape the refresh writes (Date, Open, High, Low, Close, Volume)."""
     return frame[COLUMNS].to_csv(date_format="%Y-%m-%d", index_label="Date").encode()
+
+
+def replace_stored(store: Path, symbol: str, frame: pd.DataFrame) -> None:
+    """`frame` as `symbol`'s file of the price store `store`, replaced in one step as the refresh does."""
+    partial = store / f".{symbol}.csv.partial"
+    partial.write_bytes(store_file(frame))
+    os.replace(partial, store / f"{symbol}.csv")
+
+
+@contextmanager
+def serving_a_store(result: RunResult, tmp_path_factory: pytest.TempPathFactory,
+                    name: str) -> Iterator[tuple[Server, Path, dict[str, Any]]]:
+    """TorchServe serving `result` over an empty price store; the store and the started archive's portfolio.json."""
+    store = tmp_path_factory.mktemp(f"{name}_store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STORE_ENV, str(store))
+        with running_server(result, tmp_path_factory.mktemp(name)) as server:
+            with zipfile.ZipFile(startup_archive(server.model_store)) as mar:
+                portfolio = json.loads(mar.read("portfolio.json"))
+            yield server, store, portfolio

@@ -5,7 +5,6 @@ a broken, missing or stale file is its forecast's error alone; hostile `stock` v
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from stockcast.serving.client_loop import ClientLoop
 from stockcast.serving.versions import startup_archive
 from tests.bad_bodies import HOSTILE_STOCKS
 from tests.conftest import ROOT
-from tests.serving import answered, recent_bars, running_server, sent_bars, store_file
+from tests.serving import answered, recent_bars, replace_stored, running_server, sent_bars
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +44,7 @@ def _write(store: Path, sessions: list[str], behind: int = 0) -> dict:
     """VALE3's bars as fresh as `behind` sessions ago, replaced in one step as the refresh does; the last 100 of
     them as a request would send them."""
     frame = recent_bars(sessions, behind)
-    partial = store / ".VALE3.SA.csv.partial"
-    partial.write_bytes(store_file(frame))
-    os.replace(partial, store / "VALE3.SA.csv")
+    replace_stored(store, "VALE3.SA", frame)
     return sent_bars(frame)
 
 

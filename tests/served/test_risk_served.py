@@ -4,15 +4,10 @@ the request's 400 naming it (the arithmetic's own tests: tests/runtime/test_risk
 
 from __future__ import annotations
 
-import json
-import os
-import zipfile
-
 import pytest
 
 from stockcast.serving.client import call
-from stockcast.serving.versions import startup_archive
-from tests.serving import answered, recent_bars, running_server, sent_bars, store_file
+from tests.serving import answered, recent_bars, replace_stored, sent_bars, serving_a_store
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +15,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(trained_run, tmp_path_factory):
     """TorchServe serving the session's VALE3 run, with a price store holding a year of VALE3's bars."""
-    store = tmp_path_factory.mktemp("risk_store")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STOCKCAST_PRICE_STORE", str(store))
-        with running_server(trained_run[0], tmp_path_factory.mktemp("risk")) as server:
-            with zipfile.ZipFile(startup_archive(server.model_store)) as mar:
-                calendar = json.loads(mar.read("portfolio.json"))["calendar"]
-            sessions = calendar["exchanges"][calendar["stocks"]["VALE3.SA"]]["sessions"]
-            frame = recent_bars(sessions, rows=300)
-            (store / ".partial").write_bytes(store_file(frame))
-            os.replace(store / ".partial", store / "VALE3.SA.csv")
-            yield server, frame
+    with serving_a_store(trained_run[0], tmp_path_factory, "risk") as (server, store, portfolio):
+        calendar = portfolio["calendar"]
+        sessions = calendar["exchanges"][calendar["stocks"]["VALE3.SA"]]["sessions"]
+        frame = recent_bars(sessions, rows=300)
+        replace_stored(store, "VALE3.SA", frame)
+        yield server, frame
 
 
 def _sent(frame, rows: int = 260) -> dict:

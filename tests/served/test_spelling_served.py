@@ -4,16 +4,11 @@ in the price store, answers the same by name as "PETR4", " petr4 " and "PETR4.SA
 
 from __future__ import annotations
 
-import json
-import os
-import zipfile
-
 import mlflow
 import pytest
 
-from stockcast.serving.versions import startup_archive
 from tests.conftest import compose_train
-from tests.serving import answered, recent_bars, running_server, sent_bars, store_file
+from tests.serving import answered, recent_bars, replace_stored, sent_bars, serving_a_store
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +30,12 @@ def global_run(tmp_path_factory, shared_data):
 @pytest.fixture(scope="module")
 def served(global_run, tmp_path_factory):
     """TorchServe serving the global model over a store holding PETR4.SA's recent bars; B3's sessions."""
-    store = tmp_path_factory.mktemp("spelling_store")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STOCKCAST_PRICE_STORE", str(store))
-        with running_server(global_run, tmp_path_factory.mktemp("spelling")) as server:
-            with zipfile.ZipFile(startup_archive(server.model_store)) as mar:
-                portfolio = json.loads(mar.read("portfolio.json"))
-            assert "PETR4.SA" not in portfolio["members"] and portfolio["any_ticker"]
-            exchanges = portfolio["calendar"]["exchanges"]
-            frame = recent_bars(exchanges["BVMF"]["sessions"], rows=300, stock="PETR4.SA")
-            (store / ".partial").write_bytes(store_file(frame))
-            os.replace(store / ".partial", store / "PETR4.SA.csv")
-            yield server, frame, exchanges
+    with serving_a_store(global_run, tmp_path_factory, "spelling") as (server, store, portfolio):
+        assert "PETR4.SA" not in portfolio["members"] and portfolio["any_ticker"]
+        exchanges = portfolio["calendar"]["exchanges"]
+        frame = recent_bars(exchanges["BVMF"]["sessions"], rows=300, stock="PETR4.SA")
+        replace_stored(store, "PETR4.SA", frame)
+        yield server, frame, exchanges
 
 
 def test_every_spelling_of_a_b3_ticker_is_one_answer_with_b3_dates(served):
